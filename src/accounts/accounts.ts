@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import type { Db } from '../db/connect.ts';
+import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
+import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
+import { passwordProblem } from './password-policy.ts';
+
+export type Account = {
+  id: string;
+  username: string;
+  displayName: string;
+  phone: string | null;
+  email: string | null;
+  status: 'active' | 'disabled';
+  updatedAt: Date;
+};
+
+type AccountRow = {
+  id: string;
+  username: string;
+  display_name: string;
+  phone: string | null;
+  email: string | null;
+  password_hash: string;
+  status: 'active' | 'disabled';
+  updated_at: Date;
+};
+
+const toAccount = (r: AccountRow): Account => ({
+  id: r.id,
+  username: r.username,
+  displayName: r.display_name,
+  phone: r.phone,
+  email: r.email,
+  status: r.status,
+  updatedAt: r.updated_at,
+});
+
+// Mainland mobile numbers, stored as 11 digits; +86 / 86 prefixes are accepted on input.
+const PHONE = /^(?:\+?86)?(1[3-9]\d{9})$/;
+export const normalisePhone = (value: string): string | undefined => PHONE.exec(value.replace(/[\s-]/g, ''))?.[1];
+
+// A username starts with a letter, so it can never be mistaken for a phone number or email.
+export const usernameSchema = z
+  .string()
+  .trim()
+  .regex(/^[A-Za-z][A-Za-z0-9_.-]{2,31}$/, 'must be 3-32 characters: a letter, then letters, digits, _ . or -');
+
+export const newAccountSchema = z.strictObject({
+  username: usernameSchema,
+  displayName: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  phone: z
+    .string()
+    .transform((v, ctx) => normalisePhone(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a mainland mobile number such as 13800138000' }), z.NEVER))
+    .optional(),
+  email: z.email('must be an email address such as name@example.com').max(254).transform((v) => v.toLowerCase()).optional(),
+  password: z.string(),
+});
+
+export type NewAccount = z.input<typeof newAccountSchema>;
+
+export async function createAccount(db: Db, input: NewAccount): Promise<Account> {
+  const a = parseInput(newAccountSchema, input);
+  const problem = passwordProblem(a.password, [a.username, a.phone, a.email?.split('@')[0]]);
+  if (problem) throw new InputError('password', problem);
+  const passwordHash = await hashPassword(a.password);
+  try {
+    const [row] = await db<AccountRow>('accounts')
+      .insert({ username: a.username, display_name: a.displayName, phone: a.phone ?? null, email: a.email ?? null, password_hash: passwordHash })
+      .returning('*');
+    return toAccount(row!);
+  } catch (err) {
+    if (!isUniqueViolation(err)) throw err;
+    const detail = String((err as { constraint?: string }).constraint ?? '');
+    const field = detail.includes('phone') ? 'phone' : detail.includes('email') ? 'email' : 'username';
+    throw new ConflictError(field, 'is already used by another account');
+  }
+}
+
+function identifierQuery(db: Db, identifier: string) {
+  const value = identifier.trim();
+  const phone = normalisePhone(value);
+  if (phone) return db<AccountRow>('accounts').where({ phone });
+  if (value.includes('@')) return db<AccountRow>('accounts').whereRaw('lower(email) = ?', [value.toLowerCase()]);
+  return db<AccountRow>('accounts').whereRaw('lower(username) = ?', [value.toLowerCase()]);
+}
+
+export async function findAccount(db: Db, id: string): Promise<Account | undefined> {
+  if (!z.uuid().safeParse(id).success) return undefined;
+  const row = await db<AccountRow>('accounts').where({ id }).first();
+  return row && toAccount(row);
+}
+
+export async function findAccountByIdOrUsername(db: Db, value: string): Promise<Account | undefined> {
+  return (await findAccount(db, value)) ?? (await identifierQuery(db, value).first().then((r) => r && toAccount(r)));
+}
+
+// Unknown identifier, wrong password and disabled account give the same answer in
+// the same time: the caller cannot tell them apart.
+export async function authenticate(db: Db, identifier: string, password: string): Promise<Account | undefined> {
+  const row = identifier.trim() && password ? await identifierQuery(db, identifier).first() : undefined;
+  const ok = await verifyPassword(row?.password_hash, password);
+  if (!row || !ok || row.status !== 'active') return undefined;
+  if (needsRehash(row.password_hash)) {
+    await db('accounts').where({ id: row.id }).update({ password_hash: await hashPassword(password) });
+  }
+  return toAccount(row);
+}

@@ -1,0 +1,91 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+// Every setting the server reads, validated once at start. A bad value stops the
+// process with a message that names the variable; nothing else reads process.env.
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], {
+    error: 'must be one of true/false, 1/0, yes/no, on/off',
+  })
+  .transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+
+const port = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(0, 'must be between 0 and 65535')
+  .max(65535, 'must be between 0 and 65535');
+
+const seconds = z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number').positive('must be positive');
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test'], { error: 'must be development, production or test' }).default('development'),
+  PORT: port.default(3000),
+  HOST: z.string().min(1, 'must not be empty').optional(),
+  ISSUER: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as https://passport.example.gov.cn' }).optional(),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
+  DATA_DIR: z.string().min(1, 'must not be empty').default('data'),
+  TRUST_PROXY: bool.default(false),
+  MASTER_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+    .optional(),
+  DEMO: bool.optional(),
+  PURGE_INTERVAL: seconds.default(600),
+  DATABASE_POOL_MAX: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(200, 'must be at most 200').default(10),
+});
+
+export type Config = {
+  production: boolean;
+  port: number;
+  host: string;
+  // Unset: http://localhost:<the port actually bound>, known only once listening.
+  issuer: string | undefined;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  trustProxy: boolean;
+  masterKey: Buffer | undefined;
+  demo: boolean;
+  purgeIntervalSeconds: number;
+  databasePoolMax: number;
+};
+
+export class ConfigError extends Error {}
+
+const isLoopbackHost = (hostname: string) =>
+  hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  const issuer = e.ISSUER?.replace(/\/+$/, '');
+  const issuerUrl = issuer ? new URL(issuer) : undefined;
+  if (issuerUrl && (issuerUrl.search || issuerUrl.hash)) throw new ConfigError('ISSUER: must not have a query or fragment');
+  if (production) {
+    if (!e.MASTER_KEY) throw new ConfigError('MASTER_KEY: required when NODE_ENV=production (32 random bytes in base64: openssl rand -base64 32)');
+    if (!issuerUrl) throw new ConfigError('ISSUER: required when NODE_ENV=production (the public https URL of this provider)');
+    if (issuerUrl.protocol === 'http:' && !isLoopbackHost(issuerUrl.hostname)) {
+      throw new ConfigError('ISSUER: must use https:// when NODE_ENV=production (http:// is allowed only for localhost)');
+    }
+    if (e.DEMO) throw new ConfigError('DEMO: the demo cannot run when NODE_ENV=production');
+  }
+  return {
+    production,
+    port: e.PORT,
+    host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
+    issuer,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.DATA_DIR),
+    trustProxy: e.TRUST_PROXY,
+    masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,
+    demo: e.DEMO ?? !production,
+    purgeIntervalSeconds: e.PURGE_INTERVAL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+  };
+}

@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import ClientPgLite from 'knex-pglite';
+import { PGlite } from '@electric-sql/pglite';
+
+export type Db = Knex;
+
+export type Database = {
+  db: Db;
+  kind: 'postgres' | 'embedded';
+  close(): Promise<void>;
+};
+
+export class DatabaseInUseError extends Error {}
+
+export function openPostgres(url: string, poolMax = 10): Database {
+  const db = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: poolMax } });
+  return { db, kind: 'postgres', close: () => db.destroy() };
+}
+
+// Knex over a PGlite instance the caller owns (tests hand in a fresh clone).
+export function knexOverPglite(pglite: PGlite): Db {
+  return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) as object } as Knex.Config);
+}
+
+// An embedded database's files belong to one process. The lock file holds the
+// owner's pid; a stale lock (owner gone) is taken over, a live one is refused.
+function takeLock(lockFile: string): () => void {
+  try {
+    const pid = Number(fs.readFileSync(lockFile, 'utf8'));
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new DatabaseInUseError(
+        `the embedded database in ${path.dirname(lockFile)} is in use by process ${pid} (a running server?). ` +
+          'Stop it first, or point both at PostgreSQL with DATABASE_URL.',
+      );
+    }
+  } catch (err) {
+    if (err instanceof DatabaseInUseError) throw err;
+  }
+  fs.writeFileSync(lockFile, String(process.pid), { mode: 0o600 });
+  return () => fs.rmSync(lockFile, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function openEmbedded(dataDir: string): Promise<Database> {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const release = takeLock(path.join(dataDir, 'pglite.lock'));
+  try {
+    const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+    const db = knexOverPglite(pglite);
+    return {
+      db,
+      kind: 'embedded',
+      async close() {
+        await db.destroy(); // knex-pglite closes the PGlite instance with its connection
+        if (!pglite.closed) await pglite.close();
+        release();
+      },
+    };
+  } catch (err) {
+    release();
+    throw err;
+  }
+}
+
+export function openDatabase(config: { databaseUrl: string | undefined; dataDir: string; databasePoolMax: number }): Promise<Database> {
+  return config.databaseUrl ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax)) : openEmbedded(config.dataDir);
+}

@@ -1,0 +1,47 @@
+import crypto from 'node:crypto';
+import type { Db } from '../db/connect.ts';
+import { createAccount, findAccountByIdOrUsername } from '../accounts/accounts.ts';
+import { createClient, findClientMetadata } from '../windows/clients.ts';
+import { listWindows } from '../windows/windows.ts';
+
+// The demo: two window sites served by this same process, and one person to sign in
+// with. Only outside production (config.ts refuses DEMO in production).
+
+export const DEMO_ACCOUNT = { username: 'demo', password: 'henan-sme-2014', displayName: '演示用户', phone: '13800000000' };
+
+export const DEMO_SITES = [
+  { slug: 'zhengzhou', region: '410100' },
+  { slug: 'luoyang', region: '410300' },
+] as const;
+
+export const demoClientId = (slug: string) => `demo-${slug}`;
+
+// The demo sites need their plain secret at every start, but only its digest is
+// stored: derive it from the master key instead of keeping it anywhere.
+export const demoClientSecret = (masterKey: Buffer, slug: string) =>
+  crypto.createHmac('sha256', masterKey).update(`demo-client-secret:${slug}`).digest('base64url');
+
+export async function seedDemo(db: Db, masterKey: Buffer, issuer: string): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx.raw("SELECT pg_advisory_xact_lock(hashtext('sme-passport:seed-demo'))");
+    const windows = await listWindows(trx);
+    for (const site of DEMO_SITES) {
+      if (await findClientMetadata(trx, demoClientId(site.slug))) continue;
+      const window = windows.find((w) => w.kind === 'comprehensive' && w.region === site.region);
+      if (!window) continue;
+      const base = `${issuer}/demo/${site.slug}`;
+      await createClient(
+        trx,
+        {
+          windowId: window.id,
+          name: `${window.name}（演示站点）`,
+          redirectUris: [`${base}/callback`],
+          postLogoutRedirectUris: [`${base}/`],
+          backchannelLogoutUri: `${base}/backchannel-logout`,
+        },
+        { clientId: demoClientId(site.slug), secret: demoClientSecret(masterKey, site.slug) },
+      );
+    }
+    if (!(await findAccountByIdOrUsername(trx, DEMO_ACCOUNT.username))) await createAccount(trx, DEMO_ACCOUNT);
+  });
+}

@@ -1,0 +1,31 @@
+import { fileURLToPath } from 'node:url';
+import type { Context } from 'koa';
+import { Eta } from 'eta';
+import { langOf, translator } from './i18n.ts';
+
+// Every page goes through here: the engine escapes every <%= %> by default.
+const eta = new Eta({
+  views: fileURLToPath(new URL('../../views', import.meta.url)),
+  autoEscape: true,
+  cache: process.env.NODE_ENV === 'production',
+});
+
+// Links that switch language keep the current path and query.
+function langSwitchHref(ctx: Context, lang: string): string {
+  const params = new URLSearchParams(ctx.querystring);
+  params.set('lang', lang);
+  return `${ctx.path}?${params}`;
+}
+
+export function render(ctx: Context, view: string, data: Record<string, unknown> = {}, status = 200): void {
+  const lang = langOf(ctx);
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = eta.render(view, {
+    ...data,
+    lang,
+    t: translator(lang),
+    switchHref: langSwitchHref(ctx, lang === 'en' ? 'zh-CN' : 'en'),
+  });
+}

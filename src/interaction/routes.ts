@@ -1,0 +1,94 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { koaBody } from 'koa-body';
+import type Provider from 'oidc-provider';
+import type { Db } from '../db/connect.ts';
+import { authenticate } from '../accounts/accounts.ts';
+import { csrfToken, csrfValid } from '../http/csrf.ts';
+import { render } from '../http/render.ts';
+import { findClientMetadata } from '../windows/clients.ts';
+import { findWindow } from '../windows/windows.ts';
+
+// The provider's user interface: login, consent (third-party clients only) and abort.
+// The provider decides when an interaction is needed; these pages only answer it.
+
+const form = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
+
+async function whoAsks(db: Db, clientId: unknown) {
+  const client = typeof clientId === 'string' ? await findClientMetadata(db, clientId) : undefined;
+  const window = client ? await findWindow(db, client.window_id) : undefined;
+  return { clientName: client?.client_name, windowName: window?.name, thirdParty: client?.third_party ?? false };
+}
+
+type Body = Record<string, unknown>;
+const field = (ctx: Context, name: string): string => {
+  const value = (ctx.request.body as Body | undefined)?.[name];
+  return typeof value === 'string' ? value : '';
+};
+
+export function interactionRoutes(provider: Provider, db: Db): Router {
+  const router = new Router({ prefix: '/interaction/:uid' });
+
+  const details = (ctx: Context) => provider.interactionDetails(ctx.req, ctx.res);
+  const finish = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
+    const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(redirectTo);
+  };
+  const rejectForgery = (ctx: Context): boolean => {
+    if (csrfValid(ctx, field(ctx, 'csrf'))) return false;
+    render(ctx, 'error', { message: 'errorCsrf', code: 'csrf' }, 403);
+    return true;
+  };
+
+  const showLogin = async (ctx: Context, uid: string, params: Body, extra: Body = {}, status = 200) => {
+    render(ctx, 'login', { uid, csrf: csrfToken(ctx), ...(await whoAsks(db, params.client_id)), ...extra }, status);
+  };
+
+  router.get('/', async (ctx) => {
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name === 'login') return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
+    if (prompt.name === 'consent') {
+      const asker = await whoAsks(db, params.client_id);
+      const scopes = String(params.scope ?? '').split(' ').filter((s) => s && s !== 'openid');
+      return render(ctx, 'consent', { uid, csrf: csrfToken(ctx), ...asker, scopes });
+    }
+    ctx.throw(400, `unsupported prompt ${prompt.name}`);
+  });
+
+  router.post('/login', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
+    const identifier = field(ctx, 'identifier').slice(0, 254);
+    const password = field(ctx, 'password').slice(0, 1024);
+    if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
+    const account = await authenticate(db, identifier, password);
+    if (!account) return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
+    await finish(ctx, { login: { accountId: account.id, amr: ['pwd'], remember: true } });
+  });
+
+  router.post('/confirm', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const interaction = await details(ctx);
+    const { prompt, params, session, grantId } = interaction;
+    if (prompt.name !== 'consent' || !session) return ctx.throw(400, 'this interaction does not expect a consent');
+    const grant = grantId
+      ? await provider.Grant.find(grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    if (!grant) return ctx.throw(400, 'the grant of this interaction no longer exists');
+    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    await finish(ctx, { consent: { grantId: await grant.save() } });
+  });
+
+  router.post('/abort', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    await details(ctx);
+    await finish(ctx, { error: 'access_denied', error_description: 'the person cancelled the sign-in' });
+  });
+
+  return router;
+}

@@ -1,0 +1,95 @@
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/connect.ts';
+import { findClientMetadata } from '../windows/clients.ts';
+
+// The provider's artifacts (sessions, codes, tokens, grants, interactions) in one
+// table. Clients are not artifacts: they come from the windows module.
+
+type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string; consumed?: number };
+
+const TABLE = 'oidc_artifacts';
+
+// Artifacts whose second use is an attack: a lost race to consume one revokes its grant.
+const SINGLE_USE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+
+const notExpired = (db: Db) => (q: ReturnType<Db>) => q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()));
+
+export async function revokeGrantArtifacts(db: Db, grantId: string): Promise<void> {
+  await db(TABLE).where({ grant_id: grantId }).delete();
+}
+
+function artifactAdapter(db: Db, model: string): Adapter {
+  const live = notExpired(db);
+  const load = async (where: Record<string, string>): Promise<Payload | undefined> => {
+    const row = await live(db(TABLE).where({ model, ...where })).first('payload', 'consumed_at');
+    if (!row) return undefined;
+    const payload = row.payload as Payload;
+    if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
+    return payload;
+  };
+
+  return {
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      const row = {
+        model,
+        id,
+        payload: JSON.stringify(payload),
+        grant_id: model === 'Grant' ? id : (payload.grantId ?? null),
+        uid: payload.uid ?? null,
+        user_code: payload.userCode ?? null,
+        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+      };
+      if (model === 'ReplayDetection') {
+        // Insert-only: of two concurrent uses of one client assertion, exactly one wins.
+        const inserted = await db(TABLE).insert(row).onConflict(['model', 'id']).ignore().returning('id');
+        if (inserted.length === 0) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
+        return;
+      }
+      await db(TABLE).insert(row).onConflict(['model', 'id']).merge(['payload', 'grant_id', 'uid', 'user_code', 'expires_at']);
+    },
+    find: (id: string) => load({ id }),
+    findByUid: (uid: string) => load({ uid }),
+    findByUserCode: (userCode: string) => load({ user_code: userCode }),
+    async destroy(id: string) {
+      await db(TABLE).where({ model, id }).delete();
+    },
+    async revokeByGrantId(grantId: string) {
+      await revokeGrantArtifacts(db, grantId);
+    },
+    // Atomic: the library checks "consumed" before calling this, but two parallel
+    // redemptions both pass that check; only one UPDATE can match.
+    async consume(id: string) {
+      const rows = await db(TABLE).where({ model, id }).whereNull('consumed_at').update({ consumed_at: db.fn.now() }).returning('grant_id');
+      if (rows.length > 0) return;
+      if (SINGLE_USE.has(model)) {
+        const row = await db(TABLE).where({ model, id }).first('grant_id');
+        if (row?.grant_id) await revokeGrantArtifacts(db, row.grant_id);
+        throw new errors.InvalidGrant(`${model === 'RefreshToken' ? 'refresh token' : 'grant'} already used`);
+      }
+    },
+  };
+}
+
+function clientAdapter(db: Db): Adapter {
+  const readOnly = async () => {
+    throw new Error('clients are managed through the windows module, not the provider');
+  };
+  return {
+    find: (id: string) => findClientMetadata(db, id) as Promise<AdapterPayload | undefined>,
+    upsert: readOnly,
+    destroy: readOnly,
+    consume: readOnly,
+    revokeByGrantId: readOnly,
+    findByUid: readOnly,
+    findByUserCode: readOnly,
+  };
+}
+
+export function createAdapter(db: Db) {
+  return (model: string) => (model === 'Client' ? clientAdapter(db) : artifactAdapter(db, model));
+}
+
+// Nothing in the library deletes expired rows. Any node may run this; it is idempotent.
+export async function purgeExpiredArtifacts(db: Db): Promise<number> {
+  return db(TABLE).where('expires_at', '<', db.fn.now()).delete();
+}

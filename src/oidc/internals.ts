@@ -1,0 +1,15 @@
+import type { Provider } from 'oidc-provider';
+import { constantTimeEqual, sha256 } from '../crypto/secrets.ts';
+
+// The one module that reaches into oidc-provider beyond its documented configuration,
+// so a library upgrade has one place to check.
+
+// The database holds only a SHA-256 digest of each client secret, and the adapter hands
+// that digest to the library as `client_secret`. Compare digests, in constant time.
+// (Symmetric uses of the secret, client_secret_jwt and HS* algorithms, are disabled.)
+export function compareClientSecretDigests(provider: Provider): void {
+  const proto = provider.Client.prototype as unknown as { clientSecret: string; compareClientSecret(actual: string): boolean };
+  proto.compareClientSecret = function compareClientSecret(actual: string) {
+    return typeof actual === 'string' && constantTimeEqual(this.clientSecret, sha256(actual));
+  };
+}

@@ -1,0 +1,122 @@
+import type { Context } from 'koa';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Db } from '../db/connect.ts';
+import { findAccount } from '../accounts/accounts.ts';
+import type { Logger } from '../http/errors.ts';
+import { render } from '../http/render.ts';
+import { createAdapter } from './adapter.ts';
+import { accountClaims, CLAIMS_BY_SCOPE, SCOPES } from './claims.ts';
+import { compareClientSecretDigests } from './internals.ts';
+import type { KeySet } from './keys.ts';
+import { outgoingFetch } from './outgoing-fetch.ts';
+
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; production: boolean };
+
+const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
+
+// First-party windows never see a consent screen: their grant is made (or widened to
+// what they ask) here, before the library decides whether to prompt.
+async function loadExistingGrant(ctx: KoaContextWithOIDC) {
+  const { client, session, provider } = ctx.oidc;
+  const grantId = ctx.oidc.result?.consent?.grantId ?? session!.grantIdFor(client!.clientId);
+  const existing = grantId ? await provider.Grant.find(grantId) : undefined;
+  if (!isFirstParty(client as never)) return existing;
+  const grant = existing ?? new provider.Grant({ clientId: client!.clientId, accountId: session!.accountId! });
+  const scopes = [...ctx.oidc.requestParamOIDCScopes].join(' ');
+  if (scopes) grant.addOIDCScope(scopes);
+  const claims = ctx.oidc.requestParamClaims;
+  if (claims?.size) grant.addOIDCClaims([...claims]);
+  await grant.save();
+  return grant;
+}
+
+const errorMessages: Record<string, string> = {
+  invalid_request: 'errorGeneric',
+  invalid_client: 'errorGeneric',
+  invalid_redirect_uri: 'errorGeneric',
+  session_not_found: 'errorSessionExpired',
+  server_error: 'errorInternal',
+};
+
+export function createProvider(o: ProviderOptions): Provider {
+  const configuration: Configuration = {
+    adapter: createAdapter(o.db),
+    async findAccount(_ctx, sub) {
+      const account = await findAccount(o.db, sub);
+      if (!account || account.status !== 'active') return undefined;
+      return { accountId: account.id, claims: async () => accountClaims(account) as { sub: string } };
+    },
+    claims: CLAIMS_BY_SCOPE,
+    scopes: SCOPES,
+    responseTypes: ['code'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', 'ES256'],
+      userinfoSigningAlgValues: ['RS256', 'ES256'],
+      introspectionSigningAlgValues: ['RS256', 'ES256'],
+      authorizationSigningAlgValues: ['RS256', 'ES256'],
+      requestObjectSigningAlgValues: ['RS256', 'ES256'],
+      clientAuthSigningAlgValues: ['RS256', 'ES256', 'PS256'],
+    },
+    extraClientMetadata: { properties: ['window_id', 'third_party'] },
+    jwks: o.keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: o.keys.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // A window's back end may check tokens issued to any client of its own window.
+        async allowedPolicy(ctx, client, token) {
+          if (client.clientAuthMethod === 'none') return token.clientId === client.clientId;
+          if (token.clientId === client.clientId) return true;
+          const owner = token.clientId ? await ctx.oidc.provider.Client.find(token.clientId) : undefined;
+          return owner !== undefined && owner['window_id'] === client['window_id'];
+        },
+      },
+      revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          render(ctx as unknown as Context, 'logout', { form });
+        },
+        async postLogoutSuccessSource(ctx) {
+          render(ctx as unknown as Context, 'logged-out');
+        },
+      },
+    },
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    rotateRefreshToken: true,
+    allowOmittingSingleRegisteredRedirectUri: false,
+    loadExistingGrant,
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false,
+    fetch: outgoingFetch(o.db) as Configuration['fetch'],
+    ttl: {
+      AccessToken: 3600,
+      AuthorizationCode: 60,
+      ClientCredentials: 3600,
+      IdToken: 3600,
+      Interaction: 1800,
+      RefreshToken: 14 * 24 * 3600,
+      Session: 12 * 3600,
+      Grant: 14 * 24 * 3600,
+    },
+    async renderError(ctx, out) {
+      const message = errorMessages[String(out.error)] ?? 'errorGeneric';
+      const detail = out.error === 'server_error' ? undefined : out.error_description;
+      render(ctx as unknown as Context, 'error', { message, code: out.error, detail }, ctx.status >= 400 ? ctx.status : 400);
+    },
+  };
+
+  const provider = new Provider(o.issuer, configuration);
+  compareClientSecretDigests(provider);
+  provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
+  provider.on('backchannel.error', (client, err) => o.logger.error(`back-channel logout to ${client.clientId} failed`, err));
+  return provider;
+}

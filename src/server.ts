@@ -1,0 +1,71 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import { openDatabase, type Database } from './db/connect.ts';
+import { migrate } from './db/migrate.ts';
+import { resolveMasterKey } from './crypto/master-key.ts';
+import { consoleLogger, type Logger } from './http/errors.ts';
+import { ensureKeys, loadKeys } from './oidc/keys.ts';
+import { purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { seedWindowRegistry } from './windows/seed.ts';
+import { seedDemo } from './demo/seed.ts';
+import { demoSites } from './demo/sites.ts';
+import { createApp } from './app.ts';
+
+export type RunningServer = { url: string; database: Database; close(): Promise<void> };
+
+// config -> database -> migrations and first-start seed -> keys -> app -> listening.
+// A caller may hand in an open database (tests hand in a fresh copy).
+export async function startServer(config: Config, options: { database?: Database; logger?: Logger } = {}): Promise<RunningServer> {
+  const logger = options.logger ?? consoleLogger;
+  const database = options.database ?? (await openDatabase(config));
+  const { db } = database;
+  const server = http.createServer();
+  try {
+    await migrate(db);
+    const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
+    await ensureKeys(db, masterKey);
+    await seedWindowRegistry(db);
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, resolve);
+    });
+    const issuer = config.issuer ?? `http://localhost:${(server.address() as AddressInfo).port}`;
+
+    const demo = config.demo ? demoSites(issuer, masterKey) : undefined;
+    if (config.demo) await seedDemo(db, masterKey, issuer);
+
+    const { app } = createApp({
+      issuer,
+      db,
+      keys: await loadKeys(db, masterKey),
+      trustProxy: config.trustProxy,
+      production: config.production,
+      logger,
+      extraRoutes: demo ? [demo.router] : [],
+      homeLinks: demo?.links,
+    });
+    server.on('request', app.callback());
+
+    const purge = setInterval(() => {
+      purgeExpiredArtifacts(db).catch((err) => logger.error('purging expired artifacts failed', err));
+    }, config.purgeIntervalSeconds * 1000);
+    purge.unref();
+
+    return {
+      url: issuer,
+      database,
+      async close() {
+        clearInterval(purge);
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        if (!options.database) await database.close();
+      },
+    };
+  } catch (err) {
+    server.close();
+    if (!options.database) await database.close();
+    throw err;
+  }
+}
