@@ -45,11 +45,28 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
     render(ctx, 'login', { uid, csrf: csrfToken(ctx), ...(await whoAsks(db, params.client_id)), ...extra }, status);
   };
 
+  // Records what the person allows; a first-party window gets it without asking.
+  const grantConsent = async (ctx: Context, interaction: Awaited<ReturnType<typeof details>>) => {
+    const { prompt, params, session, grantId } = interaction;
+    if (prompt.name !== 'consent' || !session) return ctx.throw(400, 'this interaction does not expect a consent');
+    const grant = grantId
+      ? await provider.Grant.find(grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    if (!grant) return ctx.throw(400, 'the grant of this interaction no longer exists');
+    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    await finish(ctx, { consent: { grantId: await grant.save() } });
+  };
+
   router.get('/', async (ctx) => {
-    const { uid, prompt, params } = await details(ctx);
+    const interaction = await details(ctx);
+    const { uid, prompt, params } = interaction;
     if (prompt.name === 'login') return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
     if (prompt.name === 'consent') {
       const asker = await whoAsks(db, params.client_id);
+      if (!asker.thirdParty) return grantConsent(ctx, interaction);
       const scopes = String(params.scope ?? '').split(' ').filter((s) => s && s !== 'openid');
       return render(ctx, 'consent', { uid, csrf: csrfToken(ctx), ...asker, scopes });
     }
@@ -70,18 +87,7 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
 
   router.post('/confirm', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const interaction = await details(ctx);
-    const { prompt, params, session, grantId } = interaction;
-    if (prompt.name !== 'consent' || !session) return ctx.throw(400, 'this interaction does not expect a consent');
-    const grant = grantId
-      ? await provider.Grant.find(grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
-    if (!grant) return ctx.throw(400, 'the grant of this interaction no longer exists');
-    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
-    await finish(ctx, { consent: { grantId: await grant.save() } });
+    await grantConsent(ctx, await details(ctx));
   });
 
   router.post('/abort', form, async (ctx) => {

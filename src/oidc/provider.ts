@@ -93,6 +93,8 @@ export function createProvider(o: ProviderOptions): Provider {
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     rotateRefreshToken: true,
     allowOmittingSingleRegisteredRedirectUri: false,
+    // Scope claims go into the ID token too: many window sites read only the ID token.
+    conformIdTokenClaims: false,
     loadExistingGrant,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false,

@@ -1,0 +1,52 @@
+import crypto from 'node:crypto';
+import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Spec } from './common.ts';
+
+// The ceiling: oidc-provider with nothing of ours around it. In-memory adapter (the
+// default), static clients, any login accepted by its development login page. It keeps
+// the settings that change the work per request the same as ours: an RS256 2048-bit
+// signing key (ours signs ID tokens with its RS256 key), signed lax cookies, and no
+// consent for these clients (the same loadExistingGrant idea as src/oidc/provider.ts).
+
+async function loadExistingGrant(ctx: KoaContextWithOIDC) {
+  const { client, session, provider } = ctx.oidc;
+  const grantId = ctx.oidc.result?.consent?.grantId ?? session!.grantIdFor(client!.clientId);
+  const grant = (grantId ? await provider.Grant.find(grantId) : undefined) ?? new provider.Grant({ clientId: client!.clientId, accountId: session!.accountId! });
+  const scopes = [...ctx.oidc.requestParamOIDCScopes].join(' ');
+  if (scopes) grant.addOIDCScope(scopes);
+  await grant.save();
+  return grant;
+}
+
+export function createBareProvider(issuer: string, spec: Spec): Provider {
+  const { service, a, b } = spec.clients;
+  const codeClient = (c: { id: string; secret: string }): ClientMetadata => ({
+    client_id: c.id,
+    client_secret: c.secret,
+    redirect_uris: [spec.redirectUri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const configuration: Configuration = {
+    clients: [
+      { client_id: service.id, client_secret: service.secret, redirect_uris: [], grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic' },
+      codeClient(a),
+      codeClient(b),
+    ],
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+    jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig', kid: 'bench' }] as never },
+    cookies: {
+      keys: [crypto.randomBytes(32).toString('base64url')],
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    responseTypes: ['code'],
+    features: { devInteractions: { enabled: true }, clientCredentials: { enabled: true } },
+    loadExistingGrant,
+  };
+  const provider = new Provider(issuer, configuration);
+  provider.on('server_error', (_ctx, err) => console.error('bare provider server_error', err));
+  return provider;
+}

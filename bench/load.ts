@@ -1,0 +1,148 @@
+import crypto from 'node:crypto';
+import autocannon from 'autocannon';
+import type { Credentials } from './common.ts';
+
+export type Stats = { perSecond: number; p50: number; p99: number; errors: number; firstError?: string };
+
+const FORM = 'application/x-www-form-urlencoded';
+// RFC 6749 2.3.1: id and secret are form-urlencoded before they are joined.
+const basic = (c: Credentials) => `Basic ${Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString('base64')}`;
+
+// ---- scenario 1: client_credentials, one request per iteration, so an HTTP load tool fits.
+
+export async function clientCredentials(base: string, client: Credentials, seconds: number, connections: number): Promise<Stats> {
+  const options = {
+    url: `${base}/token`,
+    method: 'POST' as const,
+    headers: { authorization: basic(client), 'content-type': FORM },
+    body: 'grant_type=client_credentials',
+    connections,
+  };
+  await autocannon({ ...options, duration: 2 }); // warm-up: JIT, connection pools, caches
+  const r = await autocannon({ ...options, duration: seconds });
+  return { perSecond: r.requests.total / r.duration, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors };
+}
+
+// ---- scenario 2: SSO hops. A hop is two dependent requests with a code carried from
+// one to the next, which autocannon cannot express, so plain loops over fetch.
+
+export type Flow = { base: string; redirectUri: string; cookie: string };
+
+const authorizeUrl = (base: string, clientId: string, redirectUri: string, state: string) =>
+  `${base}/auth?${new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: redirectUri, state, nonce: state })}`;
+
+// One SSO hop: the session cookie alone gets a code for client B, which B redeems.
+async function hop(flow: Flow, b: Credentials): Promise<void> {
+  const state = crypto.randomBytes(8).toString('base64url');
+  const auth = await fetch(authorizeUrl(flow.base, b.id, flow.redirectUri, state), { redirect: 'manual', headers: { cookie: flow.cookie } });
+  await auth.arrayBuffer(); // drain, so the connection goes back to the pool
+  const location = new URL(auth.headers.get('location') ?? '', flow.base);
+  const code = location.searchParams.get('code');
+  if (auth.status !== 303 || !code || location.searchParams.get('state') !== state || !location.href.startsWith(flow.redirectUri)) {
+    throw new Error(`authorize answered ${auth.status} ${location.href}`);
+  }
+  const token = await fetch(`${flow.base}/token`, {
+    method: 'POST',
+    headers: { authorization: basic(b), 'content-type': FORM },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: flow.redirectUri }),
+  });
+  const body = (await token.json()) as { id_token?: string; error?: string };
+  if (token.status !== 200 || !body.id_token) throw new Error(`token answered ${token.status} ${body.error ?? ''}`);
+}
+
+// `connections` loops back to back until the time is up; each hop's latency is kept.
+async function hopFor(flow: Flow, b: Credentials, seconds: number, connections: number): Promise<Stats> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      try {
+        await hop(flow, b);
+        latencies.push(performance.now() - t0);
+      } catch (err) {
+        errors++;
+        firstError ??= String(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, loop));
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((x, y) => x - y);
+  const pct = (p: number) => latencies[Math.max(0, Math.ceil((p / 100) * latencies.length) - 1)] ?? NaN;
+  return { perSecond: latencies.length / elapsed, p50: pct(50), p99: pct(99), errors, ...(firstError && { firstError }) };
+}
+
+export async function ssoHops(flow: Flow, b: Credentials, seconds: number, connections: number): Promise<Stats> {
+  await hopFor(flow, b, 2, connections); // warm-up
+  return hopFor(flow, b, seconds, connections);
+}
+
+// ---- the one real sign-in that creates the session the hops ride on.
+
+const unescapeHtml = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const attr = (tag: string, name: string) => {
+  const m = new RegExp(`\\b${name}="([^"]*)"`, 'i').exec(tag);
+  return m ? unescapeHtml(m[1]!) : undefined;
+};
+
+// The first form of a page, as a browser would submit it with the username and
+// password typed in. Works for our login page (identifier, password, csrf) and for
+// oidc-provider's development one (login, password, prompt).
+function fillForm(html: string, pageUrl: string, username: string, password: string) {
+  const form = /<form\b([^>]*)>([\s\S]*?)<\/form>/i.exec(html);
+  if (!form) throw new Error(`no form on ${pageUrl}`);
+  const fields = new URLSearchParams();
+  for (const [input] of form[2]!.matchAll(/<input\b[^>]*>/gi)) {
+    const name = attr(input, 'name');
+    if (!name) continue;
+    const typed = name === 'identifier' || name === 'login' ? username : name === 'password' ? password : undefined;
+    fields.set(name, typed ?? attr(input, 'value') ?? '');
+  }
+  return { action: new URL(attr(form[1]!, 'action') ?? pageUrl, pageUrl).href, fields };
+}
+
+// A cookie jar for one host: name -> value. An emptied or expired cookie is removed.
+function remember(jar: Map<string, string>, setCookie: string) {
+  const [pair = '', ...attributes] = setCookie.split(';');
+  const eq = pair.indexOf('=');
+  const name = pair.slice(0, eq).trim();
+  const value = pair.slice(eq + 1).trim();
+  const expired = attributes.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) < Date.now());
+  if (!value || expired) jar.delete(name);
+  else jar.set(name, value);
+}
+
+// Signs the person in on client A like a browser: follow redirects, submit the forms
+// shown, until the provider sends us back to the redirect URI with a code. Returns the
+// Cookie header that carries the session.
+export async function signIn(base: string, a: Credentials, redirectUri: string, person: { username: string; password: string }): Promise<string> {
+  const jar = new Map<string, string>();
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  let url = authorizeUrl(base, a.id, redirectUri, 'sign-in');
+  let init: RequestInit = {};
+  for (let step = 0; step < 10; step++) {
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: cookie() } });
+    for (const c of res.headers.getSetCookie()) remember(jar, c);
+    const body = await res.text();
+    const location = res.headers.get('location');
+    if (location?.startsWith(redirectUri)) {
+      if (!new URL(location).searchParams.get('code')) throw new Error(`sign-in ended without a code: ${location}`);
+      return cookie();
+    }
+    if (res.status >= 300 && res.status < 400 && location) {
+      url = new URL(location, url).href;
+      init = {};
+    } else if (res.status === 200 && /<form\b/i.test(body)) {
+      const { action, fields } = fillForm(body, url, person.username, person.password);
+      url = action;
+      init = { method: 'POST', headers: { 'content-type': FORM }, body: fields };
+    } else {
+      throw new Error(`sign-in stuck at ${url}: ${res.status} ${body.slice(0, 200)}`);
+    }
+  }
+  throw new Error('sign-in did not finish within 10 steps');
+}

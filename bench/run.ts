@@ -1,0 +1,135 @@
+// npm run bench: our server against bare oidc-provider, in one run, on this machine.
+// A measurement, never pass/fail. Each server runs in its own process and only one
+// runs at a time, so the server and this load generator each get a core.
+//
+//   BENCH_SECONDS      measured seconds per scenario (default 10, after a 2 s warm-up)
+//   BENCH_CONNECTIONS  concurrent connections / hop loops (default 16)
+//   BENCH_DATABASE_URL maintenance database used to create and drop sme_passport_bench
+//                      (default postgres://postgres@127.0.0.1:5432/postgres)
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import os from 'node:os';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { Ready, Spec } from './common.ts';
+import { clientCredentials, signIn, ssoHops, type Stats } from './load.ts';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const maintenanceUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const BENCH_DB = 'sme_passport_bench';
+
+// Every child we start is killed when we exit, however we exit.
+const children = new Set<ChildProcess>();
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client(maintenanceUrl);
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+// Starts `script` in its own Node process and waits for its one JSON "ready" line.
+async function startServer(name: string, script: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(script, import.meta.url))], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  exited.then(() => children.delete(child));
+  readline.createInterface({ input: child.stderr! }).on('line', (line) => console.error(`[${name}] ${line}`));
+
+  const ready = await new Promise<Ready>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000);
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      const parsed = (() => { try { return JSON.parse(line) as Ready; } catch { return undefined; } })();
+      if (parsed?.url) { clearTimeout(timer); resolve(parsed); } else console.error(`[${name}] ${line}`);
+    });
+    child.once('error', reject);
+    exited.then(() => { clearTimeout(timer); reject(new Error(`${name} exited before it was ready`)); });
+  });
+  // The servers listen on 127.0.0.1 only; ours names itself localhost. Talk to the address.
+  const url = ready.url.replace('//localhost:', '//127.0.0.1:');
+  return {
+    url,
+    clients: ready.clients,
+    async stop() {
+      child.kill('SIGTERM');
+      const force = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(force);
+    },
+  };
+}
+
+type Row = { scenario: string; server: string; stats: Stats };
+
+async function measure(server: string, script: string, spec: Spec, env: Record<string, string>): Promise<Row[]> {
+  const s = await startServer(server, script, env);
+  try {
+    console.error(`${server}: ${s.url}, client_credentials ...`);
+    const cc = await clientCredentials(s.url, s.clients.service, seconds, connections);
+    console.error(`${server}: sign-in, then SSO hops ...`);
+    const cookie = await signIn(s.url, s.clients.a, spec.redirectUri, spec.person);
+    const sso = await ssoHops({ base: s.url, redirectUri: spec.redirectUri, cookie }, s.clients.b, seconds, connections);
+    return [
+      { scenario: 'client_credentials', server, stats: cc },
+      { scenario: 'sso_hop', server, stats: sso },
+    ];
+  } finally {
+    await s.stop();
+  }
+}
+
+function printTable(rows: Row[]): void {
+  const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors'];
+  const lines = rows.map(({ scenario, server, stats: s }) => [scenario, server, s.perSecond.toFixed(1), s.p50.toFixed(1), s.p99.toFixed(1), String(s.errors)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  // Text columns left-aligned, numbers right-aligned.
+  const fmt = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(fmt(header));
+  for (const l of lines) console.log(fmt(l));
+  const ratio = (scenario: string) => {
+    const get = (server: string) => rows.find((r) => r.scenario === scenario && r.server === server)!.stats.perSecond;
+    return `${scenario} ${(get('ours') / get('bare')).toFixed(2)}`;
+  };
+  console.log(`ratio ours/bare (req/s; one SSO hop = 2 requests, counted once): ${ratio('client_credentials')}, ${ratio('sso_hop')}`);
+  for (const { scenario, server, stats } of rows) if (stats.firstError) console.log(`first error, ${scenario} ${server}: ${stats.firstError}`);
+}
+
+const secret = () => crypto.randomBytes(32).toString('base64url');
+const spec: Spec = {
+  clients: {
+    service: { id: 'bench-service', secret: secret() },
+    a: { id: 'bench-a', secret: secret() },
+    b: { id: 'bench-b', secret: secret() },
+  },
+  redirectUri: 'http://127.0.0.1:9/cb', // never called: the code is read off the Location header
+  person: { username: 'bench-person', password: 'bench-Passw0rd-42' },
+};
+const specEnv = { BENCH_SPEC: JSON.stringify(spec) };
+
+const benchUrl = new URL(maintenanceUrl);
+benchUrl.pathname = `/${BENCH_DB}`;
+await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
+await admin(`CREATE DATABASE ${BENCH_DB}`);
+let rows: Row[];
+try {
+  rows = [
+    ...(await measure('ours', './serve-ours.ts', spec, { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href })),
+    ...(await measure('bare', './serve-bare.ts', spec, specEnv)),
+  ];
+} finally {
+  await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
+}
+rows.sort((x, y) => x.scenario.localeCompare(y.scenario));
+
+console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${seconds} s per scenario after 2 s warm-up, ${connections} connections`);
+printTable(rows);

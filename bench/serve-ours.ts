@@ -1,0 +1,40 @@
+// Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL),
+// with the bench's clients and person registered through the real modules.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config.ts';
+import { startServer } from '../src/server.ts';
+import { createClient } from '../src/windows/clients.ts';
+import { listWindows } from '../src/windows/windows.ts';
+import { createAccount } from '../src/accounts/accounts.ts';
+import { readSpec, serveUntilStopped } from './common.ts';
+
+const spec = readSpec();
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-bench-'));
+
+const config = loadConfig({
+  NODE_ENV: 'test',
+  PORT: '0',
+  DATABASE_URL: process.env.BENCH_OURS_DATABASE_URL,
+  DATA_DIR: dataDir,
+  DEMO: 'false',
+  MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+});
+const running = await startServer(config);
+const { db } = running.database;
+
+const [window] = await listWindows(db);
+if (!window) throw new Error('the window registry is empty');
+const { service, a, b } = spec.clients;
+await createClient(db, { windowId: window.id, name: 'bench service', redirectUris: [], grantTypes: ['client_credentials'], authMethod: 'client_secret_basic' }, { clientId: service.id, secret: service.secret });
+for (const [name, c] of [['bench A', a], ['bench B', b]] as const) {
+  await createClient(db, { windowId: window.id, name, redirectUris: [spec.redirectUri], grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'client_secret_basic' }, { clientId: c.id, secret: c.secret });
+}
+await createAccount(db, { username: spec.person.username, displayName: 'Bench Person', password: spec.person.password });
+
+serveUntilStopped({ url: running.url, clients: spec.clients }, async () => {
+  await running.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});

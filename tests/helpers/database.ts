@@ -1,0 +1,43 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { inject } from 'vitest';
+import { knexOverPglite, openPostgres, type Database } from '../../src/db/connect.ts';
+
+export type TestDatabase = Database & { url: string | undefined };
+
+export const onPostgres = () => inject('postgres') !== null;
+
+// A clean, migrated database of this test file's own; close() removes it.
+export async function testDatabase(): Promise<TestDatabase> {
+  const pg = inject('postgres');
+  if (pg) {
+    const name = `sme_passport_test_${crypto.randomBytes(6).toString('hex')}`;
+    const admin = openPostgres(pg.url);
+    await admin.db.raw(`CREATE DATABASE ${name} TEMPLATE ${pg.template}`);
+    const url = new URL(pg.url);
+    url.pathname = `/${name}`;
+    const database = openPostgres(url.href);
+    return {
+      ...database,
+      url: url.href,
+      async close() {
+        await database.close();
+        await admin.db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.close();
+      },
+    };
+  }
+  const dump = fs.readFileSync(inject('pgliteDump')!);
+  const pglite = await PGlite.create({ loadDataDir: new Blob([dump]) });
+  const db = knexOverPglite(pglite);
+  return {
+    db,
+    kind: 'embedded',
+    url: undefined,
+    async close() {
+      await db.destroy();
+      if (!pglite.closed) await pglite.close();
+    },
+  };
+}
