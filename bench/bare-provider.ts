@@ -5,7 +5,8 @@ import type { Spec } from './common.ts';
 // The ceiling: oidc-provider with nothing of ours around it. In-memory adapter (the
 // default), static clients, any login accepted by its development login page. It keeps
 // the settings that change the work per request the same as ours: an RS256 2048-bit
-// signing key (ours signs ID tokens with its RS256 key), signed lax cookies, and no
+// signing key (ours signs ID tokens with its RS256 key), signed lax cookies, the same
+// lifetimes, and no
 // consent for these clients (the same loadExistingGrant idea as src/oidc/provider.ts).
 
 async function loadExistingGrant(ctx: KoaContextWithOIDC) {
@@ -45,6 +46,8 @@ export function createBareProvider(issuer: string, spec: Spec): Provider {
     responseTypes: ['code'],
     features: { devInteractions: { enabled: true }, clientCredentials: { enabled: true } },
     loadExistingGrant,
+    // Ours' lifetimes (which also keeps the library from warning about its defaults).
+    ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 3600, IdToken: 3600, Interaction: 1800, RefreshToken: 14 * 24 * 3600, Session: 12 * 3600, Grant: 14 * 24 * 3600 },
   };
   const provider = new Provider(issuer, configuration);
   provider.on('server_error', (_ctx, err) => console.error('bare provider server_error', err));

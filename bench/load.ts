@@ -105,33 +105,42 @@ function fillForm(html: string, pageUrl: string, username: string, password: str
   return { action: new URL(attr(form[1]!, 'action') ?? pageUrl, pageUrl).href, fields };
 }
 
-// A cookie jar for one host: name -> value. An emptied or expired cookie is removed.
-function remember(jar: Map<string, string>, setCookie: string) {
-  const [pair = '', ...attributes] = setCookie.split(';');
+// A cookie jar for one host, as a browser keeps it: name -> value and path. An emptied
+// or expired cookie is removed. (The interaction cookies are scoped to their own
+// paths, so only the session cookies ride along on the hops.)
+type Jar = Map<string, { value: string; path: string }>;
+
+function remember(jar: Jar, setCookie: string) {
+  const [pair = '', ...attributes] = setCookie.split(';').map((s) => s.trim());
   const eq = pair.indexOf('=');
-  const name = pair.slice(0, eq).trim();
-  const value = pair.slice(eq + 1).trim();
-  const expired = attributes.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) < Date.now());
-  if (!value || expired) jar.delete(name);
-  else jar.set(name, value);
+  const name = pair.slice(0, eq);
+  const value = pair.slice(eq + 1);
+  const attribute = (key: string) => attributes.find((a) => a.toLowerCase().startsWith(`${key}=`))?.slice(key.length + 1);
+  const expires = attribute('expires');
+  if (!value || (expires && Date.parse(expires) < Date.now())) jar.delete(name);
+  else jar.set(name, { value, path: attribute('path') ?? '/' });
 }
+
+const cookieHeader = (jar: Jar, url: string) => {
+  const { pathname } = new URL(url);
+  return [...jar].filter(([, c]) => pathname.startsWith(c.path)).map(([name, c]) => `${name}=${c.value}`).join('; ');
+};
 
 // Signs the person in on client A like a browser: follow redirects, submit the forms
 // shown, until the provider sends us back to the redirect URI with a code. Returns the
 // Cookie header that carries the session.
 export async function signIn(base: string, a: Credentials, redirectUri: string, person: { username: string; password: string }): Promise<string> {
-  const jar = new Map<string, string>();
-  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  const jar: Jar = new Map();
   let url = authorizeUrl(base, a.id, redirectUri, 'sign-in');
   let init: RequestInit = {};
   for (let step = 0; step < 10; step++) {
-    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: cookie() } });
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, cookie: cookieHeader(jar, url) } });
     for (const c of res.headers.getSetCookie()) remember(jar, c);
     const body = await res.text();
     const location = res.headers.get('location');
     if (location?.startsWith(redirectUri)) {
       if (!new URL(location).searchParams.get('code')) throw new Error(`sign-in ended without a code: ${location}`);
-      return cookie();
+      return cookieHeader(jar, authorizeUrl(base, a.id, redirectUri, ''));
     }
     if (res.status >= 300 && res.status < 400 && location) {
       url = new URL(location, url).href;

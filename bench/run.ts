@@ -100,7 +100,8 @@ function printTable(rows: Row[]): void {
     const get = (server: string) => rows.find((r) => r.scenario === scenario && r.server === server)!.stats.perSecond;
     return `${scenario} ${(get('ours') / get('bare')).toFixed(2)}`;
   };
-  console.log(`ratio ours/bare (req/s; one SSO hop = 2 requests, counted once): ${ratio('client_credentials')}, ${ratio('sso_hop')}`);
+  console.log('(sso_hop rows count hops: one GET /auth and one POST /token each)');
+  console.log(`ratio ours/bare: ${ratio('client_credentials')}, ${ratio('sso_hop')}`);
   for (const { scenario, server, stats } of rows) if (stats.firstError) console.log(`first error, ${scenario} ${server}: ${stats.firstError}`);
 }
 
@@ -116,6 +117,7 @@ const spec: Spec = {
 };
 const specEnv = { BENCH_SPEC: JSON.stringify(spec) };
 
+const loadBefore = os.loadavg()[0]!;
 const benchUrl = new URL(maintenanceUrl);
 benchUrl.pathname = `/${BENCH_DB}`;
 await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
@@ -132,4 +134,6 @@ try {
 rows.sort((x, y) => x.scenario.localeCompare(y.scenario));
 
 console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${seconds} s per scenario after 2 s warm-up, ${connections} connections`);
+// Anything else busy on the machine (tests, builds) takes cores from the servers and PostgreSQL.
+console.log(`load average before the run ${loadBefore.toFixed(2)}; PostgreSQL on ${benchUrl.host}`);
 printTable(rows);

@@ -1,0 +1,143 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PGlite } from '@electric-sql/pglite';
+import { authenticate } from '../src/accounts/accounts.ts';
+import { sha256 } from '../src/crypto/secrets.ts';
+import { knexOverPglite, type Db } from '../src/db/connect.ts';
+import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { runCli, startNode, type CliResult } from './helpers/processes.ts';
+
+// The CLI as an operator runs it: its own process, on PostgreSQL (DATABASE_URL) or on
+// an embedded database in a data folder of its own.
+
+let env: Record<string, string>;
+let database: TestDatabase | undefined;
+let dataDir: string;
+const cli = (args: string[], stdin?: string) => runCli(args, env, stdin);
+
+// On the embedded database the CLI holds the files while it runs, so the test reads
+// them between commands.
+async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
+  if (database) return work(database.db);
+  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  const db = knexOverPglite(pglite);
+  try {
+    return await work(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+const counts = () =>
+  withDb(async (db) => Object.fromEntries(await Promise.all(['windows', 'clients', 'accounts'].map(async (t) => [t, Number((await db(t).count({ n: '*' }))[0]!.n)]))));
+
+const refused = (r: CliResult, pattern: RegExp) => {
+  expect(r.code).toBe(1);
+  expect(r.stdout).toBe('');
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(pattern);
+};
+
+beforeAll(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-'));
+  if (onPostgres()) database = await testDatabase();
+  env = { DATA_DIR: dataDir, ...(database && { DATABASE_URL: database.url! }) };
+});
+
+afterAll(async () => {
+  await database?.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('sme-passport command line', () => {
+  let windowId: number;
+
+  it('migrates, and says so in JSON', async () => {
+    const r = await cli(['migrate', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveProperty('applied');
+    expect(JSON.parse((await cli(['migrate', '--json'])).stdout)).toEqual({ applied: [] });
+  });
+
+  it('creates and lists windows', async () => {
+    const r = await cli(['window', 'create', '--kind', 'industry', '--name', '郑州市航空港产业集聚区产业窗口平台', '--region', '410100', '--cluster', '航空港产业集聚区', '--json']);
+    expect(r.code).toBe(0);
+    windowId = JSON.parse(r.stdout).id;
+    expect(windowId).toBeGreaterThan(0);
+    const list = JSON.parse((await cli(['window', 'list', '--json'])).stdout);
+    expect(list.windows).toContainEqual(expect.objectContaining({ id: windowId, kind: 'industry', region: '410100', cluster: '航空港产业集聚区' }));
+    const human = await cli(['window', 'list']);
+    expect(human.stdout).toContain('郑州市航空港产业集聚区产业窗口平台');
+  });
+
+  it('creates a client and shows its secret once, storing only a digest', async () => {
+    const r = await cli([
+      'client', 'create', '--window', String(windowId), '--name', '航空港网站',
+      '--redirect-uri', 'https://hkg.example.gov.cn/oidc/callback', '--redirect-uri', 'http://localhost:8080/cb',
+      '--post-logout-redirect-uri', 'https://hkg.example.gov.cn/', '--backchannel-logout-uri', 'https://hkg.example.gov.cn/oidc/backchannel', '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const { client_id, client_secret } = JSON.parse(r.stdout);
+    expect(client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const row = await withDb((db) => db('clients').where({ client_id }).first());
+    expect(row.secret_digest).toBe(sha256(client_secret));
+    expect(JSON.stringify(row)).not.toContain(client_secret);
+    expect(row.metadata).toMatchObject({ token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'refresh_token'] });
+
+    const spa = JSON.parse((await cli(['client', 'create', '--window', String(windowId), '--name', 'SPA', '--redirect-uri', 'https://spa.example.cn/cb', '--auth-method', 'none', '--grant-types', 'authorization_code', '--json'])).stdout);
+    expect(spa.client_secret).toBeUndefined();
+  });
+
+  it('creates an account from a password on standard input', async () => {
+    const r = await cli(['account', 'create', '--username', 'wang.fang', '--name', '王芳', '--phone', '13700001111', '--email', 'wang@example.cn', '--password-stdin', '--json'], 'Peony-City-Luoyang-9\n');
+    expect(r.code).toBe(0);
+    const { id } = JSON.parse(r.stdout);
+    const account = await withDb((db) => authenticate(db, '13700001111', 'Peony-City-Luoyang-9'));
+    expect(account?.id).toBe(id);
+  });
+
+  it('refuses bad input with one clear line and writes nothing', async () => {
+    const before = await counts();
+    const client = ['client', 'create', '--name', 'x', '--window'];
+    refused(await cli([...client, '99999', '--redirect-uri', 'https://a.example.cn/cb']), /--window: no window with id 99999/);
+    refused(await cli([...client, String(windowId), '--redirect-uri', 'not a uri']), /--redirect-uri: "not a uri" is not an absolute URI/);
+    refused(await cli([...client, String(windowId), '--redirect-uri', 'https://a.example.cn/cb#frag']), /--redirect-uri: .*must not have a fragment/);
+    refused(await cli([...client, String(windowId), '--redirect-uri', 'http://a.example.cn/cb']), /--redirect-uri: .*must use https/);
+    refused(await cli([...client, 'abc', '--redirect-uri', 'https://a.example.cn/cb']), /--window: "abc" is not a window id/);
+    refused(await cli([...client, String(windowId), '--grant-types', 'password']), /--grant-types: each must be one of/);
+    refused(await cli(['window', 'create', '--kind', 'comprehensive', '--name', '某市综合窗口平台', '--region', '4101']), /--region: must be a 6-digit/);
+    refused(await cli(['window', 'create', '--kind', 'industry', '--name', '郑州市航空港产业集聚区产业窗口平台', '--region', '410100', '--cluster', 'x']), /--name: a window with this name exists already/);
+    const account = ['account', 'create', '--name', 'Someone', '--password-stdin', '--username'];
+    refused(await cli([...account, 'wang.fang'], 'Another-Good-Passw0rd'), /--username: is already used/);
+    refused(await cli([...account, 'someone'], 'password1'), /--password-stdin: is one of the most common passwords/);
+    refused(await cli([...account, 'someone'], 'short'), /--password-stdin: must be at least 8 characters/);
+    refused(await cli([...account, 'someone', '--phone', '12345'], 'Another-Good-Passw0rd'), /--phone: must be a mainland mobile number/);
+    refused(await cli(['account', 'create', '--username', 'someone', '--name', 'S']), /--password-stdin is required/);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('answers usage and configuration errors with exit code 2', async () => {
+    const unknown = await cli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    const badEnv = await runCli(['window', 'list'], { ...env, DATABASE_URL: 'mysql://nope' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toMatch(/DATABASE_URL: must be a postgres/);
+  });
+});
+
+describe.skipIf(onPostgres())('the embedded database and the CLI', () => {
+  it('refuses to open the data folder a running server holds, with a clear message', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-held-'));
+    const server = await startNode({ DATA_DIR: dir, PORT: '0' });
+    try {
+      const r = await runCli(['window', 'list'], { DATA_DIR: dir });
+      refused(r, /in use by process \d+ .*Stop it first, or point both at PostgreSQL/);
+    } finally {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

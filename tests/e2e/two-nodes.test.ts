@@ -1,0 +1,93 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as oidc from 'openid-client';
+import { createAccount } from '../../src/accounts/accounts.ts';
+import { createClient } from '../../src/windows/clients.ts';
+import { seedWindowRegistry } from '../../src/windows/seed.ts';
+import { listWindows } from '../../src/windows/windows.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { browser } from '../helpers/browser.ts';
+import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
+import { freePort, startNode, type Node } from '../helpers/processes.ts';
+
+// Two server processes on one PostgreSQL database, behind one issuer: whatever one
+// node knows, the other must too. (An embedded database belongs to one process.)
+describe.skipIf(!onPostgres())('two nodes on one database', () => {
+  const person = { username: 'li.na', displayName: '李娜', password: 'Yellow-River-Bridge-7' };
+  const redirectUri = 'http://127.0.0.1:9/two-nodes/callback';
+  let database: TestDatabase;
+  let dataDir: string;
+  let ports: number[] = [];
+  let nodes: Node[] = [];
+  let client: { clientId: string; clientSecret: string | undefined };
+
+  beforeAll(async () => {
+    database = await testDatabase();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-nodes-'));
+    await migrate(database.db);
+    await seedWindowRegistry(database.db);
+    const [first] = await listWindows(database.db);
+    client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes', redirectUris: [redirectUri] });
+    await createAccount(database.db, person);
+    ports = [await freePort(), await freePort()];
+    const env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir };
+    nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
+  });
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await database?.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const onNode = (url: URL | string, i: number) => Object.assign(new URL(url), { port: String(ports[i]) });
+
+  // An openid-client configuration whose requests go to node i; the issuer is the same.
+  async function viaNode(i: number) {
+    const config = await oidc.discovery(new URL(nodes[0]!.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    config[oidc.customFetch] = (url, options) => fetch(onNode(url, i), options as RequestInit);
+    return config;
+  }
+
+  it('keeps a sign-in made on node 1 valid on node 2, and lets one code be redeemed once across both', async () => {
+    expect(nodes.map((n) => n.url)).toEqual([`http://localhost:${ports[0]}`, `http://localhost:${ports[0]}`]);
+    const you = browser();
+    const config = await viaNode(0);
+    const authorize = async (i: number) => {
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const url = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
+        scope: 'openid profile',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+      });
+      return { visit: await you.visit(onNode(url, i), redirectUri), checks: { pkceCodeVerifier: verifier, expectedState: state } };
+    };
+
+    const first = await authorize(0);
+    expect(first.visit.kind === 'page' && first.visit.url.port).toBe(String(ports[0]));
+    const back = await you.submit(first.visit, '/login', { identifier: person.username, password: person.password }, redirectUri);
+    expect(back.kind).toBe('redirect');
+
+    // Node 2 knows the session: no password asked.
+    const second = await authorize(1);
+    expect(second.visit.kind).toBe('redirect');
+    if (second.visit.kind !== 'redirect') return;
+
+    // The same code at both nodes at once: exactly one wins.
+    const results = await Promise.allSettled([
+      oidc.authorizationCodeGrant(await viaNode(0), second.visit.to, second.checks),
+      oidc.authorizationCodeGrant(await viaNode(1), second.visit.to, second.checks),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    expect(won[0]!.value.claims()!.preferred_username).toBe('li.na');
+    const lost = results.find((r) => r.status === 'rejected');
+    expect(lost?.reason).toMatchObject({ error: 'invalid_grant' });
+  });
+});
