@@ -117,7 +117,16 @@ const spec: Spec = {
 };
 const specEnv = { BENCH_SPEC: JSON.stringify(spec) };
 
-const loadBefore = os.loadavg()[0]!;
+// How busy the CPUs are just before we start: anything else running (tests, builds)
+// takes cores from the servers and PostgreSQL, and the numbers are worth less.
+async function cpuBusyPercent(ms: number): Promise<number> {
+  const total = () => os.cpus().reduce((t, c) => ({ idle: t.idle + c.times.idle, all: t.all + Object.values(c.times).reduce((x, y) => x + y, 0) }), { idle: 0, all: 0 });
+  const before = total();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = total();
+  return 100 * (1 - (after.idle - before.idle) / (after.all - before.all || 1));
+}
+const busyBefore = await cpuBusyPercent(1000);
 const benchUrl = new URL(maintenanceUrl);
 benchUrl.pathname = `/${BENCH_DB}`;
 await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
@@ -134,6 +143,5 @@ try {
 rows.sort((x, y) => x.scenario.localeCompare(y.scenario));
 
 console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${seconds} s per scenario after 2 s warm-up, ${connections} connections`);
-// Anything else busy on the machine (tests, builds) takes cores from the servers and PostgreSQL.
-console.log(`load average before the run ${loadBefore.toFixed(2)}; PostgreSQL on ${benchUrl.host}`);
+console.log(`CPUs ${busyBefore.toFixed(0)}% busy before the run; PostgreSQL on ${benchUrl.host} (shares these CPUs if local)`);
 printTable(rows);
