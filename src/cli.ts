@@ -1,6 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.ts';
-import { DatabaseInUseError, openDatabase, type Db } from './db/connect.ts';
+import fs from 'node:fs';
+import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
+import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
 import { InputError } from './errors.ts';
 import { createAccount } from './accounts/accounts.ts';
@@ -16,7 +18,7 @@ const EXIT = { refused: 1, usage: 2, failure: 3 } as const;
 
 class Refused extends Error {}
 
-type Io = { stdout: (s: string) => void; stderr: (s: string) => void; readStdin: () => Promise<string> };
+export type Io = { stdout: (s: string) => void; stderr: (s: string) => void; readStdin: () => Promise<string>; db?: Db };
 
 const processIo: Io = {
   stdout: (s) => process.stdout.write(s),
@@ -29,16 +31,23 @@ const processIo: Io = {
   },
 };
 
-async function withDatabase<T>(work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
-  const database = await openDatabase(loadConfig());
+const MIGRATIONS = new URL('../migrations', import.meta.url).pathname;
+
+async function refuseStaleSchema(db: Db): Promise<void> {
+  const [, pending] = (await db.migrate.list({ directory: MIGRATIONS, loadExtensions: ['.ts'] })) as [unknown[], unknown[]];
+  if (pending.length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
+}
+
+// Runs work on the database: the one handed in (the server running a forwarded
+// command on its embedded database), or one this process opens and closes.
+async function withDatabase<T>(given: Db | undefined, work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
+  const database = given ? undefined : await openDatabase(loadConfig());
+  const db = given ?? database!.db;
   try {
-    if (!options.migrating) {
-      const [, pending] = (await database.db.migrate.list({ directory: new URL('../migrations', import.meta.url).pathname, loadExtensions: ['.ts'] })) as [unknown[], unknown[]];
-      if (pending.length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
-    }
-    return await work(database.db);
+    if (!options.migrating) await refuseStaleSchema(db);
+    return await work(db);
   } finally {
-    await database.close();
+    await database?.close();
   }
 }
 
@@ -66,6 +75,7 @@ const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.s
 
 export function buildCli(io: Io = processIo): Command {
   const print = (json: boolean | undefined, data: object, human: string) => io.stdout(json ? `${JSON.stringify(data)}\n` : `${human}\n`);
+  const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io.db, work, options);
 
   const program = new Command('sme-passport')
     .description('Administrator command line of the sme-passport identity provider')
@@ -77,7 +87,7 @@ export function buildCli(io: Io = processIo): Command {
     .description('apply pending database migrations')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const applied = await withDatabase((db) => migrate(db), { migrating: true });
+      const applied = await onDb((db) => migrate(db), { migrating: true });
       print(o.json, { applied }, applied.length ? `applied: ${applied.join(', ')}` : 'the schema is up to date');
     });
 
@@ -91,7 +101,7 @@ export function buildCli(io: Io = processIo): Command {
     .option('--cluster <name>', 'industry cluster (industry windows)')
     .option('--json', 'print JSON')
     .action(async (o: { kind: (typeof WINDOW_KINDS)[number]; name: string; region?: string; cluster?: string; json?: boolean }) => {
-      const created = await withDatabase((db) => createWindow(db, { kind: o.kind, name: o.name, region: o.region, cluster: o.cluster }));
+      const created = await onDb((db) => createWindow(db, { kind: o.kind, name: o.name, region: o.region, cluster: o.cluster }));
       print(o.json, { id: created.id }, `created window ${created.id}: ${created.name}`);
     });
   window
@@ -99,7 +109,7 @@ export function buildCli(io: Io = processIo): Command {
     .description('list windows')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const windows = await withDatabase((db) => listWindows(db));
+      const windows = await onDb((db) => listWindows(db));
       const lines = windows.map((w) => [w.id, w.kind, w.region ?? '-', w.disabled ? 'disabled' : 'active', w.name + (w.cluster ? ` (${w.cluster})` : '')].join('\t'));
       print(o.json, { windows }, ['id\tkind\tregion\tstatus\tname', ...lines].join('\n'));
     });
@@ -132,7 +142,7 @@ export function buildCli(io: Io = processIo): Command {
         thirdParty?: boolean;
         json?: boolean;
       }) => {
-        const created = await withDatabase((db) =>
+        const created = await onDb((db) =>
           createClient(db, {
             windowId: o.window,
             name: o.name,
@@ -167,7 +177,7 @@ export function buildCli(io: Io = processIo): Command {
     .action(async (o: { username: string; name: string; phone?: string; email?: string; passwordStdin?: boolean; json?: boolean }) => {
       if (!o.passwordStdin) throw new Refused('--password-stdin is required: passwords are never taken as arguments (they would show in the process list and shell history)');
       const password = (await io.readStdin()).replace(/\r?\n$/, '');
-      const created = await withDatabase((db) => createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }));
+      const created = await onDb((db) => createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }));
       print(o.json, { id: created.id }, `created account ${created.id} (${created.username})`);
     });
 
@@ -176,7 +186,7 @@ export function buildCli(io: Io = processIo): Command {
     .description('delete expired sessions, codes and tokens (the server also does this periodically)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const deleted = await withDatabase((db) => purgeExpiredArtifacts(db));
+      const deleted = await onDb((db) => purgeExpiredArtifacts(db));
       print(o.json, { deleted }, `deleted ${deleted} expired artifacts`);
     });
 
@@ -204,4 +214,37 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     io.stderr(`error: unexpected failure: ${(err as Error).message}\n`);
     return EXIT.failure;
   }
+}
+
+// Runs a command forwarded by another CLI process on this server's database.
+export async function runCliOn(db: Db, argv: string[], stdin: string): Promise<CliOutcome> {
+  const out = { stdout: '', stderr: '' };
+  const code = await runCli(argv, { stdout: (s) => (out.stdout += s), stderr: (s) => (out.stderr += s), readStdin: async () => stdin, db });
+  return { code, ...out };
+}
+
+// The process entry: on an embedded database held by a running server, the server
+// runs the command; otherwise this process does.
+export async function main(argv: string[]): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`error: ${err.message}\n`);
+    return EXIT.usage;
+  }
+  const socket = cliSocketPath(config.dataDir);
+  if (config.databaseUrl || !embeddedDatabaseOwner(config.dataDir) || !fs.existsSync(socket)) return runCli(argv);
+  let stdin = '';
+  try {
+    if (argv.includes('--password-stdin')) stdin = await processIo.readStdin();
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return EXIT.refused;
+  }
+  const answer = await relayToServer(socket, argv, stdin);
+  process.stdout.write(answer.stdout);
+  process.stderr.write(answer.stderr);
+  return answer.code;
 }

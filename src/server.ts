@@ -11,6 +11,8 @@ import { seedWindowRegistry } from './windows/seed.ts';
 import { seedDemo } from './demo/seed.ts';
 import { demoSites } from './demo/sites.ts';
 import { createApp } from './app.ts';
+import { runCliOn } from './cli.ts';
+import { cliSocketPath, serveCliRelay } from './cli-relay.ts';
 
 export type RunningServer = { url: string; database: Database; close(): Promise<void> };
 
@@ -48,6 +50,12 @@ export async function startServer(config: Config, options: { database?: Database
     });
     server.on('request', app.callback());
 
+    // The command line cannot open an embedded database this process holds: it sends
+    // its commands here instead.
+    const relay = database.kind === 'embedded' && !options.database
+      ? await serveCliRelay(cliSocketPath(config.dataDir), (argv, stdin) => runCliOn(db, argv, stdin))
+      : undefined;
+
     const purge = setInterval(() => {
       purgeExpiredArtifacts(db).catch((err) => logger.error('purging expired artifacts failed', err));
     }, config.purgeIntervalSeconds * 1000);
@@ -58,6 +66,7 @@ export async function startServer(config: Config, options: { database?: Database
       database,
       async close() {
         clearInterval(purge);
+        await relay?.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         if (!options.database) await database.close();

@@ -128,15 +128,29 @@ describe('sme-passport command line', () => {
   });
 });
 
-describe.skipIf(onPostgres())('the embedded database and the CLI', () => {
-  it('refuses to open the data folder a running server holds, with a clear message', async () => {
+describe.skipIf(onPostgres())('the embedded database while the server holds it', () => {
+  it('runs CLI commands through the server, and refuses a second server on the same files', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-held-'));
     const server = await startNode({ DATA_DIR: dir, PORT: '0' });
     try {
-      const r = await runCli(['window', 'list'], { DATA_DIR: dir });
-      refused(r, /in use by process \d+ .*Stop it first, or point both at PostgreSQL/);
+      const created = await runCli(['window', 'create', '--kind', 'service', '--name', '河南某服务机构', '--json'], { DATA_DIR: dir });
+      expect(created.code).toBe(0);
+      const { id } = JSON.parse(created.stdout);
+      const list = JSON.parse((await runCli(['window', 'list', '--json'], { DATA_DIR: dir })).stdout);
+      expect(list.windows).toContainEqual(expect.objectContaining({ id, name: '河南某服务机构' }));
+      refused(await runCli(['window', 'create', '--kind', 'service', '--name', 'x'], { DATA_DIR: dir }), /--name: must be at least 2 characters/);
+      const account = await runCli(['account', 'create', '--username', 'relay.user', '--name', 'R', '--password-stdin', '--json'], { DATA_DIR: dir }, 'Relay-Through-Socket-1');
+      expect(account.code).toBe(0);
+
+      await expect(startNode({ DATA_DIR: dir, PORT: '0' })).rejects.toThrow(/in use by process \d+ .*Stop it first, or point both at PostgreSQL/);
     } finally {
       await server.stop();
+    }
+    try {
+      // With the server gone, the CLI opens the files itself and sees the same data.
+      const list = JSON.parse((await runCli(['window', 'list', '--json'], { DATA_DIR: dir })).stdout);
+      expect(list.windows.map((w: { name: string }) => w.name)).toContain('河南某服务机构');
+    } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

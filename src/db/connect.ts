@@ -24,22 +24,31 @@ export function knexOverPglite(pglite: PGlite): Db {
   return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) as object } as Knex.Config);
 }
 
+export const embeddedLockFile = (dataDir: string) => path.join(dataDir, 'pglite.lock');
+
+// The pid of another live process that holds the embedded database, if any.
+export function embeddedDatabaseOwner(dataDir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(embeddedLockFile(dataDir), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return pid && pid !== process.pid && isAlive(pid) ? pid : undefined;
+}
+
 // An embedded database's files belong to one process. The lock file holds the
 // owner's pid; a stale lock (owner gone) is taken over, a live one is refused.
-function takeLock(lockFile: string): () => void {
-  try {
-    const pid = Number(fs.readFileSync(lockFile, 'utf8'));
-    if (pid && pid !== process.pid && isAlive(pid)) {
-      throw new DatabaseInUseError(
-        `the embedded database in ${path.dirname(lockFile)} is in use by process ${pid} (a running server?). ` +
-          'Stop it first, or point both at PostgreSQL with DATABASE_URL.',
-      );
-    }
-  } catch (err) {
-    if (err instanceof DatabaseInUseError) throw err;
+function takeLock(dataDir: string): () => void {
+  const owner = embeddedDatabaseOwner(dataDir);
+  if (owner) {
+    throw new DatabaseInUseError(
+      `the embedded database in ${dataDir} is in use by process ${owner} (a running server?). ` +
+        'Stop it first, or point both at PostgreSQL with DATABASE_URL.',
+    );
   }
-  fs.writeFileSync(lockFile, String(process.pid), { mode: 0o600 });
-  return () => fs.rmSync(lockFile, { force: true });
+  fs.writeFileSync(embeddedLockFile(dataDir), String(process.pid), { mode: 0o600 });
+  return () => fs.rmSync(embeddedLockFile(dataDir), { force: true });
 }
 
 function isAlive(pid: number): boolean {
@@ -53,7 +62,7 @@ function isAlive(pid: number): boolean {
 
 export async function openEmbedded(dataDir: string): Promise<Database> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const release = takeLock(path.join(dataDir, 'pglite.lock'));
+  const release = takeLock(dataDir);
   try {
     const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
     const db = knexOverPglite(pglite);
