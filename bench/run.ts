@@ -1,6 +1,7 @@
 // npm run bench: our server against bare oidc-provider, in one run, on this machine.
 // A measurement, never pass/fail. Each server runs in its own process and only one
-// runs at a time, so the server and this load generator each get a core.
+// runs at a time, so the server and this load generator each get a core (a local
+// PostgreSQL takes its share of the same cores while ours runs).
 //
 //   BENCH_SECONDS      measured seconds per scenario (default 10, after a 2 s warm-up)
 //   BENCH_CONNECTIONS  concurrent connections / hop loops (default 16)
@@ -8,7 +9,9 @@
 //                      (default postgres://postgres@127.0.0.1:5432/postgres)
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -19,10 +22,16 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const maintenanceUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const BENCH_DB = 'sme_passport_bench';
+if (!(seconds > 0 && Number.isInteger(connections) && connections > 0)) throw new Error('BENCH_SECONDS and BENCH_CONNECTIONS must be positive numbers');
 
-// Every child we start is killed when we exit, however we exit.
+// Every child we start is killed, and the scratch directory removed, when we exit,
+// however we exit. (An interrupted run leaves the database; the next run drops it.)
 const children = new Set<ChildProcess>();
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-bench-'));
+process.on('exit', () => {
+  children.forEach((c) => c.kill('SIGKILL'));
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 async function admin(sql: string): Promise<void> {
@@ -48,12 +57,18 @@ async function startServer(name: string, script: string, env: Record<string, str
 
   const ready = await new Promise<Ready>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000);
+    // Anything else the server prints is passed on, marked with its name.
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-      const parsed = (() => { try { return JSON.parse(line) as Ready; } catch { return undefined; } })();
-      if (parsed?.url) { clearTimeout(timer); resolve(parsed); } else console.error(`[${name}] ${line}`);
+      const ready = line.startsWith('{"url":') ? (JSON.parse(line) as Ready) : undefined;
+      if (!ready) return console.error(`[${name}] ${line}`);
+      clearTimeout(timer);
+      resolve(ready);
     });
     child.once('error', reject);
-    exited.then(() => { clearTimeout(timer); reject(new Error(`${name} exited before it was ready`)); });
+    exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before it was ready`));
+    });
   });
   // The servers listen on 127.0.0.1 only; ours names itself localhost. Talk to the address.
   const url = ready.url.replace('//localhost:', '//127.0.0.1:');
@@ -134,7 +149,7 @@ await admin(`CREATE DATABASE ${BENCH_DB}`);
 let rows: Row[];
 try {
   rows = [
-    ...(await measure('ours', './serve-ours.ts', spec, { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href })),
+    ...(await measure('ours', './serve-ours.ts', spec, { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href, BENCH_OURS_DATA_DIR: dataDir })),
     ...(await measure('bare', './serve-bare.ts', spec, specEnv)),
   ];
 } finally {

@@ -1,9 +1,7 @@
-// Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL),
-// with the bench's clients and person registered through the real modules.
+// Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL,
+// data directory BENCH_OURS_DATA_DIR, both the parent's to create and remove), with the
+// bench's clients and person registered through the real modules.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
 import { createClient } from '../src/windows/clients.ts';
@@ -12,13 +10,12 @@ import { createAccount } from '../src/accounts/accounts.ts';
 import { readSpec, serveUntilStopped } from './common.ts';
 
 const spec = readSpec();
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-bench-'));
 
 const config = loadConfig({
   NODE_ENV: 'test',
   PORT: '0',
   DATABASE_URL: process.env.BENCH_OURS_DATABASE_URL,
-  DATA_DIR: dataDir,
+  DATA_DIR: process.env.BENCH_OURS_DATA_DIR,
   DEMO: 'false',
   MASTER_KEY: crypto.randomBytes(32).toString('base64'),
 });
@@ -34,7 +31,4 @@ for (const [name, c] of [['bench A', a], ['bench B', b]] as const) {
 }
 await createAccount(db, { username: spec.person.username, displayName: 'Bench Person', password: spec.person.password });
 
-serveUntilStopped({ url: running.url, clients: spec.clients }, async () => {
-  await running.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
-});
+serveUntilStopped({ url: running.url, clients: spec.clients }, () => running.close());

@@ -19,9 +19,19 @@ export function openPostgres(url: string, poolMax = 10): Database {
   return { db, kind: 'postgres', close: () => db.destroy() };
 }
 
+// knex-pglite answers DELETE and UPDATE without RETURNING with something other than the
+// row count knex's PostgreSQL client returns; make both dialects answer alike.
+const PgliteBase = ClientPgLite as unknown as new (config: Knex.Config) => { processResponse(obj: unknown, runner: unknown): unknown };
+class PgliteClient extends PgliteBase {
+  override processResponse(obj: { method?: string; returning?: unknown; response?: { affectedRows?: number } }, runner: unknown): unknown {
+    if ((obj.method === 'del' || obj.method === 'update') && !obj.returning) return obj.response?.affectedRows ?? 0;
+    return super.processResponse(obj, runner);
+  }
+}
+
 // Knex over a PGlite instance the caller owns (tests hand in a fresh clone).
 export function knexOverPglite(pglite: PGlite): Db {
-  return knexFactory({ client: ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) as object } as Knex.Config);
+  return knexFactory({ client: PgliteClient as unknown as typeof ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) as object } as Knex.Config);
 }
 
 export const embeddedLockFile = (dataDir: string) => path.join(dataDir, 'pglite.lock');
