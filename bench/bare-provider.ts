@@ -6,16 +6,18 @@ import type { Spec } from './common.ts';
 // default), static clients, any login accepted by its development login page. It keeps
 // the settings that change the work per request the same as ours: an RS256 2048-bit
 // signing key (ours signs ID tokens with its RS256 key), signed lax cookies, the same
-// lifetimes, and no
-// consent for these clients (the same loadExistingGrant idea as src/oidc/provider.ts).
+// lifetimes, and no consent for these clients (the same loadExistingGrant idea as
+// src/oidc/provider.ts).
 
 async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   const { client, session, provider } = ctx.oidc;
   const grantId = ctx.oidc.result?.consent?.grantId ?? session!.grantIdFor(client!.clientId);
-  const grant = (grantId ? await provider.Grant.find(grantId) : undefined) ?? new provider.Grant({ clientId: client!.clientId, accountId: session!.accountId! });
+  const existing = grantId ? await provider.Grant.find(grantId) : undefined;
+  const grant = existing ?? new provider.Grant({ clientId: client!.clientId, accountId: session!.accountId! });
+  const before = existing?.getOIDCScope();
   const scopes = [...ctx.oidc.requestParamOIDCScopes].join(' ');
   if (scopes) grant.addOIDCScope(scopes);
-  await grant.save();
+  if (grant.getOIDCScope() !== before) await grant.save();
   return grant;
 }
 

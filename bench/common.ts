@@ -3,12 +3,14 @@
 
 export type Credentials = { id: string; secret: string };
 
+export type Person = { username: string; password: string };
+
 // The parent makes this up once and hands the same one to both servers, so both
-// are measured with identical clients and person.
+// are measured with identical clients and people (one per concurrent hop loop).
 export type Spec = {
   clients: { service: Credentials; a: Credentials; b: Credentials };
   redirectUri: string;
-  person: { username: string; password: string };
+  people: Person[];
 };
 
 // The one JSON line a server prints on stdout once it is listening.

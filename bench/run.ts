@@ -4,7 +4,7 @@
 // PostgreSQL takes its share of the same cores while ours runs).
 //
 //   BENCH_SECONDS      measured seconds per scenario (default 10, after a 2 s warm-up)
-//   BENCH_CONNECTIONS  concurrent connections / hop loops (default 16)
+//   BENCH_CONNECTIONS  concurrent connections, and people hopping at once (default 16)
 //   BENCH_DATABASE_URL maintenance database used to create and drop sme_passport_bench
 //                      (default postgres://postgres@127.0.0.1:5432/postgres)
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -91,9 +91,10 @@ async function measure(server: string, script: string, spec: Spec, env: Record<s
   try {
     console.error(`${server}: ${s.url}, client_credentials ...`);
     const cc = await clientCredentials(s.url, s.clients.service, seconds, connections);
-    console.error(`${server}: sign-in, then SSO hops ...`);
-    const cookie = await signIn(s.url, s.clients.a, spec.redirectUri, spec.person);
-    const sso = await ssoHops({ base: s.url, redirectUri: spec.redirectUri, cookie }, s.clients.b, seconds, connections);
+    console.error(`${server}: ${spec.people.length} sign-ins, then SSO hops ...`);
+    const cookies: string[] = [];
+    for (const person of spec.people) cookies.push(await signIn(s.url, s.clients.a, spec.redirectUri, person));
+    const sso = await ssoHops({ base: s.url, redirectUri: spec.redirectUri }, cookies, s.clients.b, seconds);
     return [
       { scenario: 'client_credentials', server, stats: cc },
       { scenario: 'sso_hop', server, stats: sso },
@@ -128,7 +129,7 @@ const spec: Spec = {
     b: { id: 'bench-b', secret: secret() },
   },
   redirectUri: 'http://127.0.0.1:9/cb', // never called: the code is read off the Location header
-  person: { username: 'bench-person', password: 'bench-Passw0rd-42' },
+  people: Array.from({ length: connections }, (_, i) => ({ username: `bench-person-${i + 1}`, password: 'bench-Passw0rd-42' })),
 };
 const specEnv = { BENCH_SPEC: JSON.stringify(spec) };
 
@@ -158,5 +159,6 @@ try {
 rows.sort((x, y) => x.scenario.localeCompare(y.scenario));
 
 console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${seconds} s per scenario after 2 s warm-up, ${connections} connections`);
-console.log(`CPUs ${busyBefore.toFixed(0)}% busy before the run; PostgreSQL on ${benchUrl.host} (shares these CPUs if local)`);
+const busyNote = busyBefore > 20 ? ': something else is running, so these numbers are low and noisy' : '';
+console.log(`CPUs ${busyBefore.toFixed(0)}% busy just before the run${busyNote}; PostgreSQL on ${benchUrl.host} (shares these CPUs if local)`);
 printTable(rows);

@@ -1,6 +1,6 @@
 // Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL,
 // data directory BENCH_OURS_DATA_DIR, both the parent's to create and remove), with the
-// bench's clients and person registered through the real modules.
+// bench's clients and people registered through the real modules.
 import crypto from 'node:crypto';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
@@ -29,6 +29,6 @@ await createClient(db, { windowId: window.id, name: 'bench service', redirectUri
 for (const [name, c] of [['bench A', a], ['bench B', b]] as const) {
   await createClient(db, { windowId: window.id, name, redirectUris: [spec.redirectUri], grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'client_secret_basic' }, { clientId: c.id, secret: c.secret });
 }
-await createAccount(db, { username: spec.person.username, displayName: 'Bench Person', password: spec.person.password });
+for (const { username, password } of spec.people) await createAccount(db, { username, displayName: username, password });
 
 serveUntilStopped({ url: running.url, clients: spec.clients }, () => running.close());

@@ -7,7 +7,7 @@ import { langOf, translator } from './i18n.ts';
 const eta = new Eta({
   views: fileURLToPath(new URL('../../views', import.meta.url)),
   autoEscape: true,
-  cache: process.env.NODE_ENV === 'production',
+  cache: true,
 });
 
 // Links that switch language keep the current path and query.

@@ -22,11 +22,14 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   const existing = grantId ? await provider.Grant.find(grantId) : undefined;
   if (!isFirstParty(client as never)) return existing;
   const grant = existing ?? new provider.Grant({ clientId: client!.clientId, accountId: session!.accountId! });
+  const granted = () => `${grant.getOIDCScope()}|${grant.getOIDCClaims().join(' ')}`;
+  const before = existing ? granted() : undefined;
   const scopes = [...ctx.oidc.requestParamOIDCScopes].join(' ');
   if (scopes) grant.addOIDCScope(scopes);
   const claims = ctx.oidc.requestParamClaims;
   if (claims?.size) grant.addOIDCClaims([...claims]);
-  await grant.save();
+  // An unchanged grant is not written again: this runs on every sign-in at a window.
+  if (granted() !== before) await grant.save();
   return grant;
 }
 
