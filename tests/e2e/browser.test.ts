@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+import { DEMO_ACCOUNT } from '../../src/demo/seed.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+// The pages in a real browser (Debian's chromium, which .ci/run installs): the demo's
+// single sign-on and single logout, clicked through as a person would. Where chromium
+// is not installed this file is skipped, so `npm test` passes on a bare machine.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const hasChromium = fs.existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`browser tests skipped: ${CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM_PATH)`);
+
+let server: TestServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!hasChromium) return;
+  server = await startTestServer({ DEMO: 'true' });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe.skipIf(!hasChromium)('in a browser', () => {
+  it('signs in once at Zhengzhou, is signed in at Luoyang, and signs out of both from Luoyang', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/demo/zhengzhou/`);
+    await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
+
+    await expect.poll(() => page.locator('.window').innerText()).toContain('郑州市综合窗口平台');
+    expect(await page.locator('header .brand').innerText()).toContain('河南省中小企业公共服务平台网络');
+    await page.fill('#identifier', DEMO_ACCOUNT.username);
+    await page.fill('#password', 'not-the-password');
+    await page.click('button[type=submit]:not(.secondary)');
+    expect(await page.getByRole('alert').innerText()).toBe('账号或密码不正确。');
+    await page.fill('#password', DEMO_ACCOUNT.password);
+    await page.click('button[type=submit]:not(.secondary)');
+    await page.waitForURL(`${server.url}/demo/zhengzhou/`);
+    expect(await page.locator('main').innerText()).toContain(DEMO_ACCOUNT.displayName);
+
+    await page.goto(`${server.url}/demo/luoyang/`);
+    await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
+    await page.waitForURL(`${server.url}/demo/luoyang/`);
+    expect(await page.locator('main').innerText()).toContain(DEMO_ACCOUNT.displayName);
+
+    await page.getByRole('link', { name: /Sign out/ }).click();
+    await page.getByRole('button', { name: '是，退出' }).click();
+    await page.waitForURL(`${server.url}/demo/luoyang/`);
+    expect(await page.locator('main').innerText()).toContain('未登录');
+
+    await expect.poll(async () => {
+      await page.goto(`${server.url}/demo/zhengzhou/`);
+      return page.locator('main').innerText();
+    }).toContain('未登录');
+    expect(server.errors).toEqual([]);
+  });
+});
