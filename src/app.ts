@@ -15,7 +15,6 @@ export type AppOptions = {
   db: Db;
   keys: KeySet;
   trustProxy: boolean;
-  production: boolean;
   logger: Logger;
   // Extra routes mounted before the provider (the demo window sites).
   extraRoutes?: Router[];
@@ -26,7 +25,7 @@ export type App = { app: Koa; provider: Provider };
 
 // The whole path of a request, in order.
 export function createApp(o: AppOptions): App {
-  const provider = createProvider({ issuer: o.issuer, db: o.db, keys: o.keys, logger: o.logger, production: o.production });
+  const provider = createProvider({ issuer: o.issuer, db: o.db, keys: o.keys, logger: o.logger });
   // The parent app owns proxy trust and cookie keys; the mounted provider uses its context.
   const app = new Koa({ proxy: o.trustProxy, keys: o.keys.cookieKeys });
   provider.proxy = o.trustProxy;

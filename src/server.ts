@@ -43,7 +43,6 @@ export async function startServer(config: Config, options: { database?: Database
       db,
       keys: await loadKeys(db, masterKey),
       trustProxy: config.trustProxy,
-      production: config.production,
       logger,
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,

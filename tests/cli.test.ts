@@ -51,7 +51,8 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('sme-passport command line', () => {
+// Every command is a new process (about a second each): generous timeouts.
+describe('sme-passport command line', { timeout: 120_000 }, () => {
   let windowId: number;
 
   it('migrates, and says so in JSON', async () => {
@@ -128,7 +129,7 @@ describe('sme-passport command line', () => {
   });
 });
 
-describe.skipIf(onPostgres())('the embedded database while the server holds it', () => {
+describe.skipIf(onPostgres())('the embedded database while the server holds it', { timeout: 120_000 }, () => {
   it('runs CLI commands through the server, and refuses a second server on the same files', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-held-'));
     const server = await startNode({ DATA_DIR: dir, PORT: '0' });

@@ -10,7 +10,7 @@ import { compareClientSecretDigests } from './internals.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 
-export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; production: boolean };
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger };
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
 
@@ -34,9 +34,6 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
 }
 
 const errorMessages: Record<string, string> = {
-  invalid_request: 'errorGeneric',
-  invalid_client: 'errorGeneric',
-  invalid_redirect_uri: 'errorGeneric',
   session_not_found: 'errorSessionExpired',
   server_error: 'errorInternal',
 };
