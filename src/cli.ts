@@ -1,14 +1,16 @@
+import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.ts';
-import fs from 'node:fs';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
-import { InputError } from './errors.ts';
-import { createAccount } from './accounts/accounts.ts';
+import { InputError, NotFoundError } from './errors.ts';
+import { createAccount, findAccountByIdOrUsername } from './accounts/accounts.ts';
 import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
 import { purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { createEnterprise, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, type Enterprise } from './enterprises/enterprises.ts';
+import { addMember, ROLES } from './enterprises/memberships.ts';
 
 // The administrator's command line. Exit codes scripts can rely on:
 // 0 done, 1 refused (bad input, conflict, not found), 2 usage or configuration error,
@@ -70,6 +72,8 @@ const FLAG_OF: Record<string, string> = {
   displayName: '--name',
   window: '--window',
   password: '--password-stdin',
+  enterpriseId: '--enterprise',
+  accountId: '--account',
 };
 const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.split('.')[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -179,6 +183,55 @@ export function buildCli(io: Io = processIo): Command {
       const password = (await io.readStdin()).replace(/\r?\n$/, '');
       const created = await onDb((db) => createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }));
       print(o.json, { id: created.id }, `created account ${created.id} (${created.username})`);
+    });
+
+  const enterprise = program.command('enterprise').description('the enterprise registry: service objects and their members');
+  enterprise
+    .command('create')
+    .description('register an enterprise, social organisation, team or individual business')
+    .option('--uscc <code>', 'Unified Social Credit Code (every type but team needs one)')
+    .requiredOption('--name <name>', 'registered name')
+    .addOption(new Option('--type <type>', 'kind of service object').choices(ENTERPRISE_TYPES).makeOptionMandatory())
+    .requiredOption('--region <code>', '6-digit administrative division code')
+    .option('--industry <text>', 'industry')
+    .addOption(new Option('--status <status>', 'initial status').choices(['pending', 'verified']).default('pending'))
+    .option('--json', 'print JSON')
+    .action(async (o: { uscc?: string; name: string; type: Enterprise['type']; region: string; industry?: string; status: 'pending' | 'verified'; json?: boolean }) => {
+      const created = await onDb((db) => createEnterprise(db, { uscc: o.uscc, name: o.name, type: o.type, region: o.region, industry: o.industry, status: o.status }));
+      print(o.json, { id: created.id }, `created enterprise ${created.id}: ${created.name} (${created.status})`);
+    });
+  enterprise
+    .command('add-member')
+    .description('make a person a member of an enterprise')
+    .requiredOption('--enterprise <id-or-uscc>', 'enterprise id or USCC')
+    .requiredOption('--account <id-or-username>', 'account id or username')
+    .addOption(new Option('--role <role>', 'role in the enterprise').choices(ROLES).makeOptionMandatory())
+    .option('--json', 'print JSON')
+    .action(async (o: { enterprise: string; account: string; role: (typeof ROLES)[number]; json?: boolean }) => {
+      const done = await onDb((db) =>
+        db.transaction(async (trx) => {
+          const e = await requireEnterprise(trx, o.enterprise);
+          const account = await findAccountByIdOrUsername(trx, o.account);
+          if (!account) throw new NotFoundError('account', `no account with id or username "${o.account}"`);
+          await addMember(trx, { enterpriseId: e.id, accountId: account.id, role: o.role });
+          return { enterprise: e, account };
+        }),
+      );
+      print(o.json, { enterprise_id: done.enterprise.id, account_id: done.account.id, role: o.role }, `${done.account.username} is now ${o.role} of ${done.enterprise.name}`);
+    });
+  enterprise
+    .command('find')
+    .description('find enterprises by USCC or by name (prefix, then contains)')
+    .argument('<query>', 'a USCC or part of a name')
+    .option('--limit <n>', 'at most this many', (v) => {
+      if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 1000) throw new Refused(`--limit: "${v}" must be a whole number from 1 to 1000`);
+      return Number(v);
+    }, 20)
+    .option('--json', 'print JSON')
+    .action(async (query: string, o: { limit: number; json?: boolean }) => {
+      const found = await onDb((db) => searchEnterprises(db, query, o.limit));
+      const lines = found.map((e) => [e.id, e.uscc ?? '-', e.type, e.region, e.status, e.name].join('\t'));
+      print(o.json, { enterprises: found }, found.length ? ['id\tuscc\ttype\tregion\tstatus\tname', ...lines].join('\n') : 'no enterprise found');
     });
 
   program

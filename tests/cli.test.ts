@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
 import { authenticate } from '../src/accounts/accounts.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
-import { knexOverPglite, type Db } from '../src/db/connect.ts';
+import { knexOverPglite, PGLITE_OPTIONS, type Db } from '../src/db/connect.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
 import { runCli, startNode, type CliResult } from './helpers/processes.ts';
 
@@ -21,7 +21,7 @@ const cli = (args: string[], stdin?: string) => runCli(args, env, stdin);
 // them between commands.
 async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
   if (database) return work(database.db);
-  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'), PGLITE_OPTIONS);
   const db = knexOverPglite(pglite);
   try {
     return await work(db);
@@ -97,6 +97,20 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     const { id } = JSON.parse(r.stdout);
     const account = await withDb((db) => authenticate(db, '13700001111', 'Peony-City-Luoyang-9'));
     expect(account?.id).toBe(id);
+  });
+
+  it('registers enterprises, adds members and finds them', async () => {
+    const created = await cli(['enterprise', 'create', '--uscc', '91410000170001401d', '--name', '宇通客车股份有限公司', '--type', 'enterprise', '--region', '410100', '--status', 'verified', '--json']);
+    expect(created.code).toBe(0);
+    const { id } = JSON.parse(created.stdout);
+    const member = await cli(['enterprise', 'add-member', '--enterprise', '91410000170001401D', '--account', 'wang.fang', '--role', 'admin', '--json']);
+    expect(member.code).toBe(0);
+    expect(JSON.parse(member.stdout)).toMatchObject({ enterprise_id: id, role: 'admin' });
+    const found = JSON.parse((await cli(['enterprise', 'find', '客车', '--json'])).stdout);
+    expect(found.enterprises).toEqual([expect.objectContaining({ id, uscc: '91410000170001401D', status: 'verified' })]);
+    refused(await cli(['enterprise', 'create', '--uscc', '91410000170001402D', '--name', '某公司', '--type', 'enterprise', '--region', '410100']), /--uscc: .*organisation code check \(character 17\).*check character \(character 18\)/);
+    refused(await cli(['enterprise', 'add-member', '--enterprise', '91410000170001401D', '--account', 'nobody', '--role', 'admin']), /--account: no account with id or username "nobody"/);
+    refused(await cli(['enterprise', 'add-member', '--enterprise', '91440300192317458F', '--account', 'wang.fang', '--role', 'admin']), /--enterprise: no enterprise/);
   });
 
   it('refuses bad input with one clear line and writes nothing', async () => {

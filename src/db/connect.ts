@@ -2,9 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 
 export type Db = Knex;
+
+// Every embedded database loads the extensions the migrations create.
+export const PGLITE_OPTIONS: PGliteOptions = { extensions: { pg_trgm } };
 
 export type Database = {
   db: Db;
@@ -74,7 +78,7 @@ export async function openEmbedded(dataDir: string): Promise<Database> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const release = takeLock(dataDir);
   try {
-    const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+    const pglite = await PGlite.create(path.join(dataDir, 'pgdata'), PGLITE_OPTIONS);
     const db = knexOverPglite(pglite);
     return {
       db,

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { inject } from 'vitest';
-import { knexOverPglite, openPostgres, type Database } from '../../src/db/connect.ts';
+import { knexOverPglite, openPostgres, PGLITE_OPTIONS, type Database } from '../../src/db/connect.ts';
 
 export type TestDatabase = Database & { url: string | undefined };
 
@@ -29,7 +29,7 @@ export async function testDatabase(): Promise<TestDatabase> {
     };
   }
   const dump = fs.readFileSync(inject('pgliteDump')!);
-  const pglite = await PGlite.create({ loadDataDir: new Blob([dump]) });
+  const pglite = await PGlite.create({ ...PGLITE_OPTIONS, loadDataDir: new Blob([dump]) });
   const db = knexOverPglite(pglite);
   return {
     db,

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
-import { knexOverPglite, openPostgres } from '../../src/db/connect.ts';
+import { knexOverPglite, openPostgres, PGLITE_OPTIONS } from '../../src/db/connect.ts';
 import { migrate } from '../../src/db/migrate.ts';
 
 // Migrate once; every test file then gets its own copy: a database made from a
@@ -37,7 +37,7 @@ export default async function setup(project: TestProject) {
       await admin.close();
     };
   }
-  const pglite = await PGlite.create();
+  const pglite = await PGlite.create(PGLITE_OPTIONS);
   const db = knexOverPglite(pglite);
   await migrate(db);
   const dump = await pglite.dumpDataDir('none');

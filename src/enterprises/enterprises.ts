@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import type { Db } from '../db/connect.ts';
+import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
+import { checkUscc, normaliseUscc } from './uscc.ts';
+
+// The registry of service objects (服务对象): enterprises, social organisations,
+// entrepreneur teams and individual businesses.
+
+export const ENTERPRISE_TYPES = ['enterprise', 'social_org', 'team', 'individual_business'] as const;
+export const ENTERPRISE_STATUSES = ['pending', 'verified', 'suspended'] as const;
+
+export type Enterprise = {
+  id: string;
+  uscc: string | null;
+  name: string;
+  type: (typeof ENTERPRISE_TYPES)[number];
+  region: string;
+  industry: string | null;
+  status: (typeof ENTERPRISE_STATUSES)[number];
+};
+
+const COLUMNS = ['id', 'uscc', 'name', 'type', 'region', 'industry', 'status'] as const;
+
+export const usccSchema = z.string().transform((value, ctx) => {
+  const result = checkUscc(value);
+  if (result.valid) return result.code;
+  ctx.addIssue({ code: 'custom', message: `"${result.code}" is not a valid Unified Social Credit Code: ${result.errors.join('; ')}` });
+  return z.NEVER;
+});
+
+export const newEnterpriseSchema = z
+  .strictObject({
+    uscc: usccSchema.optional(),
+    name: z.string().trim().min(2, 'must be at least 2 characters').max(200, 'must be at most 200 characters'),
+    type: z.enum(ENTERPRISE_TYPES, { error: `must be one of ${ENTERPRISE_TYPES.join(', ')}` }),
+    region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
+    industry: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+    status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }).default('pending'),
+  })
+  .refine((e) => e.uscc !== undefined || e.type === 'team', { path: ['uscc'], message: 'is required (only an entrepreneur team may have none yet)' });
+
+export type NewEnterprise = z.input<typeof newEnterpriseSchema>;
+
+export async function createEnterprise(db: Db, input: NewEnterprise): Promise<Enterprise> {
+  const e = parseInput(newEnterpriseSchema, input);
+  try {
+    const [row] = await db('enterprises')
+      .insert({ uscc: e.uscc ?? null, name: e.name, type: e.type, region: e.region, industry: e.industry ?? null, status: e.status })
+      .returning(COLUMNS);
+    return row as Enterprise;
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new ConflictError('uscc', `${e.uscc} is already registered`);
+    throw err;
+  }
+}
+
+const isUuid = (value: string) => z.uuid().safeParse(value).success;
+
+// By id or by USCC (as typed: trimmed and upper-cased).
+export async function findEnterprise(db: Db, idOrUscc: string): Promise<Enterprise | undefined> {
+  const value = idOrUscc.trim();
+  const query = db('enterprises').first(COLUMNS);
+  const row = isUuid(value) ? await query.where({ id: value }) : await query.where({ uscc: normaliseUscc(value) });
+  return row as Enterprise | undefined;
+}
+
+export async function requireEnterprise(db: Db, idOrUscc: string): Promise<Enterprise> {
+  const enterprise = await findEnterprise(db, idOrUscc);
+  if (!enterprise) throw new NotFoundError('enterprise', `no enterprise with id or USCC "${idOrUscc}"`);
+  return enterprise;
+}
+
+const escapeLike = (value: string) => value.replace(/[\\%_]/g, (m) => `\\${m}`);
+
+// By exact USCC, then names starting with the query, then names containing it
+// (the prefix index and the trigram index answer these without a scan).
+export async function searchEnterprises(db: Db, query: string, limit = 20): Promise<Enterprise[]> {
+  const q = query.trim();
+  if (!q) return [];
+  const exact = checkUscc(q);
+  if (exact.valid) return (await db('enterprises').where({ uscc: exact.code }).select(COLUMNS)) as Enterprise[];
+  const pattern = escapeLike(q);
+  const prefix = (await db('enterprises').where('name', 'like', `${pattern}%`).orderBy('name').limit(limit).select(COLUMNS)) as Enterprise[];
+  if (prefix.length >= limit) return prefix;
+  const contains = (await db('enterprises')
+    .where('name', 'like', `%${pattern}%`)
+    .whereNot('name', 'like', `${pattern}%`)
+    .orderBy('name')
+    .limit(limit - prefix.length)
+    .select(COLUMNS)) as Enterprise[];
+  return [...prefix, ...contains];
+}

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import type { Db } from '../db/connect.ts';
+import { ConflictError, isUniqueViolation, parseInput } from '../errors.ts';
+import type { Enterprise } from './enterprises.ts';
+
+// A person belongs to any number of enterprises, with one role in each.
+
+export const ROLES = ['legal_rep', 'admin', 'operator'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type Membership = { enterprise: Enterprise; role: Role };
+
+const membershipSchema = z.strictObject({
+  enterpriseId: z.uuid('must be an enterprise id'),
+  accountId: z.uuid('must be an account id'),
+  role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }),
+});
+
+export async function addMember(db: Db, input: z.input<typeof membershipSchema>): Promise<void> {
+  const m = parseInput(membershipSchema, input);
+  try {
+    await db('memberships').insert({ enterprise_id: m.enterpriseId, account_id: m.accountId, role: m.role });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new ConflictError('account', 'is already a member of this enterprise');
+    throw err;
+  }
+}
+
+export async function removeMember(db: Db, enterpriseId: string, accountId: string): Promise<boolean> {
+  return (await db('memberships').where({ enterprise_id: enterpriseId, account_id: accountId }).delete()) > 0;
+}
+
+export async function membershipsOf(db: Db, accountId: string): Promise<Membership[]> {
+  const rows = await db('memberships as m')
+    .join('enterprises as e', 'e.id', 'm.enterprise_id')
+    .where('m.account_id', accountId)
+    .orderBy('e.name')
+    .select('e.id', 'e.uscc', 'e.name', 'e.type', 'e.region', 'e.industry', 'e.status', 'm.role');
+  return rows.map(({ role, ...enterprise }) => ({ enterprise: enterprise as Enterprise, role }));
+}
