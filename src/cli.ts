@@ -8,7 +8,8 @@ import { InputError, NotFoundError } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername } from './accounts/accounts.ts';
 import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
-import { purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { purgeEndedChoices } from './enterprises/acting.ts';
 import { createEnterprise, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
 
@@ -239,7 +240,7 @@ export function buildCli(io: Io = processIo): Command {
     .description('delete expired sessions, codes and tokens (the server also does this periodically)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const deleted = await onDb((db) => purgeExpiredArtifacts(db));
+      const deleted = await onDb(async (db) => (await purgeExpiredArtifacts(db)) + (await purgeEndedChoices(db, liveSessionUids)));
       print(o.json, { deleted }, `deleted ${deleted} expired artifacts`);
     });
 

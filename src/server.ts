@@ -6,7 +6,8 @@ import { migrate } from './db/migrate.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger, type Logger } from './http/errors.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
-import { purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { purgeEndedChoices } from './enterprises/acting.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
 import { seedDemo } from './demo/seed.ts';
 import { demoSites } from './demo/sites.ts';
@@ -56,7 +57,9 @@ export async function startServer(config: Config, options: { database?: Database
       : undefined;
 
     const purge = setInterval(() => {
-      purgeExpiredArtifacts(db).catch((err) => logger.error('purging expired artifacts failed', err));
+      purgeExpiredArtifacts(db)
+        .then(() => purgeEndedChoices(db, liveSessionUids))
+        .catch((err) => logger.error('purging expired artifacts failed', err));
     }, config.purgeIntervalSeconds * 1000);
     purge.unref();
 

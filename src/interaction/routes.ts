@@ -4,12 +4,16 @@ import { koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { authenticate } from '../accounts/accounts.ts';
+import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
+import { membershipsOf } from '../enterprises/memberships.ts';
+import { InputError } from '../errors.ts';
 import { csrfToken, csrfValid } from '../http/csrf.ts';
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
 
-// The provider's user interface: login, consent (third-party clients only) and abort.
+// The provider's user interface: login, the choice of whom to act for, consent
+// (third-party clients only) and abort.
 // The provider decides when an interaction is needed; these pages only answer it.
 
 const form = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
@@ -60,10 +64,21 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
     await finish(ctx, { consent: { grantId: await grant.save() } });
   };
 
+  const showChooser = async (ctx: Context, interaction: Awaited<ReturnType<typeof details>>, extra: Body = {}, status = 200) => {
+    const { uid, params, session } = interaction;
+    if (!session) return ctx.throw(400, 'this interaction has no signed-in person');
+    const memberships = await membershipsOf(db, session.accountId);
+    // Preselect the session's choice ('' = themselves), or the only membership.
+    const choice = await currentChoice(db, session.uid);
+    const chosen = choice === undefined ? (memberships.length === 1 ? memberships[0]!.enterprise.id : undefined) : (choice ?? '');
+    render(ctx, 'select-enterprise', { uid, csrf: csrfToken(ctx), memberships, chosen, ...(await whoAsks(db, params.client_id)), ...extra }, status);
+  };
+
   router.get('/', async (ctx) => {
     const interaction = await details(ctx);
     const { uid, prompt, params } = interaction;
     if (prompt.name === 'login') return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
+    if (prompt.name === 'select_account') return showChooser(ctx, interaction);
     if (prompt.name === 'consent') {
       const asker = await whoAsks(db, params.client_id);
       if (!asker.thirdParty) return grantConsent(ctx, interaction);
@@ -83,6 +98,22 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
     const account = await authenticate(db, identifier, password);
     if (!account) return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
     await finish(ctx, { login: { accountId: account.id, amr: ['pwd'], remember: true } });
+  });
+
+  // Whom the person acts for in this session: an enterprise they belong to, or "" for themselves.
+  router.post('/select', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const interaction = await details(ctx);
+    const { prompt, session } = interaction;
+    if (prompt.name !== 'select_account' || !session) return ctx.throw(400, 'this interaction does not expect a choice of enterprise');
+    const enterpriseId = field(ctx, 'enterprise') || null;
+    try {
+      await chooseActingEnterprise(db, { sessionUid: session.uid, accountId: session.accountId, enterpriseId });
+    } catch (err) {
+      if (err instanceof InputError) return showChooser(ctx, interaction, { error: 'notAMember' }, 400);
+      throw err;
+    }
+    await finish(ctx, { select_account: {} });
   });
 
   router.post('/confirm', form, async (ctx) => {

@@ -93,3 +93,6 @@ export function createAdapter(db: Db) {
 export async function purgeExpiredArtifacts(db: Db): Promise<number> {
   return db(TABLE).where('expires_at', '<', db.fn.now()).delete();
 }
+
+// The uids of sessions that still exist, as a subquery for other modules' clean-ups.
+export const liveSessionUids = (db: Db) => db(TABLE).where({ model: 'Session' }).whereNotNull('uid').select('uid');

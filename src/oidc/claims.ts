@@ -1,18 +1,21 @@
 import type { Account } from '../accounts/accounts.ts';
+import type { Membership } from '../enterprises/memberships.ts';
 
-// Standard claims per scope, advertised in discovery. Issue 3 adds `enterprise`.
+// Claims per scope, advertised in discovery: the standard ones for the person, and
+// `enterprise` for whom they act.
 export const CLAIMS_BY_SCOPE = {
   openid: ['sub'],
+  enterprise: ['enterprise'],
   profile: ['name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
   phone: ['phone_number', 'phone_number_verified'],
 };
 
-export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'phone'];
+export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'phone', 'enterprise'];
 
 // Phone and email are not proven yet (issue 4 adds verification codes), so they are
 // reported unverified.
-export function accountClaims(account: Account): Record<string, unknown> {
+export function accountClaims(account: Account): { sub: string; [claim: string]: unknown } {
   return {
     sub: account.id,
     name: account.displayName,
@@ -21,4 +24,9 @@ export function accountClaims(account: Account): Record<string, unknown> {
     ...(account.email && { email: account.email, email_verified: false }),
     ...(account.phone && { phone_number: `+86${account.phone}`, phone_number_verified: false }),
   };
+}
+
+export function enterpriseClaim({ enterprise, role }: Membership): Record<string, unknown> {
+  const { id, uscc, name, type, region, status } = enterprise;
+  return { id, uscc, name, type, region, status, role };
 }

@@ -1,11 +1,12 @@
 import type { Context } from 'koa';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { findAccount } from '../accounts/accounts.ts';
+import { actingEnterprise, needsActingChoice } from '../enterprises/acting.ts';
 import type { Logger } from '../http/errors.ts';
 import { render } from '../http/render.ts';
 import { createAdapter } from './adapter.ts';
-import { accountClaims, CLAIMS_BY_SCOPE, SCOPES } from './claims.ts';
+import { accountClaims, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './claims.ts';
 import { compareClientSecretDigests } from './internals.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
@@ -33,6 +34,20 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   return grant;
 }
 
+// login, then whom the person acts for (select_account: asked when they belong to
+// several enterprises, or when a window asks with prompt=select_account), then consent.
+function interactionSteps(db: Db) {
+  const { base, Prompt, Check } = interactionPolicy;
+  const steps = base();
+  const notChosen = new Check('acting_enterprise_not_chosen', 'the person has not chosen whom to act for', async (ctx) => {
+    const session = ctx.oidc.session;
+    if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
+    return (await needsActingChoice(db, session.uid, session.accountId)) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+  });
+  steps.add(new Prompt({ name: 'select_account', requestable: true }, notChosen), 1);
+  return steps;
+}
+
 const errorMessages: Record<string, string> = {
   session_not_found: 'errorSessionExpired',
   server_error: 'errorInternal',
@@ -41,10 +56,21 @@ const errorMessages: Record<string, string> = {
 export function createProvider(o: ProviderOptions): Provider {
   const configuration: Configuration = {
     adapter: createAdapter(o.db),
-    async findAccount(_ctx, sub) {
+    async findAccount(ctx, sub, token) {
       const account = await findAccount(o.db, sub);
       if (!account || account.status !== 'active') return undefined;
-      return { accountId: account.id, claims: async () => accountClaims(account) as { sub: string } };
+      return {
+        accountId: account.id,
+        async claims(_use, scope) {
+          const claims = accountClaims(account);
+          if (!scope.split(' ').includes('enterprise')) return claims;
+          // Codes and tokens carry the session they came from; the authorization
+          // endpoint has the session itself.
+          const sessionUid = (token as { sessionUid?: string } | undefined)?.sessionUid ?? ctx.oidc.session?.uid;
+          const acting = sessionUid ? await actingEnterprise(o.db, sessionUid, account.id) : null;
+          return acting ? { ...claims, enterprise: enterpriseClaim(acting) } : claims;
+        },
+      };
     },
     claims: CLAIMS_BY_SCOPE,
     scopes: SCOPES,
@@ -96,7 +122,7 @@ export function createProvider(o: ProviderOptions): Provider {
     // Scope claims go into the ID token too: many window sites read only the ID token.
     conformIdTokenClaims: false,
     loadExistingGrant,
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: interactionSteps(o.db) },
     clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false,
     fetch: outgoingFetch(o.db) as Configuration['fetch'],
     ttl: {

@@ -1,0 +1,59 @@
+import type { Db } from '../db/connect.ts';
+import { InputError } from '../errors.ts';
+import { membershipsOf, type Membership } from './memberships.ts';
+
+// The acting enterprise of a sign-in session (DESIGN.md, identity model). The choice
+// belongs to the session: the next window of the same session gets it without asking.
+
+export type ActingChoice = { sessionUid: string; accountId: string; enterpriseId: string | null };
+
+export async function chooseActingEnterprise(db: Db, choice: ActingChoice): Promise<void> {
+  if (choice.enterpriseId !== null) {
+    const member = (await membershipsOf(db, choice.accountId)).some((m) => m.enterprise.id === choice.enterpriseId);
+    if (!member) throw new InputError('enterprise', 'you are not a member of this enterprise');
+  }
+  await db('acting_enterprises')
+    .insert({ session_uid: choice.sessionUid, account_id: choice.accountId, enterprise_id: choice.enterpriseId, chosen_at: db.fn.now() })
+    .onConflict('session_uid')
+    .merge(['account_id', 'enterprise_id', 'chosen_at']);
+}
+
+// The session's enterprise and the person's role in it, if they chose one and are
+// still a member; null if they act as themselves or no longer belong to it.
+export async function actingEnterprise(db: Db, sessionUid: string, accountId: string): Promise<Membership | null> {
+  const row = await db('acting_enterprises as a')
+    .join('memberships as m', (j) => j.on('m.enterprise_id', 'a.enterprise_id').andOn('m.account_id', 'a.account_id'))
+    .join('enterprises as e', 'e.id', 'a.enterprise_id')
+    .where({ 'a.session_uid': sessionUid, 'a.account_id': accountId })
+    .first('e.id', 'e.uscc', 'e.name', 'e.type', 'e.region', 'e.industry', 'e.status', 'm.role');
+  if (!row) return null;
+  const { role, ...enterprise } = row;
+  return { enterprise, role };
+}
+
+// Whether the person must be asked whom they act for in this session. One membership
+// needs no question: it is chosen for them (and can be changed with prompt=select_account).
+// One round trip: this runs on every authorization request.
+export async function needsActingChoice(db: Db, sessionUid: string, accountId: string): Promise<boolean> {
+  const { rows } = (await db.raw(
+    `SELECT EXISTS (SELECT 1 FROM acting_enterprises WHERE session_uid = ? AND account_id = ?) AS chosen,
+            count(m.enterprise_id)::int AS memberships, min(m.enterprise_id::text) AS only
+       FROM memberships m WHERE m.account_id = ?`,
+    [sessionUid, accountId, accountId],
+  )) as { rows: Array<{ chosen: boolean; memberships: number; only: string | null }> };
+  const { chosen, memberships, only } = rows[0]!;
+  if (chosen || memberships === 0) return false;
+  if (memberships > 1) return true;
+  await chooseActingEnterprise(db, { sessionUid, accountId, enterpriseId: only });
+  return false;
+}
+
+export async function currentChoice(db: Db, sessionUid: string): Promise<string | null | undefined> {
+  const row = await db('acting_enterprises').where({ session_uid: sessionUid }).first('enterprise_id');
+  return row ? row.enterprise_id : undefined;
+}
+
+// Choices of sessions that no longer exist; liveSessions lists the uids that do.
+export async function purgeEndedChoices(db: Db, liveSessions: (db: Db) => ReturnType<Db>): Promise<number> {
+  return db('acting_enterprises').whereNotIn('session_uid', liveSessions(db)).delete();
+}
