@@ -1,6 +1,9 @@
 import crypto from 'node:crypto';
 import type { Db } from '../db/connect.ts';
 import { createAccount, findAccountByIdOrUsername } from '../accounts/accounts.ts';
+import { createEnterprise, findEnterprise } from '../enterprises/enterprises.ts';
+import { addMember } from '../enterprises/memberships.ts';
+import { completeUscc } from '../enterprises/uscc.ts';
 import { createClient, findClientMetadata } from '../windows/clients.ts';
 import { listWindows } from '../windows/windows.ts';
 
@@ -8,6 +11,13 @@ import { listWindows } from '../windows/windows.ts';
 // with. Only outside production (config.ts refuses DEMO in production).
 
 export const DEMO_ACCOUNT = { username: 'demo', password: 'henan-sme-2014', displayName: '演示用户', phone: '13800000000' };
+
+// Two example enterprises the demo person belongs to, so the demo shows the choice of
+// whom to act for. Their names say they are examples.
+export const DEMO_ENTERPRISES = [
+  { uscc: completeUscc('9141010000000001'), name: '郑州示例科技有限公司（演示）', type: 'enterprise', region: '410100', status: 'verified', role: 'legal_rep' },
+  { uscc: completeUscc('9241030000000002'), name: '洛阳示例商店（演示）', type: 'individual_business', region: '410300', status: 'pending', role: 'operator' },
+] as const;
 
 export const DEMO_SITES = [
   { slug: 'zhengzhou', region: '410100' },
@@ -42,6 +52,11 @@ export async function seedDemo(db: Db, masterKey: Buffer, issuer: string): Promi
         { clientId: demoClientId(site.slug), secret: demoClientSecret(masterKey, site.slug) },
       );
     }
-    if (!(await findAccountByIdOrUsername(trx, DEMO_ACCOUNT.username))) await createAccount(trx, DEMO_ACCOUNT);
+    const person = (await findAccountByIdOrUsername(trx, DEMO_ACCOUNT.username)) ?? (await createAccount(trx, DEMO_ACCOUNT));
+    for (const { role, ...example } of DEMO_ENTERPRISES) {
+      if (await findEnterprise(trx, example.uscc)) continue;
+      const enterprise = await createEnterprise(trx, example);
+      await addMember(trx, { enterpriseId: enterprise.id, accountId: person.id, role });
+    }
   });
 }

@@ -62,11 +62,12 @@ export function demoSites(issuer: string, masterKey: Buffer): { router: Router; 
     ctx.redirect(
       oidc.buildAuthorizationUrl(config, {
         redirect_uri: `${s.base}/callback`,
-        scope: 'openid profile email phone',
+        scope: 'openid profile email phone enterprise',
         code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
         code_challenge_method: 'S256',
         state,
         nonce,
+        ...(ctx.query.switch === '1' && { prompt: 'select_account' }),
       }).href,
     );
   });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
-import { DEMO_ACCOUNT } from '../../src/demo/seed.ts';
+import { DEMO_ACCOUNT, DEMO_ENTERPRISES } from '../../src/demo/seed.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // The pages in a real browser (Debian's chromium, which .ci/run installs): the demo's
@@ -43,13 +43,19 @@ describe.skipIf(!hasChromium)('in a browser', () => {
     expect(await page.getByRole('alert').innerText()).toBe('账号或密码不正确。');
     await page.fill('#password', DEMO_ACCOUNT.password);
     await page.click('button[type=submit]:not(.secondary)');
+
+    // Two memberships: the person chooses whom to act for.
+    await page.getByText(DEMO_ENTERPRISES[1].name).click();
+    await page.getByRole('button', { name: '继续' }).click();
     await page.waitForURL(`${server.url}/demo/zhengzhou/`);
     expect(await page.locator('main').innerText()).toContain(DEMO_ACCOUNT.displayName);
+    expect(await page.locator('main').innerText()).toContain(DEMO_ENTERPRISES[1].name);
 
     await page.goto(`${server.url}/demo/luoyang/`);
     await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
     await page.waitForURL(`${server.url}/demo/luoyang/`);
     expect(await page.locator('main').innerText()).toContain(DEMO_ACCOUNT.displayName);
+    expect(await page.locator('main').innerText()).toContain(DEMO_ENTERPRISES[1].name);
 
     await page.getByRole('link', { name: /Sign out/ }).click();
     await page.getByRole('button', { name: '是，退出' }).click();

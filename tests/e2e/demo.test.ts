@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_ACCOUNT } from '../../src/demo/seed.ts';
+import { DEMO_ACCOUNT, DEMO_ENTERPRISES } from '../../src/demo/seed.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -34,8 +34,12 @@ describe('the demo window sites', () => {
 
     const login = await you.visit(`${server.url}/demo/zhengzhou/login`);
     expect(html(login)).toContain('郑州市综合窗口平台');
-    const zhengzhou = await you.submit(login, '/login', { identifier: DEMO_ACCOUNT.username, password: DEMO_ACCOUNT.password });
+    const chooser = await you.submit(login, '/login', { identifier: DEMO_ACCOUNT.username, password: DEMO_ACCOUNT.password });
+    expect(html(chooser)).toContain(DEMO_ENTERPRISES[0].name);
+    const first = /name="enterprise" value="([0-9a-f-]{36})"/.exec(html(chooser))![1]!;
+    const zhengzhou = await you.submit(chooser, '/select', { enterprise: first });
     expect(html(zhengzhou)).toContain(DEMO_ACCOUNT.displayName);
+    expect(html(zhengzhou)).toMatch(/Acting for <strong>[^<]*（演示）/);
     expect(html(zhengzhou)).toContain('/demo/zhengzhou/logout');
 
     const luoyang = await you.visit(`${server.url}/demo/luoyang/login`);
