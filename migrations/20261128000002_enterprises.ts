@@ -17,6 +17,8 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
   });
   await knex.raw('CREATE UNIQUE INDEX enterprises_uscc_key ON enterprises (uscc) WHERE uscc IS NOT NULL');
+  // A team without a code is known by its name in its region: the same team twice would be ambiguous.
+  await knex.raw('CREATE UNIQUE INDEX enterprises_team_key ON enterprises (type, region, name) WHERE uscc IS NULL');
   await knex.raw('CREATE INDEX enterprises_name_prefix ON enterprises (name text_pattern_ops)');
   await knex.raw('CREATE INDEX enterprises_name_trgm ON enterprises USING gin (name gin_trgm_ops)');
   await knex.raw("ALTER TABLE enterprises ADD CONSTRAINT enterprises_type_check CHECK (type IN ('enterprise', 'social_org', 'team', 'individual_business'))");

@@ -12,7 +12,7 @@ export const cliSocketPath = (dataDir: string) => path.join(dataDir, 'cli.sock')
 
 export type CliOutcome = { code: number; stdout: string; stderr: string };
 
-const request = z.strictObject({ argv: z.array(z.string()).max(200), stdin: z.string().max(1_000_000) });
+const request = z.strictObject({ argv: z.array(z.string()).max(200), stdin: z.string().max(1_000_000), cwd: z.string().startsWith('/') });
 const outcome = z.strictObject({ code: z.number().int(), stdout: z.string(), stderr: z.string() });
 
 function readLine(socket: net.Socket, limit = 4_000_000): Promise<string> {
@@ -30,13 +30,13 @@ function readLine(socket: net.Socket, limit = 4_000_000): Promise<string> {
   });
 }
 
-export async function serveCliRelay(socketPath: string, run: (argv: string[], stdin: string) => Promise<CliOutcome>): Promise<{ close(): Promise<void> }> {
+export async function serveCliRelay(socketPath: string, run: (argv: string[], stdin: string, cwd: string) => Promise<CliOutcome>): Promise<{ close(): Promise<void> }> {
   fs.rmSync(socketPath, { force: true });
   const server = net.createServer((socket) => {
     readLine(socket)
       .then(async (line) => {
         const parsed = request.safeParse(JSON.parse(line));
-        const answer = parsed.success ? await run(parsed.data.argv, parsed.data.stdin) : { code: 2, stdout: '', stderr: 'error: malformed command\n' };
+        const answer = parsed.success ? await run(parsed.data.argv, parsed.data.stdin, parsed.data.cwd) : { code: 2, stdout: '', stderr: 'error: malformed command\n' };
         socket.end(`${JSON.stringify(answer)}\n`);
       })
       .catch(() => socket.destroy());
@@ -55,12 +55,12 @@ export async function serveCliRelay(socketPath: string, run: (argv: string[], st
   };
 }
 
-export async function relayToServer(socketPath: string, argv: string[], stdin: string): Promise<CliOutcome> {
+export async function relayToServer(socketPath: string, argv: string[], stdin: string, cwd: string): Promise<CliOutcome> {
   const socket = net.connect(socketPath);
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  socket.write(`${JSON.stringify({ argv, stdin })}\n`);
+  socket.write(`${JSON.stringify({ argv, stdin, cwd })}\n`);
   return outcome.parse(JSON.parse(await readLine(socket)));
 }

@@ -1,4 +1,7 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { stringify } from 'csv-stringify';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.ts';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
@@ -12,6 +15,7 @@ import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
 import { purgeEndedChoices } from './enterprises/acting.ts';
 import { createEnterprise, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
+import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
 
 // The administrator's command line. Exit codes scripts can rely on:
 // 0 done, 1 refused (bad input, conflict, not found), 2 usage or configuration error,
@@ -21,9 +25,13 @@ const EXIT = { refused: 1, usage: 2, failure: 3 } as const;
 
 class Refused extends Error {}
 
-export type Io = { stdout: (s: string) => void; stderr: (s: string) => void; readStdin: () => Promise<string>; db?: Db };
+// What a command may touch of its caller: output, input, the working directory for
+// relative paths, whether a person watches the terminal, and (relayed) the server's database.
+export type Io = { stdout: (s: string) => void; stderr: (s: string) => void; readStdin: () => Promise<string>; cwd: string; interactive: boolean; db?: Db };
 
 const processIo: Io = {
+  cwd: process.cwd(),
+  interactive: Boolean(process.stderr.isTTY),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
   async readStdin() {
@@ -235,6 +243,50 @@ export function buildCli(io: Io = processIo): Command {
       print(o.json, { enterprises: found }, found.length ? ['id\tuscc\ttype\tregion\tstatus\tname', ...lines].join('\n') : 'no enterprise found');
     });
 
+  enterprise
+    .command('import')
+    .description('load enterprises from CSV (header uscc,name,type,region,industry); rejected rows go to a report')
+    .argument('<file>', 'the CSV file')
+    .option('--dry-run', 'check everything and report, but write nothing')
+    .option('--report <file>', 'where to write rejected rows (default: FILE.rejected.csv)')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o: { dryRun?: boolean; report?: string; json?: boolean }) => {
+      const source = path.resolve(io.cwd, file);
+      const reportPath = path.resolve(io.cwd, o.report ?? `${file}.rejected.csv`);
+      let size: number;
+      try {
+        size = fs.statSync(source).size;
+      } catch {
+        throw new Refused(`${file}: cannot read this file`);
+      }
+      const input = fs.createReadStream(source);
+      const report = stringify({ header: true, columns: ['line', 'value', 'reason'] });
+      const reportDone = new Promise<void>((resolve, reject) => report.pipe(fs.createWriteStream(reportPath)).on('finish', resolve).on('error', reject));
+      const bar = io.interactive ? new SingleBar({ format: 'importing [{bar}] {percentage}% | {read} rows | {inserted} new | {rejected} rejected', hideCursor: true }) : undefined;
+      bar?.start(size, 0, { read: 0, inserted: 0, rejected: 0 });
+      let summary: ImportSummary;
+      try {
+        summary = await onDb((db) =>
+          importEnterprises(db, input, {
+            dryRun: o.dryRun,
+            onRejected: (r) => report.write(r),
+            onProgress: (s) => bar?.update(input.bytesRead, s),
+          }),
+        );
+      } finally {
+        bar?.stop();
+        report.end();
+        await reportDone;
+      }
+      if (summary.rejected === 0) fs.rmSync(reportPath, { force: true });
+      const reportNote = summary.rejected ? `; rejected rows are listed in ${reportPath}` : '';
+      print(
+        o.json,
+        { ...summary, dry_run: Boolean(o.dryRun), ...(summary.rejected && { report: reportPath }) },
+        `${o.dryRun ? 'dry run: would import' : 'imported'} ${summary.inserted} of ${summary.read} rows (${summary.existing} already registered, ${summary.rejected} rejected)${reportNote}`,
+      );
+    });
+
   program
     .command('purge')
     .description('delete expired sessions, codes and tokens (the server also does this periodically)')
@@ -271,9 +323,9 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
 }
 
 // Runs a command forwarded by another CLI process on this server's database.
-export async function runCliOn(db: Db, argv: string[], stdin: string): Promise<CliOutcome> {
+export async function runCliOn(db: Db, argv: string[], stdin: string, cwd: string): Promise<CliOutcome> {
   const out = { stdout: '', stderr: '' };
-  const code = await runCli(argv, { stdout: (s) => (out.stdout += s), stderr: (s) => (out.stderr += s), readStdin: async () => stdin, db });
+  const code = await runCli(argv, { stdout: (s) => (out.stdout += s), stderr: (s) => (out.stderr += s), readStdin: async () => stdin, cwd, interactive: false, db });
   return { code, ...out };
 }
 
@@ -297,7 +349,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${(err as Error).message}\n`);
     return EXIT.refused;
   }
-  const answer = await relayToServer(socket, argv, stdin);
+  const answer = await relayToServer(socket, argv, stdin, process.cwd());
   process.stdout.write(answer.stdout);
   process.stderr.write(answer.stderr);
   return answer.code;

@@ -53,7 +53,7 @@ export async function startServer(config: Config, options: { database?: Database
     // The command line cannot open an embedded database this process holds: it sends
     // its commands here instead.
     const relay = database.kind === 'embedded' && !options.database
-      ? await serveCliRelay(cliSocketPath(config.dataDir), (argv, stdin) => runCliOn(db, argv, stdin))
+      ? await serveCliRelay(cliSocketPath(config.dataDir), (argv, stdin, cwd) => runCliOn(db, argv, stdin, cwd))
       : undefined;
 
     const purge = setInterval(() => {

@@ -113,6 +113,29 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     refused(await cli(['enterprise', 'add-member', '--enterprise', '91440300192317458F', '--account', 'wang.fang', '--role', 'admin']), /--enterprise: no enterprise/);
   });
 
+  it('imports enterprises from CSV, writing a report of rejected rows', async () => {
+    const file = path.join(dataDir, 'registry.csv');
+    fs.writeFileSync(file, 'uscc,name,type,region,industry\n91440300192317458F,比亚迪股份有限公司,enterprise,440300,汽车\n91440300192317458E,坏代码,enterprise,440300,\n,"未闭合\n');
+    const dry = await cli(['enterprise', 'import', file, '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ read: 3, inserted: 1, rejected: 2, dry_run: true });
+    expect(JSON.parse((await cli(['enterprise', 'find', '91440300192317458F', '--json'])).stdout).enterprises).toEqual([]);
+
+    const real = await cli(['enterprise', 'import', file, '--json']);
+    expect(real.code).toBe(0);
+    const summary = JSON.parse(real.stdout);
+    expect(summary).toMatchObject({ read: 3, inserted: 1, existing: 0, rejected: 2, report: `${file}.rejected.csv` });
+    const report = fs.readFileSync(summary.report, 'utf8').trim().split('\n');
+    expect(report[0]).toBe('line,value,reason');
+    expect(report[1]).toMatch(/^3,91440300192317458E,.*check character/);
+    expect(report[2]).toMatch(/^4,.*malformed CSV/);
+    expect(JSON.parse((await cli(['enterprise', 'import', file, '--json'])).stdout)).toMatchObject({ inserted: 0, existing: 1 });
+
+    refused(await cli(['enterprise', 'import', path.join(dataDir, 'missing.csv')]), /missing\.csv: cannot read this file/);
+    fs.writeFileSync(file, 'code,name\n');
+    refused(await cli(['enterprise', 'import', file]), /unknown column "code"/);
+  });
+
   it('refuses bad input with one clear line and writes nothing', async () => {
     const before = await counts();
     const client = ['client', 'create', '--name', 'x', '--window'];

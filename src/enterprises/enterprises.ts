@@ -49,7 +49,9 @@ export async function createEnterprise(db: Db, input: NewEnterprise): Promise<En
       .returning(COLUMNS);
     return row as Enterprise;
   } catch (err) {
-    if (isUniqueViolation(err)) throw new ConflictError('uscc', `${e.uscc} is already registered`);
+    if (isUniqueViolation(err)) {
+      throw e.uscc ? new ConflictError('uscc', `${e.uscc} is already registered`) : new ConflictError('name', 'a team of this name is already registered in this region');
+    }
     throw err;
   }
 }
