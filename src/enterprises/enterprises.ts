@@ -74,20 +74,22 @@ export async function requireEnterprise(db: Db, idOrUscc: string): Promise<Enter
 
 const escapeLike = (value: string) => value.replace(/[\\%_]/g, (m) => `\\${m}`);
 
-// By exact USCC, then names starting with the query, then names containing it
-// (the prefix index and the trigram index answer these without a scan).
+// By exact USCC, then names starting with the query, then names containing it.
+// Ordering by the pattern operator (~<~) lets the prefix index give rows in order, so
+// LIMIT stops early however common the prefix; contains-search uses the trigram index
+// (a 1-2 character fragment has no trigram and may scan).
 export async function searchEnterprises(db: Db, query: string, limit = 20): Promise<Enterprise[]> {
   const q = query.trim();
   if (!q) return [];
   const exact = checkUscc(q);
   if (exact.valid) return (await db('enterprises').where({ uscc: exact.code }).select(COLUMNS)) as Enterprise[];
   const pattern = escapeLike(q);
-  const prefix = (await db('enterprises').where('name', 'like', `${pattern}%`).orderBy('name').limit(limit).select(COLUMNS)) as Enterprise[];
+  const prefix = (await db('enterprises').where('name', 'like', `${pattern}%`).orderByRaw('name USING ~<~').limit(limit).select(COLUMNS)) as Enterprise[];
   if (prefix.length >= limit) return prefix;
   const contains = (await db('enterprises')
     .where('name', 'like', `%${pattern}%`)
     .whereNot('name', 'like', `${pattern}%`)
-    .orderBy('name')
+    .orderByRaw('name USING ~<~')
     .limit(limit - prefix.length)
     .select(COLUMNS)) as Enterprise[];
   return [...prefix, ...contains];
