@@ -7,6 +7,7 @@ import { errorPages, securityHeaders, type Logger } from './http/errors.ts';
 import { rememberLang } from './http/i18n.ts';
 import { render } from './http/render.ts';
 import { interactionRoutes } from './interaction/routes.ts';
+import { accountCenterRoutes } from './account-center/routes.ts';
 import type { KeySet } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
 
@@ -36,7 +37,7 @@ export function createApp(o: AppOptions): App {
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
   app.use(rememberLang);
-  for (const router of [home, interactionRoutes(provider, o.db), ...(o.extraRoutes ?? [])]) {
+  for (const router of [home, interactionRoutes(provider, o.db), accountCenterRoutes(provider, o.db, o.issuer), ...(o.extraRoutes ?? [])]) {
     app.use(router.routes()).use(router.allowedMethods());
   }
   app.use(mount(provider));

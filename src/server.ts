@@ -9,6 +9,7 @@ import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
 import { purgeEndedChoices } from './enterprises/acting.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
+import { ensureAccountCenterClient } from './account-center/client.ts';
 import { seedDemo } from './demo/seed.ts';
 import { demoSites } from './demo/sites.ts';
 import { createApp } from './app.ts';
@@ -36,6 +37,7 @@ export async function startServer(config: Config, options: { database?: Database
     });
     const issuer = config.issuer ?? `http://localhost:${(server.address() as AddressInfo).port}`;
 
+    await ensureAccountCenterClient(db, issuer);
     const demo = config.demo ? demoSites(issuer, masterKey) : undefined;
     if (config.demo) await seedDemo(db, masterKey, issuer);
 

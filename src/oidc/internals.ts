@@ -1,3 +1,4 @@
+import type Koa from 'koa';
 import type { Provider } from 'oidc-provider';
 import { constantTimeEqual, sha256 } from '../crypto/secrets.ts';
 
@@ -12,4 +13,12 @@ export function compareClientSecretDigests(provider: Provider): void {
   proto.compareClientSecret = function compareClientSecret(actual: string) {
     return typeof actual === 'string' && constantTimeEqual(this.clientSecret, sha256(actual));
   };
+}
+
+// Who is signed in at the provider in this browser, for the provider's own pages
+// (the account center). Read from the provider's session, so signing out anywhere
+// signs out here too.
+export async function signedInSession(provider: Provider, ctx: Koa.Context): Promise<{ uid: string; accountId: string } | undefined> {
+  const session = await provider.Session.get(ctx);
+  return session.accountId ? { uid: session.uid, accountId: session.accountId } : undefined;
 }

@@ -34,14 +34,15 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   return grant;
 }
 
-// login, then whom the person acts for (select_account: asked when they belong to
-// several enterprises, or when a window asks with prompt=select_account), then consent.
+// login, then whom the person acts for (select_account: asked of a window that wants
+// the enterprise scope when the person belongs to several enterprises and has not
+// chosen in this session, or when a window asks with prompt=select_account), then consent.
 function interactionSteps(db: Db) {
   const { base, Prompt, Check } = interactionPolicy;
   const steps = base();
   const notChosen = new Check('acting_enterprise_not_chosen', 'the person has not chosen whom to act for', async (ctx) => {
     const session = ctx.oidc.session;
-    if (!session?.accountId) return Check.NO_NEED_TO_PROMPT;
+    if (!session?.accountId || !ctx.oidc.requestParamScopes.has('enterprise')) return Check.NO_NEED_TO_PROMPT;
     return (await needsActingChoice(db, session.uid, session.accountId)) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
   });
   steps.add(new Prompt({ name: 'select_account', requestable: true }, notChosen), 1);

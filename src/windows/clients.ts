@@ -111,6 +111,12 @@ export async function createClient(db: Db, input: NewClient, options: { clientId
   return { clientId, clientSecret: secret, windowId: c.windowId };
 }
 
+// For clients this server registers itself, whose redirect URI follows the issuer.
+export async function updateRedirectUris(db: Db, clientId: string, redirectUris: string[]): Promise<void> {
+  const uris = z.array(registeredUri).min(1).parse(redirectUris);
+  await db('clients').where({ client_id: clientId }).update({ metadata: db.raw("jsonb_set(metadata, '{redirect_uris}', ?::jsonb)", [JSON.stringify(uris)]) });
+}
+
 // A client whose window or itself is disabled does not exist for the provider.
 export async function findClientMetadata(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
   const row = await db<ClientRow>('clients as c')

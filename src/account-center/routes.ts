@@ -1,0 +1,141 @@
+import crypto from 'node:crypto';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { koaBody } from 'koa-body';
+import type Provider from 'oidc-provider';
+import type { Db } from '../db/connect.ts';
+import { findAccount } from '../accounts/accounts.ts';
+import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
+import { createEnterprise, ENTERPRISE_TYPES } from '../enterprises/enterprises.ts';
+import { addMember, membershipsOf } from '../enterprises/memberships.ts';
+import { InputError } from '../errors.ts';
+import { constantTimeEqual } from '../crypto/secrets.ts';
+import { csrfToken, csrfValid } from '../http/csrf.ts';
+import { render } from '../http/render.ts';
+import { signedInSession } from '../oidc/internals.ts';
+import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
+
+// The account center (/account): who you are, whom you act for in this sign-in, your
+// enterprises, and registering a new one. The person is whoever is signed in at the
+// provider in this browser.
+
+const form = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
+const STATE_COOKIE = 'account_center_state';
+
+type Body = Record<string, unknown>;
+const field = (ctx: Context, name: string): string => {
+  const value = (ctx.request.body as Body | undefined)?.[name];
+  return typeof value === 'string' ? value.trim() : '';
+};
+
+export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
+
+export function accountCenterRoutes(provider: Provider, db: Db, issuer: string): Router {
+  const router = new Router({ prefix: '/account' });
+  const cookieOptions = { path: '/account', httpOnly: true, sameSite: 'lax' as const, signed: true, maxAge: 600_000 };
+
+  const who = async (ctx: Context) => {
+    const session = await signedInSession(provider, ctx);
+    const account = session && (await findAccount(db, session.accountId));
+    return session && account && account.status === 'active' ? { session, account } : undefined;
+  };
+  const rejectForgery = (ctx: Context): boolean => {
+    if (csrfValid(ctx, field(ctx, 'csrf'))) return false;
+    render(ctx, 'error', { message: 'errorCsrf', code: 'csrf' }, 403);
+    return true;
+  };
+
+  // Signing in here is an ordinary authorization request of the account center's client;
+  // the provider's session it leaves behind is what these pages read.
+  router.get('/login', (ctx) => {
+    const state = crypto.randomBytes(24).toString('base64url');
+    const challenge = crypto.createHash('sha256').update(crypto.randomBytes(32).toString('base64url')).digest('base64url');
+    ctx.cookies.set(STATE_COOKIE, state, cookieOptions);
+    const params = new URLSearchParams({
+      client_id: ACCOUNT_CENTER_CLIENT_ID,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: `${issuer}/account/callback`,
+      state,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+    });
+    ctx.redirect(`/auth?${params}`);
+  });
+
+  router.get('/callback', (ctx) => {
+    const expected = ctx.cookies.get(STATE_COOKIE, { signed: true });
+    ctx.cookies.set(STATE_COOKIE, null, cookieOptions);
+    const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
+    if (!expected || !constantTimeEqual(expected, state) || ctx.query.error) {
+      return render(ctx, 'error', { message: 'errorGeneric', code: typeof ctx.query.error === 'string' ? ctx.query.error : 'invalid_state' }, 400);
+    }
+    ctx.redirect('/account');
+  });
+
+  const showAccount = async (ctx: Context, extra: Body = {}, status = 200) => {
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const memberships = await membershipsOf(db, me.account.id);
+    const choice = await currentChoice(db, me.session.uid);
+    render(ctx, 'account', {
+      csrf: csrfToken(ctx),
+      account: { ...me.account, phone: me.account.phone && maskPhone(me.account.phone) },
+      memberships,
+      chosen: choice === undefined ? undefined : (choice ?? ''),
+      ...extra,
+    }, status);
+  };
+
+  router.get('/', (ctx) => showAccount(ctx));
+
+  // Whom this sign-in session acts for; every window gets it at its next sign-in or userinfo call.
+  router.post('/acting', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    try {
+      await chooseActingEnterprise(db, { sessionUid: me.session.uid, accountId: me.account.id, enterpriseId: field(ctx, 'enterprise') || null });
+    } catch (err) {
+      if (err instanceof InputError) return showAccount(ctx, { error: 'notAMember' }, 400);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  const showNewEnterprise = async (ctx: Context, values: Body = {}, error?: string, status = 200) => {
+    if (!(await who(ctx))) return ctx.redirect('/account/login');
+    render(ctx, 'enterprise-new', { csrf: csrfToken(ctx), types: ENTERPRISE_TYPES, values, error }, status);
+  };
+
+  router.get('/enterprises/new', (ctx) => showNewEnterprise(ctx));
+
+  // A person registers an enterprise and becomes its legal representative; it stays
+  // pending until an administrator verifies it.
+  router.post('/enterprises', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const values = { uscc: field(ctx, 'uscc'), name: field(ctx, 'name'), type: field(ctx, 'type'), region: field(ctx, 'region'), industry: field(ctx, 'industry') };
+    try {
+      await db.transaction(async (trx) => {
+        const enterprise = await createEnterprise(trx, {
+          ...(values.uscc && { uscc: values.uscc }),
+          name: values.name,
+          type: values.type as (typeof ENTERPRISE_TYPES)[number],
+          region: values.region,
+          ...(values.industry && { industry: values.industry }),
+        });
+        await addMember(trx, { enterpriseId: enterprise.id, accountId: me.account.id, role: 'legal_rep' });
+      });
+    } catch (err) {
+      if (err instanceof InputError) return showNewEnterprise(ctx, values, err.message, 400);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  return router;
+}
