@@ -2,12 +2,13 @@ import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { koaBody } from 'koa-body';
+import { z } from 'zod';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
-import { findAccount } from '../accounts/accounts.ts';
+import { findAccount, findAccountByIdentifier, findAccounts } from '../accounts/accounts.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
-import { createEnterprise, ENTERPRISE_TYPES } from '../enterprises/enterprises.ts';
-import { addMember, membershipsOf } from '../enterprises/memberships.ts';
+import { createEnterprise, ENTERPRISE_TYPES, findEnterprise } from '../enterprises/enterprises.ts';
+import { addMember, managesOperators, membersOf, membershipsOf, removeMember, roleIn } from '../enterprises/memberships.ts';
 import { InputError } from '../errors.ts';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import { csrfToken, csrfValid } from '../http/csrf.ts';
@@ -16,7 +17,8 @@ import { signedInSession } from '../oidc/internals.ts';
 import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
 
 // The account center (/account): who you are, whom you act for in this sign-in, your
-// enterprises, and registering a new one. The person is whoever is signed in at the
+// enterprises, registering a new one, and (for its legal representative and admins)
+// adding and removing an enterprise's operators. The person is whoever is signed in at the
 // provider in this browser.
 
 const form = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
@@ -27,6 +29,8 @@ const field = (ctx: Context, name: string): string => {
   const value = (ctx.request.body as Body | undefined)?.[name];
   return typeof value === 'string' ? value.trim() : '';
 };
+
+const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
 export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 
@@ -135,6 +139,59 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
     }
     ctx.status = 303;
     ctx.redirect('/account');
+  });
+
+  // The enterprise's members, for those who manage its operators; to anyone else the
+  // page does not exist.
+  const managed = async (ctx: Context) => {
+    const me = await who(ctx);
+    if (!me) return void ctx.redirect('/account/login');
+    const id = String(ctx.params.id);
+    const enterprise = isUuid(id) ? await findEnterprise(db, id) : undefined;
+    if (!enterprise || !managesOperators(await roleIn(db, enterprise.id, me.account.id))) return ctx.throw(404);
+    return { me, enterprise };
+  };
+  const showMembers = async (ctx: Context, extra: Body = {}, status = 200) => {
+    const found = await managed(ctx);
+    if (!found) return;
+    const members = await membersOf(db, found.enterprise.id);
+    const accounts = new Map((await findAccounts(db, members.map((m) => m.accountId))).map((a) => [a.id, a]));
+    render(ctx, 'enterprise-members', {
+      csrf: csrfToken(ctx),
+      enterprise: found.enterprise,
+      members: members.map((m) => ({ ...m, name: accounts.get(m.accountId)?.displayName, username: accounts.get(m.accountId)?.username })),
+      ...extra,
+    }, status);
+  };
+
+  router.get('/enterprises/:id', (ctx) => showMembers(ctx));
+
+  router.post('/enterprises/:id/operators', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const found = await managed(ctx);
+    if (!found) return;
+    const person = await findAccountByIdentifier(db, field(ctx, 'identifier').slice(0, 254));
+    if (!person || person.status !== 'active') return showMembers(ctx, { error: 'noSuchAccount', identifier: field(ctx, 'identifier') }, 400);
+    try {
+      await addMember(db, { enterpriseId: found.enterprise.id, accountId: person.id, role: 'operator' });
+    } catch (err) {
+      if (err instanceof InputError) return showMembers(ctx, { error: 'alreadyMember', identifier: field(ctx, 'identifier') }, 400);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect(`/account/enterprises/${found.enterprise.id}`);
+  });
+
+  // Only operators are removed here; the legal representative and admins are changed by administrators.
+  router.post('/enterprises/:id/operators/:accountId/remove', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const found = await managed(ctx);
+    if (!found) return;
+    const target = String(ctx.params.accountId);
+    if (!isUuid(target) || (await roleIn(db, found.enterprise.id, target)) !== 'operator') return showMembers(ctx, { error: 'notAnOperator' }, 400);
+    await removeMember(db, found.enterprise.id, target);
+    ctx.status = 303;
+    ctx.redirect(`/account/enterprises/${found.enterprise.id}`);
   });
 
   return router;

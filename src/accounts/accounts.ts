@@ -90,6 +90,17 @@ export async function findAccount(db: Db, id: string): Promise<Account | undefin
   return row && toAccount(row);
 }
 
+// By username, phone number or email, as a person types them at sign-in.
+export async function findAccountByIdentifier(db: Db, identifier: string): Promise<Account | undefined> {
+  if (!identifier.trim()) return undefined;
+  const row = await identifierQuery(db, identifier).first();
+  return row && toAccount(row);
+}
+
+export async function findAccounts(db: Db, ids: string[]): Promise<Account[]> {
+  return (await db<AccountRow>('accounts').whereIn('id', ids)).map(toAccount);
+}
+
 export async function findAccountByIdOrUsername(db: Db, value: string): Promise<Account | undefined> {
   return (await findAccount(db, value)) ?? (await identifierQuery(db, value).first().then((r) => r && toAccount(r)));
 }

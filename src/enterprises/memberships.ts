@@ -38,3 +38,18 @@ export async function membershipsOf(db: Db, accountId: string): Promise<Membersh
     .select('e.id', 'e.uscc', 'e.name', 'e.type', 'e.region', 'e.industry', 'e.status', 'm.role');
   return rows.map(({ role, ...enterprise }) => ({ enterprise: enterprise as Enterprise, role }));
 }
+
+export type Member = { accountId: string; role: Role };
+
+export async function membersOf(db: Db, enterpriseId: string): Promise<Member[]> {
+  const rows = await db('memberships').where({ enterprise_id: enterpriseId }).orderBy('created_at').select('account_id', 'role');
+  return rows.map((r) => ({ accountId: r.account_id, role: r.role }));
+}
+
+export async function roleIn(db: Db, enterpriseId: string, accountId: string): Promise<Role | undefined> {
+  const row = await db('memberships').where({ enterprise_id: enterpriseId, account_id: accountId }).first('role');
+  return row?.role;
+}
+
+// Who may add and remove the enterprise's operators: its legal representative and admins.
+export const managesOperators = (role: Role | undefined) => role === 'legal_rep' || role === 'admin';

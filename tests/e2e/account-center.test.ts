@@ -66,6 +66,32 @@ describe('the account center', () => {
     expect(next.claims.enterprise).toMatchObject({ id: registered.id, uscc, status: 'pending', role: 'legal_rep' });
   });
 
+  it('lets the legal representative add and remove operators, and shows the page to nobody else', async () => {
+    await createAccount(server.db, { username: 'ma.li', displayName: '马丽', phone: '13611112222', password });
+    const shop = (await server.db('enterprises').where({ name: '吴记烩面馆' }).first())!;
+    const owner = browser();
+    await site.signIn(owner, { identifier: 'wu.gang', password });
+    const page = await owner.visit(`${server.url}/account/enterprises/${shop.id}`);
+    expect(html(page)).toContain('吴刚');
+    const unknown = await owner.submit(page, '/operators', { identifier: '13600000000' });
+    expect(unknown.kind === 'page' && unknown.status).toBe(400);
+    const added = await owner.submit(unknown, '/operators', { identifier: '136 1111 2222' });
+    expect(html(added)).toContain('马丽');
+    const ma = (await server.db('accounts').where({ username: 'ma.li' }).first())!;
+    expect(await server.db('memberships').where({ enterprise_id: shop.id, account_id: ma.id }).first()).toMatchObject({ role: 'operator' });
+
+    // The operator acts for the shop, but cannot manage its members.
+    const operator = browser();
+    const signedIn = await site.signIn(operator, { identifier: 'ma.li', password }, { scope: 'openid enterprise' });
+    expect(signedIn.claims.enterprise).toMatchObject({ id: shop.id, role: 'operator' });
+    const notFound = await operator.visit(`${server.url}/account/enterprises/${shop.id}`);
+    expect(notFound.kind === 'page' && notFound.status).toBe(404);
+
+    const removed = await owner.submit(added, `/operators/${ma.id}/remove`);
+    expect(html(removed)).not.toContain('马丽');
+    expect(await server.db('memberships').where({ enterprise_id: shop.id, account_id: ma.id }).first()).toBeUndefined();
+  });
+
   it('refuses forms without the CSRF token, and pages to nobody signed in', async () => {
     const you = browser();
     await site.signIn(you, { identifier: 'wu.gang', password });
