@@ -13,7 +13,7 @@ import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.t
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
 import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
 import { purgeEndedChoices } from './enterprises/acting.ts';
-import { createEnterprise, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, type Enterprise } from './enterprises/enterprises.ts';
+import { createEnterprise, ENTERPRISE_STATUSES, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, setEnterpriseStatus, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
 import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
 
@@ -227,6 +227,16 @@ export function buildCli(io: Io = processIo): Command {
         }),
       );
       print(o.json, { enterprise_id: done.enterprise.id, account_id: done.account.id, role: o.role }, `${done.account.username} is now ${o.role} of ${done.enterprise.name}`);
+    });
+  enterprise
+    .command('set-status')
+    .description('verify, suspend or reset an enterprise (window administrators will do this in the console)')
+    .requiredOption('--enterprise <id-or-uscc>', 'enterprise id or USCC')
+    .addOption(new Option('--status <status>', 'new status').choices(ENTERPRISE_STATUSES).makeOptionMandatory())
+    .option('--json', 'print JSON')
+    .action(async (o: { enterprise: string; status: Enterprise['status']; json?: boolean }) => {
+      const updated = await onDb(async (db) => setEnterpriseStatus(db, (await requireEnterprise(db, o.enterprise)).id, o.status));
+      print(o.json, { id: updated.id, status: updated.status }, `${updated.name} is now ${updated.status}`);
     });
   enterprise
     .command('find')

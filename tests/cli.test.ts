@@ -106,6 +106,9 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     const member = await cli(['enterprise', 'add-member', '--enterprise', '91410000170001401D', '--account', 'wang.fang', '--role', 'admin', '--json']);
     expect(member.code).toBe(0);
     expect(JSON.parse(member.stdout)).toMatchObject({ enterprise_id: id, role: 'admin' });
+    const suspended = await cli(['enterprise', 'set-status', '--enterprise', '91410000170001401D', '--status', 'suspended', '--json']);
+    expect(JSON.parse(suspended.stdout)).toEqual({ id, status: 'suspended' });
+    expect(JSON.parse((await cli(['enterprise', 'set-status', '--enterprise', id, '--status', 'verified', '--json'])).stdout)).toEqual({ id, status: 'verified' });
     const found = JSON.parse((await cli(['enterprise', 'find', '客车', '--json'])).stdout);
     expect(found.enterprises).toEqual([expect.objectContaining({ id, uscc: '91410000170001401D', status: 'verified' })]);
     refused(await cli(['enterprise', 'create', '--uscc', '91410000170001402D', '--name', '某公司', '--type', 'enterprise', '--region', '410100']), /--uscc: .*organisation code check \(character 17\).*check character \(character 18\)/);

@@ -94,3 +94,10 @@ export async function searchEnterprises(db: Db, query: string, limit = 20): Prom
     .select(COLUMNS)) as Enterprise[];
   return [...prefix, ...contains];
 }
+
+export async function setEnterpriseStatus(db: Db, id: string, status: Enterprise['status']): Promise<Enterprise> {
+  const parsed = parseInput(z.strictObject({ status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }) }), { status });
+  const [row] = await db('enterprises').where({ id }).update({ status: parsed.status, updated_at: db.fn.now() }).returning(COLUMNS);
+  if (!row) throw new NotFoundError('enterprise', `no enterprise with id ${id}`);
+  return row as Enterprise;
+}
