@@ -7,6 +7,8 @@
 //   BENCH_CONNECTIONS  concurrent connections, and people hopping at once (default 16)
 //   BENCH_DATABASE_URL maintenance database used to create and drop sme_passport_bench
 //                      (default postgres://postgres@127.0.0.1:5432/postgres)
+//   BENCH_REGISTRY_ROWS enterprises and persons for the registry at scale (default
+//                      1000000; 0 skips it)
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -17,12 +19,16 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Ready, Spec } from './common.ts';
 import { clientCredentials, signIn, ssoHops, type Stats } from './load.ts';
+import { registryAtScale, signInLatency, type Latency, type RegistryFigures } from './registry.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const maintenanceUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const registryRows = Number(process.env.BENCH_REGISTRY_ROWS ?? 1_000_000);
 const BENCH_DB = 'sme_passport_bench';
 if (!(seconds > 0 && Number.isInteger(connections) && connections > 0)) throw new Error('BENCH_SECONDS and BENCH_CONNECTIONS must be positive numbers');
+if (!(Number.isInteger(registryRows) && registryRows >= 0)) throw new Error('BENCH_REGISTRY_ROWS must be a whole number (0 skips the registry at scale)');
+const SIGN_INS = 100;
 
 // Every child we start is killed, and the scratch directory removed, when we exit,
 // however we exit. (An interrupted run leaves the database; the next run drops it.)
@@ -86,6 +92,16 @@ async function startServer(name: string, script: string, env: Record<string, str
 
 type Row = { scenario: string; server: string; stats: Stats };
 
+async function measureSignIns(script: string, spec: Spec, env: Record<string, string>): Promise<Latency> {
+  const s = await startServer('ours', script, env);
+  try {
+    console.error(`ours: ${SIGN_INS} password sign-ins ...`);
+    return await signInLatency(s.url, s.clients.a, spec.redirectUri, spec.people[0]!, SIGN_INS);
+  } finally {
+    await s.stop();
+  }
+}
+
 async function measure(server: string, script: string, spec: Spec, env: Record<string, string>): Promise<Row[]> {
   const s = await startServer(server, script, env);
   try {
@@ -148,11 +164,18 @@ benchUrl.pathname = `/${BENCH_DB}`;
 await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
 await admin(`CREATE DATABASE ${BENCH_DB}`);
 let rows: Row[];
+let signInsEmpty: Latency;
+let registry: { figures: RegistryFigures; signIns: Latency } | undefined;
+// One master key for every start of ours on the bench database (keys are sealed with it).
+const oursEnv = { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href, BENCH_OURS_DATA_DIR: dataDir, BENCH_MASTER_KEY: crypto.randomBytes(32).toString('base64') };
 try {
-  rows = [
-    ...(await measure('ours', './serve-ours.ts', spec, { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href, BENCH_OURS_DATA_DIR: dataDir })),
-    ...(await measure('bare', './serve-bare.ts', spec, specEnv)),
-  ];
+  rows = [...(await measure('ours', './serve-ours.ts', spec, oursEnv)), ...(await measure('bare', './serve-bare.ts', spec, specEnv))];
+  signInsEmpty = await measureSignIns('./serve-ours.ts', spec, oursEnv);
+  if (registryRows > 0) {
+    console.error(`registry: generating and importing ${registryRows} enterprises, then ${registryRows} persons ...`);
+    const figures = await registryAtScale(benchUrl.href, dataDir, registryRows, spec.people[0]!.password);
+    registry = { figures, signIns: await measureSignIns('./serve-ours.ts', spec, oursEnv) };
+  }
 } finally {
   await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
 }
@@ -162,3 +185,16 @@ console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]
 const busyNote = busyBefore > 20 ? ': something else is running, so these numbers are low and noisy' : '';
 console.log(`CPUs ${busyBefore.toFixed(0)}% busy just before the run${busyNote}; PostgreSQL on ${benchUrl.host} (shares these CPUs if local)`);
 printTable(rows);
+
+const ms = (l: Latency) => `p50 ${l.p50.toFixed(1)} ms  p99 ${l.p99.toFixed(1)} ms  (${l.count})`;
+console.log(`\npassword sign-in, ours (authorize, login page, password, code; argon2id m=19456 t=2), one after another`);
+console.log(`  almost empty database         ${ms(signInsEmpty)}`);
+if (registry) {
+  const f = registry.figures;
+  console.log(`  ${f.rows} persons + enterprises  ${ms(registry.signIns)}`);
+  console.log(`\nregistry at ${f.rows} rows (ours, PostgreSQL)`);
+  console.log(`  enterprise import   ${(f.rows / f.importSeconds).toFixed(0)} rows/s (${f.importSeconds.toFixed(1)} s, ${f.rejected} rejected)`);
+  console.log(`  persons (SQL)       ${(f.rows / f.personsSeconds).toFixed(0)} rows/s`);
+  console.log(`  lookup by USCC      ${ms(f.byUscc)}`);
+  console.log(`  name search         ${ms(f.search)}  (half 2-character prefixes, half 8+-character fragments)`);
+}

@@ -1,12 +1,11 @@
 // Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL,
 // data directory BENCH_OURS_DATA_DIR, both the parent's to create and remove), with the
 // bench's clients and people registered through the real modules.
-import crypto from 'node:crypto';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
-import { createClient } from '../src/windows/clients.ts';
+import { createClient, findClientMetadata } from '../src/windows/clients.ts';
 import { listWindows } from '../src/windows/windows.ts';
-import { createAccount } from '../src/accounts/accounts.ts';
+import { createAccount, findAccountByIdOrUsername } from '../src/accounts/accounts.ts';
 import { readSpec, serveUntilStopped } from './common.ts';
 
 const spec = readSpec();
@@ -17,7 +16,7 @@ const config = loadConfig({
   DATABASE_URL: process.env.BENCH_OURS_DATABASE_URL,
   DATA_DIR: process.env.BENCH_OURS_DATA_DIR,
   DEMO: 'false',
-  MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+  MASTER_KEY: process.env.BENCH_MASTER_KEY,
 });
 const running = await startServer(config);
 const { db } = running.database;
@@ -25,10 +24,16 @@ const { db } = running.database;
 const [window] = await listWindows(db);
 if (!window) throw new Error('the window registry is empty');
 const { service, a, b } = spec.clients;
-await createClient(db, { windowId: window.id, name: 'bench service', redirectUris: [], grantTypes: ['client_credentials'], authMethod: 'client_secret_basic' }, { clientId: service.id, secret: service.secret });
+// A second start on the same database (the registry at scale) finds them registered.
+if (!(await findClientMetadata(db, service.id))) {
+  await createClient(db, { windowId: window.id, name: 'bench service', redirectUris: [], grantTypes: ['client_credentials'], authMethod: 'client_secret_basic' }, { clientId: service.id, secret: service.secret });
+}
 for (const [name, c] of [['bench A', a], ['bench B', b]] as const) {
+  if (await findClientMetadata(db, c.id)) continue;
   await createClient(db, { windowId: window.id, name, redirectUris: [spec.redirectUri], grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'client_secret_basic' }, { clientId: c.id, secret: c.secret });
 }
-for (const { username, password } of spec.people) await createAccount(db, { username, displayName: username, password });
+for (const { username, password } of spec.people) {
+  if (!(await findAccountByIdOrUsername(db, username))) await createAccount(db, { username, displayName: username, password });
+}
 
 serveUntilStopped({ url: running.url, clients: spec.clients }, () => running.close());
