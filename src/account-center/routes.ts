@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { koaBody } from 'koa-body';
 import { z } from 'zod';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
@@ -11,7 +10,8 @@ import { createEnterprise, ENTERPRISE_TYPES, findEnterprise } from '../enterpris
 import { addMember, managesOperators, membersOf, membershipsOf, removeMember, roleIn } from '../enterprises/memberships.ts';
 import { InputError } from '../errors.ts';
 import { constantTimeEqual } from '../crypto/secrets.ts';
-import { csrfToken, csrfValid } from '../http/csrf.ts';
+import { csrfToken } from '../http/csrf.ts';
+import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { render } from '../http/render.ts';
 import { signedInSession } from '../oidc/internals.ts';
 import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
@@ -21,14 +21,9 @@ import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
 // adding and removing an enterprise's operators. The person is whoever is signed in at the
 // provider in this browser.
 
-const form = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 const STATE_COOKIE = 'account_center_state';
 
-type Body = Record<string, unknown>;
-const field = (ctx: Context, name: string): string => {
-  const value = (ctx.request.body as Body | undefined)?.[name];
-  return typeof value === 'string' ? value.trim() : '';
-};
+type Data = Record<string, unknown>;
 
 const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
@@ -42,11 +37,6 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
     const session = await signedInSession(provider, ctx);
     const account = session && (await findAccount(db, session.accountId));
     return session && account && account.status === 'active' ? { session, account } : undefined;
-  };
-  const rejectForgery = (ctx: Context): boolean => {
-    if (csrfValid(ctx, field(ctx, 'csrf'))) return false;
-    render(ctx, 'error', { message: 'errorCsrf', code: 'csrf' }, 403);
-    return true;
   };
 
   // Signing in here is an ordinary authorization request of the account center's client;
@@ -77,7 +67,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
     ctx.redirect('/account');
   });
 
-  const showAccount = async (ctx: Context, extra: Body = {}, status = 200) => {
+  const showAccount = async (ctx: Context, extra: Data = {}, status = 200) => {
     const me = await who(ctx);
     if (!me) return ctx.redirect('/account/login');
     const memberships = await membershipsOf(db, me.account.id);
@@ -108,7 +98,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
     ctx.redirect('/account');
   });
 
-  const showNewEnterprise = async (ctx: Context, values: Body = {}, error?: string, status = 200) => {
+  const showNewEnterprise = async (ctx: Context, values: Data = {}, error?: string, status = 200) => {
     if (!(await who(ctx))) return ctx.redirect('/account/login');
     render(ctx, 'enterprise-new', { csrf: csrfToken(ctx), types: ENTERPRISE_TYPES, values, error }, status);
   };
@@ -151,7 +141,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
     if (!enterprise || !managesOperators(await roleIn(db, enterprise.id, me.account.id))) return ctx.throw(404);
     return { me, enterprise };
   };
-  const showMembers = async (ctx: Context, extra: Body = {}, status = 200) => {
+  const showMembers = async (ctx: Context, extra: Data = {}, status = 200) => {
     const found = await managed(ctx);
     if (!found) return;
     const members = await membersOf(db, found.enterprise.id);

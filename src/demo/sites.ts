@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { koaBody } from 'koa-body';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { formBody } from '../http/forms.ts';
 import { render } from '../http/render.ts';
 import { DEMO_SITES, demoClientId, demoClientSecret } from './seed.ts';
 
@@ -104,7 +104,7 @@ export function demoSites(issuer: string, masterKey: Buffer): { router: Router; 
 
   // The provider tells this site that a person signed out elsewhere: end the local
   // session of that provider session (sid).
-  router.post('/:slug/backchannel-logout', koaBody({ urlencoded: true, json: false, multipart: false, text: false }), async (ctx) => {
+  router.post('/:slug/backchannel-logout', formBody, async (ctx) => {
     const s = site(ctx);
     const token = (ctx.request.body as Record<string, unknown> | undefined)?.logout_token;
     try {

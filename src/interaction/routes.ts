@@ -1,13 +1,13 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { koaBody } from 'koa-body';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { authenticate } from '../accounts/accounts.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { membershipsOf } from '../enterprises/memberships.ts';
 import { InputError } from '../errors.ts';
-import { csrfToken, csrfValid } from '../http/csrf.ts';
+import { csrfToken } from '../http/csrf.ts';
+import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
@@ -16,7 +16,6 @@ import { findWindow } from '../windows/windows.ts';
 // (third-party clients only) and abort.
 // The provider decides when an interaction is needed; these pages only answer it.
 
-const form = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 
 async function whoAsks(db: Db, clientId: unknown) {
   const client = typeof clientId === 'string' ? await findClientMetadata(db, clientId) : undefined;
@@ -24,11 +23,7 @@ async function whoAsks(db: Db, clientId: unknown) {
   return { clientName: client?.client_name, windowName: window?.name, thirdParty: client?.third_party ?? false };
 }
 
-type Body = Record<string, unknown>;
-const field = (ctx: Context, name: string): string => {
-  const value = (ctx.request.body as Body | undefined)?.[name];
-  return typeof value === 'string' ? value : '';
-};
+type Data = Record<string, unknown>;
 
 export function interactionRoutes(provider: Provider, db: Db): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
@@ -39,13 +34,8 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
     ctx.status = 303;
     ctx.redirect(redirectTo);
   };
-  const rejectForgery = (ctx: Context): boolean => {
-    if (csrfValid(ctx, field(ctx, 'csrf'))) return false;
-    render(ctx, 'error', { message: 'errorCsrf', code: 'csrf' }, 403);
-    return true;
-  };
 
-  const showLogin = async (ctx: Context, uid: string, params: Body, extra: Body = {}, status = 200) => {
+  const showLogin = async (ctx: Context, uid: string, params: Data, extra: Data = {}, status = 200) => {
     render(ctx, 'login', { uid, csrf: csrfToken(ctx), ...(await whoAsks(db, params.client_id)), ...extra }, status);
   };
 
@@ -64,7 +54,7 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
     await finish(ctx, { consent: { grantId: await grant.save() } });
   };
 
-  const showChooser = async (ctx: Context, interaction: Awaited<ReturnType<typeof details>>, extra: Body = {}, status = 200) => {
+  const showChooser = async (ctx: Context, interaction: Awaited<ReturnType<typeof details>>, extra: Data = {}, status = 200) => {
     const { uid, params, session } = interaction;
     if (!session) return ctx.throw(400, 'this interaction has no signed-in person');
     const memberships = await membershipsOf(db, session.accountId);
