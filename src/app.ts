@@ -2,6 +2,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
+import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
 import { errorPages, securityHeaders, type Logger } from './http/errors.ts';
 import { rememberLang } from './http/i18n.ts';
@@ -16,6 +17,7 @@ export type AppOptions = {
   db: Db;
   keys: KeySet;
   trustProxy: boolean;
+  security: SecuritySettings;
   logger: Logger;
   // Extra routes mounted before the provider (the demo window sites).
   extraRoutes?: Router[];
@@ -26,7 +28,7 @@ export type App = { app: Koa; provider: Provider };
 
 // The whole path of a request, in order.
 export function createApp(o: AppOptions): App {
-  const provider = createProvider({ issuer: o.issuer, db: o.db, keys: o.keys, logger: o.logger });
+  const provider = createProvider({ issuer: o.issuer, db: o.db, keys: o.keys, logger: o.logger, session: o.security.session });
   // The parent app owns proxy trust and cookie keys; the mounted provider uses its context.
   const app = new Koa({ proxy: o.trustProxy, keys: o.keys.cookieKeys });
   provider.proxy = o.trustProxy;
@@ -37,7 +39,7 @@ export function createApp(o: AppOptions): App {
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
   app.use(rememberLang);
-  for (const router of [home, interactionRoutes(provider, o.db), accountCenterRoutes(provider, o.db, o.issuer), ...(o.extraRoutes ?? [])]) {
+  for (const router of [home, interactionRoutes(provider, o.db, o.security), accountCenterRoutes(provider, o.db, o.issuer), ...(o.extraRoutes ?? [])]) {
     app.use(router.routes()).use(router.allowedMethods());
   }
   app.use(mount(provider));

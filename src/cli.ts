@@ -11,8 +11,7 @@ import { InputError, NotFoundError } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername } from './accounts/accounts.ts';
 import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
-import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
-import { purgeEndedChoices } from './enterprises/acting.ts';
+import { purgeExpired } from './purge.ts';
 import { createEnterprise, ENTERPRISE_STATUSES, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, setEnterpriseStatus, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
 import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
@@ -299,11 +298,11 @@ export function buildCli(io: Io = processIo): Command {
 
   program
     .command('purge')
-    .description('delete expired sessions, codes and tokens (the server also does this periodically)')
+    .description('delete expired sessions, codes, tokens, sign-in counters and choices (the server also does this periodically)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const deleted = await onDb(async (db) => (await purgeExpiredArtifacts(db)) + (await purgeEndedChoices(db, liveSessionUids)));
-      print(o.json, { deleted }, `deleted ${deleted} expired artifacts`);
+      const deleted = await onDb((db) => purgeExpired(db));
+      print(o.json, { deleted }, `deleted ${deleted} expired rows`);
     });
 
   return program;

@@ -18,6 +18,16 @@ const port = z.coerce
 
 const seconds = z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number').positive('must be positive');
 
+// "N/S": at most N requests per S seconds from one IP address.
+const rate = z
+  .string()
+  .regex(/^\d+\/\d+$/, 'must be REQUESTS/SECONDS, such as 30/300')
+  .transform((v) => {
+    const [limit, windowSeconds] = v.split('/').map(Number) as [number, number];
+    return { limit, windowSeconds };
+  })
+  .refine((r) => r.limit >= 1 && r.windowSeconds >= 1, 'must have at least 1 request in at least 1 second');
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test'], { error: 'must be development, production or test' }).default('development'),
   PORT: port.default(3000),
@@ -33,6 +43,11 @@ const envSchema = z.object({
   DEMO: bool.optional(),
   PURGE_INTERVAL: seconds.default(600),
   DATABASE_POOL_MAX: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(200, 'must be at most 200').default(10),
+  LOCKOUT_THRESHOLD: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
+  LOCKOUT_SECONDS: seconds.default(900),
+  SIGN_IN_RATE_LIMIT: rate.prefault('30/300'),
+  SESSION_IDLE_TIMEOUT: seconds.default(1800),
+  SESSION_MAX_AGE: seconds.default(12 * 3600),
 });
 
 export type Config = {
@@ -48,6 +63,13 @@ export type Config = {
   demo: boolean;
   purgeIntervalSeconds: number;
   databasePoolMax: number;
+  security: SecuritySettings;
+};
+
+export type SecuritySettings = {
+  lockout: { threshold: number; seconds: number };
+  signInRateLimit: { limit: number; windowSeconds: number };
+  session: { idleSeconds: number; maxAgeSeconds: number };
 };
 
 export class ConfigError extends Error {}
@@ -87,5 +109,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     demo: e.DEMO ?? !production,
     purgeIntervalSeconds: e.PURGE_INTERVAL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    security: {
+      lockout: { threshold: e.LOCKOUT_THRESHOLD, seconds: e.LOCKOUT_SECONDS },
+      signInRateLimit: e.SIGN_IN_RATE_LIMIT,
+      session: { idleSeconds: e.SESSION_IDLE_TIMEOUT, maxAgeSeconds: e.SESSION_MAX_AGE },
+    },
   };
 }

@@ -6,8 +6,7 @@ import { migrate } from './db/migrate.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger, type Logger } from './http/errors.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
-import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
-import { purgeEndedChoices } from './enterprises/acting.ts';
+import { purgeExpired } from './purge.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
 import { ensureAccountCenterClient } from './account-center/client.ts';
 import { seedDemo } from './demo/seed.ts';
@@ -46,6 +45,7 @@ export async function startServer(config: Config, options: { database?: Database
       db,
       keys: await loadKeys(db, masterKey),
       trustProxy: config.trustProxy,
+      security: config.security,
       logger,
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,
@@ -59,9 +59,7 @@ export async function startServer(config: Config, options: { database?: Database
       : undefined;
 
     const purge = setInterval(() => {
-      purgeExpiredArtifacts(db)
-        .then(() => purgeEndedChoices(db, liveSessionUids))
-        .catch((err) => logger.error('purging expired artifacts failed', err));
+      purgeExpired(db).catch((err) => logger.error('purging expired rows failed', err));
     }, config.purgeIntervalSeconds * 1000);
     purge.unref();
 

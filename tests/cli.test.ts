@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
-import { authenticate } from '../src/accounts/accounts.ts';
+import { signInWithPassword } from '../src/accounts/accounts.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
 import { knexOverPglite, PGLITE_OPTIONS, type Db } from '../src/db/connect.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
@@ -95,8 +95,8 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     const r = await cli(['account', 'create', '--username', 'wang.fang', '--name', '王芳', '--phone', '13700001111', '--email', 'wang@example.cn', '--password-stdin', '--json'], 'Peony-City-Luoyang-9\n');
     expect(r.code).toBe(0);
     const { id } = JSON.parse(r.stdout);
-    const account = await withDb((db) => authenticate(db, '13700001111', 'Peony-City-Luoyang-9'));
-    expect(account?.id).toBe(id);
+    const signedIn = await withDb((db) => signInWithPassword(db, '13700001111', 'Peony-City-Luoyang-9', { threshold: 5, seconds: 60 }));
+    expect(signedIn).toMatchObject({ outcome: 'signed-in', account: { id } });
   });
 
   it('registers enterprises, adds members and finds them', async () => {

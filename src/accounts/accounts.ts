@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
 import { passwordProblem } from './password-policy.ts';
+import { clearFailures, lockedUntil, lockKeyFor, recordFailure, type LockoutPolicy } from './lockout.ts';
 
 export type Account = {
   id: string;
@@ -105,14 +106,24 @@ export async function findAccountByIdOrUsername(db: Db, value: string): Promise<
   return (await findAccount(db, value)) ?? (await identifierQuery(db, value).first().then((r) => r && toAccount(r)));
 }
 
-// Unknown identifier, wrong password and disabled account give the same answer in
-// the same time: the caller cannot tell them apart.
-export async function authenticate(db: Db, identifier: string, password: string): Promise<Account | undefined> {
-  const row = identifier.trim() && password ? await identifierQuery(db, identifier).first() : undefined;
+export type SignInResult = { outcome: 'signed-in'; account: Account } | { outcome: 'locked'; until: Date } | { outcome: 'failed' };
+
+// Unknown identifier, wrong password and disabled account give the same answer in the
+// same time, and lock alike after repeated failures: the caller cannot tell them apart.
+// A locked key is answered without looking at the password.
+export async function signInWithPassword(db: Db, identifier: string, password: string, lockout: LockoutPolicy): Promise<SignInResult> {
+  const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
+  const key = lockKeyFor(row?.id, identifier);
+  const locked = await lockedUntil(db, key);
+  if (locked) return { outcome: 'locked', until: locked };
   const ok = await verifyPassword(row?.password_hash, password);
-  if (!row || !ok || row.status !== 'active') return undefined;
+  if (!row || !ok || row.status !== 'active') {
+    const until = await recordFailure(db, key, lockout);
+    return until ? { outcome: 'locked', until } : { outcome: 'failed' };
+  }
+  await clearFailures(db, key);
   if (needsRehash(row.password_hash)) {
     await db('accounts').where({ id: row.id }).update({ password_hash: await hashPassword(password) });
   }
-  return toAccount(row);
+  return { outcome: 'signed-in', account: toAccount(row) };
 }

@@ -16,6 +16,8 @@ const messages = {
     password: '密码',
     signInButton: '登录',
     badCredentials: '账号或密码不正确。',
+    locked: '连续登录失败次数过多，已暂时锁定。请在 {minutes} 分钟后重试。',
+    errorTooMany: '请求过于频繁，请稍后重试。',
     missingFields: '请填写账号和密码。',
     cancel: '取消',
     consentTitle: '授权确认',
@@ -90,6 +92,8 @@ const messages = {
     password: 'Password',
     signInButton: 'Sign in',
     badCredentials: 'The account or password is not correct.',
+    locked: 'Too many failed sign-ins: locked for now. Try again in {minutes} minutes.',
+    errorTooMany: 'Too many requests. Wait a moment and try again.',
     missingFields: 'Enter your account and password.',
     cancel: 'Cancel',
     consentTitle: 'Allow access',
@@ -156,12 +160,13 @@ const messages = {
 } satisfies Record<Lang, Record<string, string>>;
 
 export type MessageKey = keyof (typeof messages)['zh-CN'];
-export type Translate = (key: MessageKey | string) => string;
+export type Translate = (key: MessageKey | string, params?: Record<string, string | number>) => string;
 
+// Messages may name parameters in braces: t('locked', { minutes: 12 }).
 export const translator =
   (lang: Lang): Translate =>
-  (key) =>
-    (messages[lang] as Record<string, string>)[key] ?? key;
+  (key, params = {}) =>
+    ((messages[lang] as Record<string, string>)[key] ?? key).replace(/\{(\w+)\}/g, (m, name: string) => String(params[name] ?? m));
 
 const COOKIE = 'lang';
 

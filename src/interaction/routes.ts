@@ -2,7 +2,9 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
-import { authenticate } from '../accounts/accounts.ts';
+import { signInWithPassword } from '../accounts/accounts.ts';
+import type { SecuritySettings } from '../config.ts';
+import { rateLimit } from '../http/rate-limit.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { membershipsOf } from '../enterprises/memberships.ts';
 import { InputError } from '../errors.ts';
@@ -25,7 +27,7 @@ async function whoAsks(db: Db, clientId: unknown) {
 
 type Data = Record<string, unknown>;
 
-export function interactionRoutes(provider: Provider, db: Db): Router {
+export function interactionRoutes(provider: Provider, db: Db, security: SecuritySettings): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
   const details = (ctx: Context) => provider.interactionDetails(ctx.req, ctx.res);
@@ -78,16 +80,20 @@ export function interactionRoutes(provider: Provider, db: Db): Router {
     ctx.throw(400, `unsupported prompt ${prompt.name}`);
   });
 
-  router.post('/login', form, async (ctx) => {
+  router.post('/login', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const { uid, prompt, params } = await details(ctx);
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const password = field(ctx, 'password').slice(0, 1024);
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
-    const account = await authenticate(db, identifier, password);
-    if (!account) return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
-    await finish(ctx, { login: { accountId: account.id, amr: ['pwd'], remember: true } });
+    const result = await signInWithPassword(db, identifier, password, security.lockout);
+    if (result.outcome === 'locked') {
+      const minutes = Math.max(1, Math.ceil((result.until.getTime() - Date.now()) / 60_000));
+      return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes }, 401);
+    }
+    if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
+    await finish(ctx, { login: { accountId: result.account.id, amr: ['pwd'], remember: true } });
   });
 
   // Whom the person acts for in this session: an enterprise they belong to, or "" for themselves.

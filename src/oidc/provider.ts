@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { SecuritySettings } from '../config.ts';
 import type { Db } from '../db/connect.ts';
 import { findAccount } from '../accounts/accounts.ts';
 import { actingEnterprise, needsActingChoice } from '../enterprises/acting.ts';
@@ -11,7 +12,7 @@ import { compareClientSecretDigests } from './internals.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 
-export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger };
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session'] };
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
 
@@ -133,7 +134,13 @@ export function createProvider(o: ProviderOptions): Provider {
       IdToken: 3600,
       Interaction: 1800,
       RefreshToken: 14 * 24 * 3600,
-      Session: 12 * 3600,
+      // Idle timeout, sliding with every request that uses the session, but never past
+      // the absolute lifetime counted from the sign-in.
+      Session: (_ctx, session) => {
+        const { idleSeconds, maxAgeSeconds } = o.session;
+        const signedInFor = session.loginTs ? Math.floor(Date.now() / 1000) - session.loginTs : 0;
+        return Math.max(1, Math.min(idleSeconds, maxAgeSeconds - signedInFor));
+      },
       Grant: 14 * 24 * 3600,
     },
     async renderError(ctx, out) {

@@ -90,4 +90,19 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     const lost = results.find((r) => r.status === 'rejected');
     expect(lost?.reason).toMatchObject({ error: 'invalid_grant' });
   });
+
+  it('locks an account after 5 failures spread over both nodes', async () => {
+    await createAccount(database.db, { username: 'spread.out', displayName: '分散', password: person.password });
+    const config = await viaNode(0);
+    const attempt = async (i: number, pw: string) => {
+      const you = browser();
+      const url = oidc.buildAuthorizationUrl(config, { redirect_uri: redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256', state: 's' });
+      const page = await you.visit(onNode(url, i), redirectUri);
+      return you.submit(page, '/login', { identifier: 'spread.out', password: pw }, redirectUri);
+    };
+    const alert = (v: Awaited<ReturnType<typeof attempt>>) => (v.kind === 'page' ? /role="alert">([^<]*)</.exec(v.html)?.[1] : 'signed in');
+    for (const i of [0, 1, 0, 1]) expect(alert(await attempt(i, 'Wrong-password-9'))).toBe('账号或密码不正确。');
+    expect(alert(await attempt(0, 'Wrong-password-9'))).toMatch(/锁定/);
+    expect(alert(await attempt(1, person.password))).toMatch(/锁定/);
+  });
 });

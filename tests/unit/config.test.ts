@@ -21,6 +21,18 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('reads the sign-in protection settings', () => {
+    expect(loadConfig({ SIGN_IN_RATE_LIMIT: '10/60', LOCKOUT_THRESHOLD: '3', SESSION_IDLE_TIMEOUT: '600' }).security).toEqual({
+      lockout: { threshold: 3, seconds: 900 },
+      signInRateLimit: { limit: 10, windowSeconds: 60 },
+      session: { idleSeconds: 600, maxAgeSeconds: 43200 },
+    });
+    expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: 'ten per minute' })).toThrow(/SIGN_IN_RATE_LIMIT: must be REQUESTS\/SECONDS/);
+    expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: '0/60' })).toThrow(/SIGN_IN_RATE_LIMIT: must have at least 1 request/);
+    expect(() => loadConfig({ LOCKOUT_THRESHOLD: '0' })).toThrow(/LOCKOUT_THRESHOLD: must be at least 1/);
+    expect(() => loadConfig({ SESSION_MAX_AGE: '-5' })).toThrow(/SESSION_MAX_AGE: must be positive/);
+  });
+
   it('refuses to start in production without a master key, an issuer, or with an http issuer', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', ISSUER: 'https://passport.example.gov.cn' })).toThrow(/MASTER_KEY: required/);
     expect(() => loadConfig({ NODE_ENV: 'production', MASTER_KEY: key })).toThrow(/ISSUER: required/);

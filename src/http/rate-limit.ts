@@ -1,0 +1,37 @@
+import type { Context, Next } from 'koa';
+import type { Db } from '../db/connect.ts';
+import { render } from './render.ts';
+
+// Per-IP limits that hold across every node: a fixed window counted in PostgreSQL with
+// one atomic upsert. (rate-limiter-flexible's PostgreSQL store needs a pg connection;
+// the embedded database is not one.) Behind a proxy, TRUST_PROXY makes ctx.ip the client's.
+
+export type RateLimit = { limit: number; windowSeconds: number };
+
+export async function hit(db: Db, key: string, rule: RateLimit): Promise<{ allowed: boolean; retryAfter: number }> {
+  const { rows } = (await db.raw(
+    `INSERT INTO rate_limits AS r (key, window_start, hits)
+       VALUES (?, to_timestamp(floor(extract(epoch FROM now()) / ?) * ?), 1)
+     ON CONFLICT (key) DO UPDATE SET
+       hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
+       window_start = EXCLUDED.window_start
+     RETURNING hits, ceil(extract(epoch FROM (window_start + ? * interval '1 second' - now())))::int AS retry_after`,
+    [key, rule.windowSeconds, rule.windowSeconds, rule.windowSeconds],
+  )) as { rows: Array<{ hits: number; retry_after: number }> };
+  const { hits, retry_after } = rows[0]!;
+  return { allowed: hits <= rule.limit, retryAfter: Math.max(1, retry_after) };
+}
+
+// A middleware answering 429 with Retry-After once the client's IP has used its window.
+export function rateLimit(db: Db, name: string, rule: RateLimit) {
+  return async (ctx: Context, next: Next) => {
+    const { allowed, retryAfter } = await hit(db, `${name}:${ctx.ip}`, rule);
+    if (allowed) return next();
+    ctx.set('Retry-After', String(retryAfter));
+    render(ctx, 'error', { message: 'errorTooMany', code: 'too_many_requests', detail: `${retryAfter} s` }, 429);
+  };
+}
+
+export async function purgeOldWindows(db: Db): Promise<number> {
+  return db('rate_limits').where('window_start', '<', db.raw("now() - interval '1 day'")).delete();
+}

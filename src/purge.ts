@@ -1,0 +1,15 @@
+import type { Db } from './db/connect.ts';
+import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
+import { purgeEndedChoices } from './enterprises/acting.ts';
+import { purgeStaleThrottles } from './accounts/lockout.ts';
+import { purgeOldWindows } from './http/rate-limit.ts';
+
+// Everything that expires, in one pass; each module deletes its own rows. Any node may
+// run it at any time (the server on a timer, operators with `sme-passport purge`).
+export async function purgeExpired(db: Db): Promise<number> {
+  let deleted = await purgeExpiredArtifacts(db);
+  deleted += await purgeEndedChoices(db, liveSessionUids);
+  deleted += await purgeStaleThrottles(db);
+  deleted += await purgeOldWindows(db);
+  return deleted;
+}
