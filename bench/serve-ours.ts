@@ -33,7 +33,7 @@ for (const [name, c] of [['bench A', a], ['bench B', b]] as const) {
   await createClient(db, { windowId: window.id, name, redirectUris: [spec.redirectUri], grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'client_secret_basic' }, { clientId: c.id, secret: c.secret });
 }
 for (const { username, password } of spec.people) {
-  if (!(await findAccountByIdOrUsername(db, username))) await createAccount(db, { username, displayName: username, password });
+  if (!(await findAccountByIdOrUsername(db, username))) await createAccount(db, { username, displayName: username, password }, config.security.passwords);
 }
 
 serveUntilStopped({ url: running.url, clients: spec.clients }, () => running.close());

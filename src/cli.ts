@@ -189,7 +189,8 @@ export function buildCli(io: Io = processIo): Command {
     .action(async (o: { username: string; name: string; phone?: string; email?: string; passwordStdin?: boolean; json?: boolean }) => {
       if (!o.passwordStdin) throw new Refused('--password-stdin is required: passwords are never taken as arguments (they would show in the process list and shell history)');
       const password = (await io.readStdin()).replace(/\r?\n$/, '');
-      const created = await onDb((db) => createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }));
+      const policy = loadConfig().security.passwords;
+      const created = await onDb((db) => createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }, policy));
       print(o.json, { id: created.id }, `created account ${created.id} (${created.username})`);
     });
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { PASSWORD_POLICIES, type PasswordPolicy } from './accounts/password-policy.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -48,6 +49,7 @@ const envSchema = z.object({
   SIGN_IN_RATE_LIMIT: rate.prefault('30/300'),
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
   SESSION_MAX_AGE: seconds.default(12 * 3600),
+  PASSWORD_POLICY: z.enum(['mlps', 'asvs'], { error: 'must be mlps or asvs' }).optional(),
 });
 
 export type Config = {
@@ -70,6 +72,7 @@ export type SecuritySettings = {
   lockout: { threshold: number; seconds: number };
   signInRateLimit: { limit: number; windowSeconds: number };
   session: { idleSeconds: number; maxAgeSeconds: number };
+  passwords: PasswordPolicy;
 };
 
 export class ConfigError extends Error {}
@@ -113,6 +116,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       lockout: { threshold: e.LOCKOUT_THRESHOLD, seconds: e.LOCKOUT_SECONDS },
       signInRateLimit: e.SIGN_IN_RATE_LIMIT,
       session: { idleSeconds: e.SESSION_IDLE_TIMEOUT, maxAgeSeconds: e.SESSION_MAX_AGE },
+      // MLPS is what a production deployment is assessed against.
+      passwords: PASSWORD_POLICIES[e.PASSWORD_POLICY ?? (production ? 'mlps' : 'asvs')],
     },
   };
 }

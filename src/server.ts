@@ -38,7 +38,7 @@ export async function startServer(config: Config, options: { database?: Database
 
     await ensureAccountCenterClient(db, issuer);
     const demo = config.demo ? demoSites(issuer, masterKey) : undefined;
-    if (config.demo) await seedDemo(db, masterKey, issuer);
+    if (config.demo) await seedDemo(db, masterKey, issuer, config.security.passwords);
 
     const { app } = createApp({
       issuer,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
 import { signInWithPassword } from '../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
 import { knexOverPglite, PGLITE_OPTIONS, type Db } from '../src/db/connect.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
@@ -95,7 +96,7 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     const r = await cli(['account', 'create', '--username', 'wang.fang', '--name', '王芳', '--phone', '13700001111', '--email', 'wang@example.cn', '--password-stdin', '--json'], 'Peony-City-Luoyang-9\n');
     expect(r.code).toBe(0);
     const { id } = JSON.parse(r.stdout);
-    const signedIn = await withDb((db) => signInWithPassword(db, '13700001111', 'Peony-City-Luoyang-9', { threshold: 5, seconds: 60 }));
+    const signedIn = await withDb((db) => signInWithPassword(db, '13700001111', 'Peony-City-Luoyang-9', { lockout: { threshold: 5, seconds: 60 }, passwords: PASSWORD_POLICIES.mlps }));
     expect(signedIn).toMatchObject({ outcome: 'signed-in', account: { id } });
   });
 

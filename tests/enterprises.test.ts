@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import { createEnterprise, findEnterprise, searchEnterprises } from '../src/enterprises/enterprises.ts';
 import { addMember, membershipsOf, removeMember } from '../src/enterprises/memberships.ts';
 import { completeUscc } from '../src/enterprises/uscc.ts';
@@ -41,7 +42,7 @@ describe('the enterprise registry', () => {
   });
 
   it('keeps memberships with a role', async () => {
-    const person = await createAccount(database.db, { username: 'chen.jing', displayName: '陈静', password: 'Luoyang-Peony-2014' });
+    const person = await createAccount(database.db, { username: 'chen.jing', displayName: '陈静', password: 'Luoyang-Peony-2014' }, PASSWORD_POLICIES.mlps);
     const yutong = (await findEnterprise(database.db, '91410000170001401D'))!;
     await addMember(database.db, { enterpriseId: yutong.id, accountId: person.id, role: 'legal_rep' });
     await expect(addMember(database.db, { enterpriseId: yutong.id, accountId: person.id, role: 'operator' })).rejects.toThrow(/already a member/);

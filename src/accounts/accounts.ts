@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
-import { passwordProblem } from './password-policy.ts';
+import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
 import { clearFailures, lockedUntil, lockKeyFor, recordFailure, type LockoutPolicy } from './lockout.ts';
 
 export type Account = {
@@ -22,6 +22,7 @@ type AccountRow = {
   phone: string | null;
   email: string | null;
   password_hash: string;
+  password_changed_at: Date;
   status: 'active' | 'disabled';
   updated_at: Date;
 };
@@ -59,9 +60,11 @@ export const newAccountSchema = z.strictObject({
 
 export type NewAccount = z.input<typeof newAccountSchema>;
 
-export async function createAccount(db: Db, input: NewAccount): Promise<Account> {
+const personalValues = (a: { username: string; phone?: string | null; email?: string | null }) => [a.username, a.phone, a.email?.split('@')[0]];
+
+export async function createAccount(db: Db, input: NewAccount, policy: PasswordPolicy): Promise<Account> {
   const a = parseInput(newAccountSchema, input);
-  const problem = passwordProblem(a.password, [a.username, a.phone, a.email?.split('@')[0]]);
+  const problem = passwordProblem(policy, a.password, personalValues(a));
   if (problem) throw new InputError('password', problem);
   const passwordHash = await hashPassword(a.password);
   try {
@@ -106,24 +109,51 @@ export async function findAccountByIdOrUsername(db: Db, value: string): Promise<
   return (await findAccount(db, value)) ?? (await identifierQuery(db, value).first().then((r) => r && toAccount(r)));
 }
 
-export type SignInResult = { outcome: 'signed-in'; account: Account } | { outcome: 'locked'; until: Date } | { outcome: 'failed' };
+export type SignInResult =
+  | { outcome: 'signed-in'; account: Account; passwordExpired: boolean }
+  | { outcome: 'locked'; until: Date }
+  | { outcome: 'failed' };
+
+export type SignInRules = { lockout: LockoutPolicy; passwords: PasswordPolicy };
 
 // Unknown identifier, wrong password and disabled account give the same answer in the
 // same time, and lock alike after repeated failures: the caller cannot tell them apart.
 // A locked key is answered without looking at the password.
-export async function signInWithPassword(db: Db, identifier: string, password: string, lockout: LockoutPolicy): Promise<SignInResult> {
+export async function signInWithPassword(db: Db, identifier: string, password: string, rules: SignInRules): Promise<SignInResult> {
   const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
   const key = lockKeyFor(row?.id, identifier);
   const locked = await lockedUntil(db, key);
   if (locked) return { outcome: 'locked', until: locked };
   const ok = await verifyPassword(row?.password_hash, password);
   if (!row || !ok || row.status !== 'active') {
-    const until = await recordFailure(db, key, lockout);
+    const until = await recordFailure(db, key, rules.lockout);
     return until ? { outcome: 'locked', until } : { outcome: 'failed' };
   }
   await clearFailures(db, key);
   if (needsRehash(row.password_hash)) {
     await db('accounts').where({ id: row.id }).update({ password_hash: await hashPassword(password) });
   }
-  return { outcome: 'signed-in', account: toAccount(row) };
+  return { outcome: 'signed-in', account: toAccount(row), passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)) };
+}
+
+// A new password for the account: it must meet the policy and differ from the current
+// one and the policy's number of earlier ones. The old hash goes into the history.
+export async function changePassword(db: Db, accountId: string, password: string, policy: PasswordPolicy): Promise<void> {
+  await db.transaction(async (trx) => {
+    const row = await trx<AccountRow>('accounts').where({ id: accountId }).forUpdate().first();
+    if (!row) throw new InputError('account', 'no such account');
+    const problem = passwordProblem(policy, password, personalValues(row));
+    if (problem) throw new InputError('password', problem);
+    if (policy.historySize > 0) {
+      const earlier = await trx('password_history').where({ account_id: accountId }).orderBy('created_at', 'desc').limit(policy.historySize - 1).pluck('password_hash');
+      for (const hash of [row.password_hash, ...earlier]) {
+        if (await verifyPassword(hash, password)) throw new InputError('password', `must not be one of your last ${policy.historySize} passwords`);
+      }
+    }
+    await trx('password_history').insert({ account_id: accountId, password_hash: row.password_hash });
+    await trx('accounts').where({ id: accountId }).update({ password_hash: await hashPassword(password), password_changed_at: trx.fn.now(), updated_at: trx.fn.now() });
+    // Only as many earlier hashes as the policy compares are worth keeping.
+    const keep = trx('password_history').where({ account_id: accountId }).orderBy('created_at', 'desc').limit(Math.max(policy.historySize - 1, 0)).select('id');
+    await trx('password_history').where({ account_id: accountId }).whereNotIn('id', keep).delete();
+  });
 }

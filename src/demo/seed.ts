@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { Db } from '../db/connect.ts';
 import { createAccount, findAccountByIdOrUsername } from '../accounts/accounts.ts';
+import type { PasswordPolicy } from '../accounts/password-policy.ts';
 import { createEnterprise, findEnterprise } from '../enterprises/enterprises.ts';
 import { addMember } from '../enterprises/memberships.ts';
 import { completeUscc } from '../enterprises/uscc.ts';
@@ -31,7 +32,7 @@ export const demoClientId = (slug: string) => `demo-${slug}`;
 export const demoClientSecret = (masterKey: Buffer, slug: string) =>
   crypto.createHmac('sha256', masterKey).update(`demo-client-secret:${slug}`).digest('base64url');
 
-export async function seedDemo(db: Db, masterKey: Buffer, issuer: string): Promise<void> {
+export async function seedDemo(db: Db, masterKey: Buffer, issuer: string, policy: PasswordPolicy): Promise<void> {
   await db.transaction(async (trx) => {
     await trx.raw("SELECT pg_advisory_xact_lock(hashtext('sme-passport:seed-demo'))");
     const windows = await listWindows(trx);
@@ -52,7 +53,7 @@ export async function seedDemo(db: Db, masterKey: Buffer, issuer: string): Promi
         { clientId: demoClientId(site.slug), secret: demoClientSecret(masterKey, site.slug) },
       );
     }
-    const person = (await findAccountByIdOrUsername(trx, DEMO_ACCOUNT.username)) ?? (await createAccount(trx, DEMO_ACCOUNT));
+    const person = (await findAccountByIdOrUsername(trx, DEMO_ACCOUNT.username)) ?? (await createAccount(trx, DEMO_ACCOUNT, policy));
     for (const { role, ...example } of DEMO_ENTERPRISES) {
       if (await findEnterprise(trx, example.uscc)) continue;
       const enterprise = await createEnterprise(trx, example);

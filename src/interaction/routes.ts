@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
-import { signInWithPassword } from '../accounts/accounts.ts';
+import { changePassword, signInWithPassword } from '../accounts/accounts.ts';
 import type { SecuritySettings } from '../config.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
@@ -26,6 +26,8 @@ async function whoAsks(db: Db, clientId: unknown) {
 }
 
 type Data = Record<string, unknown>;
+
+const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000));
 
 export function interactionRoutes(provider: Provider, db: Db, security: SecuritySettings): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
@@ -87,12 +89,34 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const password = field(ctx, 'password').slice(0, 1024);
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
-    const result = await signInWithPassword(db, identifier, password, security.lockout);
-    if (result.outcome === 'locked') {
-      const minutes = Math.max(1, Math.ceil((result.until.getTime() - Date.now()) / 60_000));
-      return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes }, 401);
-    }
+    const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords });
+    if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
+    if (result.passwordExpired) return showPasswordChange(ctx, uid, identifier);
+    await finish(ctx, { login: { accountId: result.account.id, amr: ['pwd'], remember: true } });
+  });
+
+  // An expired password (the mlps profile) is changed before the sign-in completes. The
+  // form asks for the current password again, so no state is kept between the two posts.
+  const showPasswordChange = (ctx: Context, uid: string, identifier: string, error?: string, status = 200) =>
+    render(ctx, 'change-password', { uid, csrf: csrfToken(ctx), identifier, rule: `rule_${security.passwords.name}`, error }, status);
+
+  router.post('/password', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
+    const identifier = field(ctx, 'identifier').slice(0, 254);
+    const next = field(ctx, 'new_password').slice(0, 1024);
+    const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
+    if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, 'badCredentials', 401);
+    if (next !== field(ctx, 'confirm_password')) return showPasswordChange(ctx, uid, identifier, 'passwordsDiffer', 400);
+    try {
+      await changePassword(db, result.account.id, next, security.passwords);
+    } catch (err) {
+      if (err instanceof InputError) return showPasswordChange(ctx, uid, identifier, err.message, 400);
+      throw err;
+    }
     await finish(ctx, { login: { accountId: result.account.id, amr: ['pwd'], remember: true } });
   });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createEnterprise } from '../../src/enterprises/enterprises.ts';
 import { addMember } from '../../src/enterprises/memberships.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
@@ -20,7 +21,7 @@ beforeAll(async () => {
   server = await startTestServer();
   const windows = await listWindows(server.db);
   site = await windowSite(server, { windowId: windows.find((w) => w.region === '410100')!.id, name: 'zz' });
-  const person = await createAccount(server.db, { username: 'wu.gang', displayName: '吴刚', phone: '13512345678', password });
+  const person = await createAccount(server.db, { username: 'wu.gang', displayName: '吴刚', phone: '13512345678', password }, PASSWORD_POLICIES.mlps);
   const shop = await createEnterprise(server.db, { uscc: completeUscc('9241010000000555'), name: '吴记烩面馆', type: 'individual_business', region: '410100', status: 'verified' });
   await addMember(server.db, { enterpriseId: shop.id, accountId: person.id, role: 'legal_rep' });
 });
@@ -67,7 +68,7 @@ describe('the account center', () => {
   });
 
   it('lets the legal representative add and remove operators, and shows the page to nobody else', async () => {
-    await createAccount(server.db, { username: 'ma.li', displayName: '马丽', phone: '13611112222', password });
+    await createAccount(server.db, { username: 'ma.li', displayName: '马丽', phone: '13611112222', password }, PASSWORD_POLICIES.mlps);
     const shop = (await server.db('enterprises').where({ name: '吴记烩面馆' }).first())!;
     const owner = browser();
     await site.signIn(owner, { identifier: 'wu.gang', password });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createEnterprise, type Enterprise } from '../../src/enterprises/enterprises.ts';
 import { addMember } from '../../src/enterprises/memberships.ts';
 import { purgeEndedChoices } from '../../src/enterprises/acting.ts';
@@ -28,9 +29,9 @@ beforeAll(async () => {
   b = await windowSite(server, { windowId: windows.find((w) => w.region === '410300')!.id, name: 'ly' });
   x = await createEnterprise(server.db, { uscc: '91410000170001401D', name: '宇通客车股份有限公司', type: 'enterprise', region: '410100', status: 'verified' });
   y = await createEnterprise(server.db, { name: '洛阳青年创业团队', type: 'team', region: '410300' });
-  const both = await createAccount(server.db, { username: 'zhao.lei', displayName: '赵磊', password });
-  const one = await createAccount(server.db, { username: 'sun.li', displayName: '孙丽', password });
-  await createAccount(server.db, { username: 'zhou.min', displayName: '周敏', password });
+  const both = await createAccount(server.db, { username: 'zhao.lei', displayName: '赵磊', password }, PASSWORD_POLICIES.mlps);
+  const one = await createAccount(server.db, { username: 'sun.li', displayName: '孙丽', password }, PASSWORD_POLICIES.mlps);
+  await createAccount(server.db, { username: 'zhou.min', displayName: '周敏', password }, PASSWORD_POLICIES.mlps);
   await addMember(server.db, { enterpriseId: x.id, accountId: both.id, role: 'legal_rep' });
   await addMember(server.db, { enterpriseId: y.id, accountId: both.id, role: 'operator' });
   await addMember(server.db, { enterpriseId: x.id, accountId: one.id, role: 'admin' });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -31,7 +32,7 @@ describe('lockout after consecutive failures', () => {
   let a: WindowSite;
   beforeAll(async () => {
     ({ server, a } = await setUp({ LOCKOUT_THRESHOLD: '5', LOCKOUT_SECONDS: '3' }));
-    await createAccount(server.db, { username: 'qian.yu', displayName: '钱宇', password });
+    await createAccount(server.db, { username: 'qian.yu', displayName: '钱宇', password }, PASSWORD_POLICIES.mlps);
   });
   afterAll(() => server?.close());
 
@@ -53,7 +54,7 @@ describe('lockout after consecutive failures', () => {
   });
 
   it('counts only consecutive failures: a success starts the count again', async () => {
-    await createAccount(server.db, { username: 'li.ming', displayName: '李明', password });
+    await createAccount(server.db, { username: 'li.ming', displayName: '李明', password }, PASSWORD_POLICIES.mlps);
     for (let i = 0; i < 4; i++) await attempt(a, 'li.ming', 'Wrong-password-1');
     expect((await attempt(a, 'li.ming', password)).kind).toBe('redirect');
     for (let i = 0; i < 4; i++) expect(alert(await attempt(a, 'li.ming', 'Wrong-password-1'))).toBe('账号或密码不正确。');
@@ -94,7 +95,7 @@ describe('session timeouts', () => {
   beforeAll(async () => {
     // Whole seconds: the session cookie's expiry is second-grained, so margins are a second or more.
     ({ server, a, b } = await setUp({ SESSION_IDLE_TIMEOUT: '4', SESSION_MAX_AGE: '10' }));
-    await createAccount(server.db, { username: 'sun.hao', displayName: '孙浩', password });
+    await createAccount(server.db, { username: 'sun.hao', displayName: '孙浩', password }, PASSWORD_POLICIES.mlps);
   });
   afterAll(() => server?.close());
 

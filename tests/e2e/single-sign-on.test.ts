@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { browser } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -30,7 +31,7 @@ beforeAll(async () => {
   const luoyang = windows.find((w) => w.region === '410300')!;
   a = await windowSite(server, { windowId: zhengzhou.id, name: 'zhengzhou-site', backchannel: true });
   b = await windowSite(server, { windowId: luoyang.id, name: 'luoyang-site', backchannel: true });
-  await createAccount(server.db, person);
+  await createAccount(server.db, person, PASSWORD_POLICIES.mlps);
 });
 
 afterAll(async () => {

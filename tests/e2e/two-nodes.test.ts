@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createClient } from '../../src/windows/clients.ts';
 import { seedWindowRegistry } from '../../src/windows/seed.ts';
 import { listWindows } from '../../src/windows/windows.ts';
@@ -31,7 +32,7 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     await seedWindowRegistry(database.db);
     const [first] = await listWindows(database.db);
     client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes', redirectUris: [redirectUri] });
-    await createAccount(database.db, person);
+    await createAccount(database.db, person, PASSWORD_POLICIES.mlps);
     ports = [await freePort(), await freePort()];
     const env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir };
     nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
@@ -92,7 +93,7 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
   });
 
   it('locks an account after 5 failures spread over both nodes', async () => {
-    await createAccount(database.db, { username: 'spread.out', displayName: '分散', password: person.password });
+    await createAccount(database.db, { username: 'spread.out', displayName: '分散', password: person.password }, PASSWORD_POLICIES.mlps);
     const config = await viaNode(0);
     const attempt = async (i: number, pw: string) => {
       const you = browser();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 
 const key = Buffer.alloc(32, 7).toString('base64');
 
@@ -26,7 +27,11 @@ describe('configuration from the environment', () => {
       lockout: { threshold: 3, seconds: 900 },
       signInRateLimit: { limit: 10, windowSeconds: 60 },
       session: { idleSeconds: 600, maxAgeSeconds: 43200 },
+      passwords: PASSWORD_POLICIES.asvs,
     });
+    expect(loadConfig({ PASSWORD_POLICY: 'mlps' }).security.passwords).toBe(PASSWORD_POLICIES.mlps);
+    expect(loadConfig({ NODE_ENV: 'production', MASTER_KEY: key, ISSUER: 'https://p.example.cn' }).security.passwords).toBe(PASSWORD_POLICIES.mlps);
+    expect(() => loadConfig({ PASSWORD_POLICY: 'strict' })).toThrow(/PASSWORD_POLICY: must be mlps or asvs/);
     expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: 'ten per minute' })).toThrow(/SIGN_IN_RATE_LIMIT: must be REQUESTS\/SECONDS/);
     expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: '0/60' })).toThrow(/SIGN_IN_RATE_LIMIT: must have at least 1 request/);
     expect(() => loadConfig({ LOCKOUT_THRESHOLD: '0' })).toThrow(/LOCKOUT_THRESHOLD: must be at least 1/);
