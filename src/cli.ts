@@ -8,7 +8,10 @@ import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
 import { InputError, NotFoundError } from './errors.ts';
-import { createAccount, findAccountByIdOrUsername } from './accounts/accounts.ts';
+import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
+import { endSessionsOf } from './oidc/sessions.ts';
+import { standaloneProvider } from './oidc/standalone.ts';
+import { consoleLogger } from './http/errors.ts';
 import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
 import { purgeExpired } from './purge.ts';
@@ -175,9 +178,41 @@ export function buildCli(io: Io = processIo): Command {
       },
     );
 
-  program
-    .command('account')
-    .description('person accounts')
+  const account = program.command('account').description('person accounts');
+  account
+    .command('disable')
+    .description('disable an account: its sessions end, its tokens are revoked, and the windows it used are told (back-channel logout)')
+    .argument('<id-or-username>', 'account id or username')
+    .option('--json', 'print JSON')
+    .action(async (who: string, o: { json?: boolean }) => {
+      const done = await onDb(async (db) => {
+        const found = await findAccountByIdOrUsername(db, who);
+        if (!found) throw new NotFoundError('account', `no account with id or username "${who}"`);
+        await setAccountStatus(db, found.id, 'disabled');
+        const provider = await standaloneProvider(db, loadConfig(), consoleLogger);
+        return { account: found, ...(await endSessionsOf(provider, db, found.id, { everything: true })) };
+      });
+      print(
+        o.json,
+        { id: done.account.id, status: 'disabled', sessions_ended: done.sessions, windows_notified: done.notified, notifications_failed: done.failed },
+        `${done.account.username} is disabled: ${done.sessions} sessions ended, ${done.notified} windows notified${done.failed ? `, ${done.failed} notifications failed (see the log)` : ''}`,
+      );
+    });
+  account
+    .command('enable')
+    .description('enable a disabled account again')
+    .argument('<id-or-username>', 'account id or username')
+    .option('--json', 'print JSON')
+    .action(async (who: string, o: { json?: boolean }) => {
+      const found = await onDb(async (db) => {
+        const a = await findAccountByIdOrUsername(db, who);
+        if (!a) throw new NotFoundError('account', `no account with id or username "${who}"`);
+        await setAccountStatus(db, a.id, 'active');
+        return a;
+      });
+      print(o.json, { id: found.id, status: 'active' }, `${found.username} is enabled`);
+    });
+  account
     .command('create')
     .description('create a person account')
     .requiredOption('--username <name>', 'unique username (starts with a letter)')

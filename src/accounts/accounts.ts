@@ -109,6 +109,10 @@ export async function findAccountByIdOrUsername(db: Db, value: string): Promise<
   return (await findAccount(db, value)) ?? (await identifierQuery(db, value).first().then((r) => r && toAccount(r)));
 }
 
+export async function setAccountStatus(db: Db, id: string, status: Account['status']): Promise<void> {
+  await db('accounts').where({ id }).update({ status, updated_at: db.fn.now() });
+}
+
 export type SignInResult =
   | { outcome: 'signed-in'; account: Account; passwordExpired: boolean }
   | { outcome: 'locked'; until: Date }

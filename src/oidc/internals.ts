@@ -22,3 +22,9 @@ export async function signedInSession(provider: Provider, ctx: Koa.Context): Pro
   const session = await provider.Session.get(ctx);
   return session.accountId ? { uid: session.uid, accountId: session.accountId } : undefined;
 }
+
+// The library's own back-channel logout request (a signed logout token, POSTed through
+// the configured fetch), for sessions ended outside an end-session request.
+export function sendBackchannelLogout(client: object, accountId: string, sid: string): Promise<void> {
+  return (client as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(accountId, sid);
+}

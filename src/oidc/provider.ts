@@ -153,6 +153,6 @@ export function createProvider(o: ProviderOptions): Provider {
   const provider = new Provider(o.issuer, configuration);
   compareClientSecretDigests(provider);
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
-  provider.on('backchannel.error', (client, err) => o.logger.error(`back-channel logout to ${client.clientId} failed`, err));
+  provider.on('backchannel.error', (_ctx, err, client) => o.logger.error(`back-channel logout to ${client.clientId} failed`, err));
   return provider;
 }

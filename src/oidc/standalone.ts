@@ -1,0 +1,16 @@
+import type Provider from 'oidc-provider';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/connect.ts';
+import { resolveMasterKey } from '../crypto/master-key.ts';
+import type { Logger } from '../http/errors.ts';
+import { loadKeys } from './keys.ts';
+import { createProvider } from './provider.ts';
+
+// The provider outside the server (the command line), for what must look exactly like
+// the server's own doing: back-channel logout tokens signed with the same keys, from
+// the same issuer.
+export async function standaloneProvider(db: Db, config: Config, logger: Logger): Promise<Provider> {
+  const keys = await loadKeys(db, resolveMasterKey(config.masterKey, config.dataDir));
+  if (keys.jwks.keys.length === 0) throw new Error('there are no signing keys yet: start the server once first');
+  return createProvider({ issuer: config.issuer ?? `http://localhost:${config.port}`, db, keys, logger, session: config.security.session });
+}
