@@ -3,6 +3,7 @@ import { liveSessionUids, purgeExpiredArtifacts } from './oidc/adapter.ts';
 import { purgeEndedChoices } from './enterprises/acting.ts';
 import { purgeStaleThrottles } from './accounts/lockout.ts';
 import { purgeOldWindows } from './http/rate-limit.ts';
+import { purgeEndedSessionDetails } from './oidc/session-details.ts';
 
 // Everything that expires, in one pass; each module deletes its own rows. Any node may
 // run it at any time (the server on a timer, operators with `sme-passport purge`).
@@ -11,5 +12,6 @@ export async function purgeExpired(db: Db): Promise<number> {
   deleted += await purgeEndedChoices(db, liveSessionUids);
   deleted += await purgeStaleThrottles(db);
   deleted += await purgeOldWindows(db);
+  deleted += await purgeEndedSessionDetails(db);
   return deleted;
 }

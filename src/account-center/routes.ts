@@ -14,6 +14,10 @@ import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { render } from '../http/render.ts';
 import { signedInSession } from '../oidc/internals.ts';
+import { endSessionsOf } from '../oidc/sessions.ts';
+import { grantsOf, sessionsOf } from '../oidc/session-details.ts';
+import { revokeGrantArtifacts } from '../oidc/adapter.ts';
+import { findClientMetadata } from '../windows/clients.ts';
 import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
 
 // The account center (/account): who you are, whom you act for in this sign-in, your
@@ -67,19 +71,64 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
     ctx.redirect('/account');
   });
 
+  const clientName = async (clientId: string) => (await findClientMetadata(db, clientId))?.client_name ?? clientId;
+
   const showAccount = async (ctx: Context, extra: Data = {}, status = 200) => {
     const me = await who(ctx);
     if (!me) return ctx.redirect('/account/login');
     const memberships = await membershipsOf(db, me.account.id);
     const choice = await currentChoice(db, me.session.uid);
+    const sessions = await Promise.all(
+      (await sessionsOf(db, me.account.id)).map(async (s) => ({
+        ...s,
+        current: s.sessionUid === me.session.uid,
+        windows: await Promise.all(s.clientIds.filter((id) => id !== ACCOUNT_CENTER_CLIENT_ID).map(clientName)),
+      })),
+    );
+    const grants = await Promise.all(
+      (await grantsOf(db, me.account.id)).filter((g) => g.clientId !== ACCOUNT_CENTER_CLIENT_ID).map(async (g) => ({ ...g, name: await clientName(g.clientId) })),
+    );
     render(ctx, 'account', {
       csrf: csrfToken(ctx),
       account: { ...me.account, phone: me.account.phone && maskPhone(me.account.phone) },
       memberships,
       chosen: choice === undefined ? undefined : (choice ?? ''),
+      sessions,
+      grants,
       ...extra,
     }, status);
   };
+
+  // Signing a session out tells every window it touched (back-channel logout).
+  router.post('/sessions/:uid/end', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    await endSessionsOf(provider, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  router.post('/sessions/end-all', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    await endSessionsOf(provider, db, me.account.id, { everything: false });
+    ctx.status = 303;
+    ctx.redirect('/');
+  });
+
+  // Revoking what a site was granted: its tokens stop working, refresh tokens included.
+  router.post('/grants/:id/revoke', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const grant = (await grantsOf(db, me.account.id)).find((g) => g.grantId === ctx.params.id);
+    if (!grant) return ctx.throw(404);
+    await revokeGrantArtifacts(db, grant.grantId);
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
 
   router.get('/', (ctx) => showAccount(ctx));
 

@@ -11,6 +11,7 @@ import { accountClaims, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './claim
 import { compareClientSecretDigests } from './internals.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
+import { recordSessionUse } from './session-details.ts';
 
 export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session'] };
 
@@ -153,6 +154,13 @@ export function createProvider(o: ProviderOptions): Provider {
   const provider = new Provider(o.issuer, configuration);
   compareClientSecretDigests(provider);
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
+  provider.on('authorization.success', (ctx) => {
+    const session = ctx.oidc.session;
+    if (!session?.accountId) return;
+    recordSessionUse(o.db, { sessionUid: session.uid, accountId: session.accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined }).catch((err) =>
+      o.logger.error('recording session details failed', err),
+    );
+  });
   provider.on('backchannel.error', (_ctx, err, client) => o.logger.error(`back-channel logout to ${client.clientId} failed`, err));
   return provider;
 }

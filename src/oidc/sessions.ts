@@ -27,14 +27,14 @@ async function notifyWindows(provider: Provider, accountId: string, authorizatio
   );
 }
 
-// Every live session of the account, and with `everything` also the grants and tokens
-// that outlive sessions (offline access): nothing the account was given keeps working.
-export async function endSessionsOf(provider: Provider, db: Db, accountId: string, options: { everything: boolean }): Promise<Ended> {
+// Every live session of the account (or the one with uid `only`), and with `everything`
+// also the grants and tokens that outlive sessions (offline access): nothing the
+// account was given keeps working.
+export async function endSessionsOf(provider: Provider, db: Db, accountId: string, options: { everything: boolean; only?: string }): Promise<Ended> {
   const ended: Ended = { sessions: 0, notified: 0, failed: 0 };
-  const rows: Array<{ id: string; payload: SessionPayload }> = await db('oidc_artifacts')
-    .where({ model: 'Session' })
-    .whereRaw("payload->>'accountId' = ?", [accountId])
-    .select('id', 'payload');
+  const query = db('oidc_artifacts').where({ model: 'Session' }).whereRaw("payload->>'accountId' = ?", [accountId]);
+  if (options.only !== undefined) query.where({ uid: options.only });
+  const rows: Array<{ id: string; payload: SessionPayload }> = await query.select('id', 'payload');
   for (const { id, payload } of rows) {
     const authorizations = payload.authorizations ?? {};
     await notifyWindows(provider, accountId, authorizations, ended);

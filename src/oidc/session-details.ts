@@ -1,0 +1,50 @@
+import type { Db } from '../db/connect.ts';
+
+// Device, address and times of each sign-in session, recorded when the session
+// authorizes a window (at most once a minute per session, to keep sign-ins cheap).
+
+export type SessionDetails = { sessionUid: string; ip: string | null; userAgent: string | null; signedInAt: Date; lastSeenAt: Date; clientIds: string[] };
+
+export async function recordSessionUse(db: Db, s: { sessionUid: string; accountId: string; ip: string; userAgent: string | undefined }): Promise<void> {
+  await db.raw(
+    `INSERT INTO session_details AS d (session_uid, account_id, ip, user_agent) VALUES (?, ?, ?, ?)
+     ON CONFLICT (session_uid) DO UPDATE SET last_seen_at = now(), ip = EXCLUDED.ip
+     WHERE d.last_seen_at < now() - interval '1 minute'`,
+    [s.sessionUid, s.accountId, s.ip, s.userAgent?.slice(0, 300) ?? null],
+  );
+}
+
+// The account's live sessions, newest first, with the clients each has signed in to.
+export async function sessionsOf(db: Db, accountId: string): Promise<SessionDetails[]> {
+  const rows = await db('oidc_artifacts as s')
+    .leftJoin('session_details as d', 'd.session_uid', 's.uid')
+    .where('s.model', 'Session')
+    .whereRaw("s.payload->>'accountId' = ?", [accountId])
+    .where((q) => q.whereNull('s.expires_at').orWhere('s.expires_at', '>', db.fn.now()))
+    .orderBy('d.last_seen_at', 'desc')
+    .select('s.uid', 's.payload', 'd.ip', 'd.user_agent', 'd.signed_in_at', 'd.last_seen_at');
+  return rows.map((r) => ({
+    sessionUid: r.uid,
+    ip: r.ip,
+    userAgent: r.user_agent,
+    signedInAt: r.signed_in_at ?? new Date((r.payload.loginTs ?? 0) * 1000),
+    lastSeenAt: r.last_seen_at ?? new Date((r.payload.loginTs ?? 0) * 1000),
+    clientIds: Object.keys(r.payload.authorizations ?? {}),
+  }));
+}
+
+// Grants (the sites a person has signed in to) that still exist.
+export async function grantsOf(db: Db, accountId: string): Promise<Array<{ grantId: string; clientId: string; scope: string }>> {
+  const rows = await db('oidc_artifacts')
+    .where({ model: 'Grant' })
+    .whereRaw("payload->>'accountId' = ?", [accountId])
+    .where((q) => q.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()))
+    .select('id', 'payload');
+  return rows.map((r) => ({ grantId: r.id, clientId: r.payload.clientId, scope: r.payload.openid?.scope ?? '' }));
+}
+
+export async function purgeEndedSessionDetails(db: Db): Promise<number> {
+  return db('session_details')
+    .whereNotIn('session_uid', db('oidc_artifacts').where({ model: 'Session' }).whereNotNull('uid').select('uid'))
+    .delete();
+}
