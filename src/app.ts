@@ -9,6 +9,9 @@ import { rememberLang } from './http/i18n.ts';
 import { render } from './http/render.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { accountCenterRoutes } from './account-center/routes.ts';
+import { registerRoutes, type CodeMessages } from './account-center/register.ts';
+import { resetPasswordRoutes } from './account-center/reset-password.ts';
+import { outboxPage } from './messages/outbox-page.ts';
 import type { KeySet } from './oidc/keys.ts';
 import { createProvider } from './oidc/provider.ts';
 
@@ -18,6 +21,9 @@ export type AppOptions = {
   keys: KeySet;
   trustProxy: boolean;
   security: SecuritySettings;
+  messages: CodeMessages;
+  // The development outbox page (/dev/outbox); never in production.
+  outboxPage: boolean;
   logger: Logger;
   // Extra routes mounted before the provider (the demo window sites).
   extraRoutes?: Router[];
@@ -39,7 +45,16 @@ export function createApp(o: AppOptions): App {
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
   app.use(rememberLang);
-  for (const router of [home, interactionRoutes(provider, o.db, o.security), accountCenterRoutes(provider, o.db, o.issuer), ...(o.extraRoutes ?? [])]) {
+  const routers = [
+    home,
+    interactionRoutes(provider, o.db, o.security),
+    accountCenterRoutes(provider, o.db, o.issuer),
+    registerRoutes(o.db, o.security, o.messages),
+    resetPasswordRoutes(provider, o.db, o.security, o.messages),
+    ...(o.outboxPage ? [outboxPage(o.db)] : []),
+    ...(o.extraRoutes ?? []),
+  ];
+  for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }
   app.use(mount(provider));

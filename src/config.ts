@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { PASSWORD_POLICIES, type PasswordPolicy } from './accounts/password-policy.ts';
+import type { SenderSettings } from './messages/senders.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -50,6 +51,12 @@ const envSchema = z.object({
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
   SESSION_MAX_AGE: seconds.default(12 * 3600),
   PASSWORD_POLICY: z.enum(['mlps', 'asvs'], { error: 'must be mlps or asvs' }).optional(),
+  CODE_RATE_LIMIT: rate.prefault('10/3600'),
+  REGISTER_RATE_LIMIT: rate.prefault('10/3600'),
+  SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL, e.g. smtps://user:password@mail.example.cn:465' }).optional(),
+  SMTP_FROM: z.string().min(3, 'must be a sender address such as "统一身份认证 <no-reply@example.cn>"').default('sme-passport <no-reply@localhost>'),
+  SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL that accepts a JSON POST {"to", "text"}' }).optional(),
+  SMS_WEBHOOK_TOKEN: z.string().min(1).optional(),
 });
 
 export type Config = {
@@ -66,11 +73,14 @@ export type Config = {
   purgeIntervalSeconds: number;
   databasePoolMax: number;
   security: SecuritySettings;
+  messages: SenderSettings;
 };
 
 export type SecuritySettings = {
   lockout: { threshold: number; seconds: number };
   signInRateLimit: { limit: number; windowSeconds: number };
+  codeRateLimit: { limit: number; windowSeconds: number };
+  registerRateLimit: { limit: number; windowSeconds: number };
   session: { idleSeconds: number; maxAgeSeconds: number };
   passwords: PasswordPolicy;
 };
@@ -115,9 +125,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     security: {
       lockout: { threshold: e.LOCKOUT_THRESHOLD, seconds: e.LOCKOUT_SECONDS },
       signInRateLimit: e.SIGN_IN_RATE_LIMIT,
+      codeRateLimit: e.CODE_RATE_LIMIT,
+      registerRateLimit: e.REGISTER_RATE_LIMIT,
       session: { idleSeconds: e.SESSION_IDLE_TIMEOUT, maxAgeSeconds: e.SESSION_MAX_AGE },
       // MLPS is what a production deployment is assessed against.
       passwords: PASSWORD_POLICIES[e.PASSWORD_POLICY ?? (production ? 'mlps' : 'asvs')],
     },
+    // Outside production, messages nobody can deliver land in the development outbox.
+    messages: { smtpUrl: e.SMTP_URL, smtpFrom: e.SMTP_FROM, smsWebhookUrl: e.SMS_WEBHOOK_URL, smsWebhookToken: e.SMS_WEBHOOK_TOKEN, outbox: !production },
   };
 }

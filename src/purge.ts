@@ -4,6 +4,7 @@ import { purgeEndedChoices } from './enterprises/acting.ts';
 import { purgeStaleThrottles } from './accounts/lockout.ts';
 import { purgeOldWindows } from './http/rate-limit.ts';
 import { purgeEndedSessionDetails } from './oidc/session-details.ts';
+import { purgeOldCodes } from './accounts/codes.ts';
 
 // Everything that expires, in one pass; each module deletes its own rows. Any node may
 // run it at any time (the server on a timer, operators with `sme-passport purge`).
@@ -13,5 +14,6 @@ export async function purgeExpired(db: Db): Promise<number> {
   deleted += await purgeStaleThrottles(db);
   deleted += await purgeOldWindows(db);
   deleted += await purgeEndedSessionDetails(db);
+  deleted += await purgeOldCodes(db);
   return deleted;
 }

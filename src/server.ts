@@ -7,6 +7,8 @@ import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger, type Logger } from './http/errors.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { purgeExpired } from './purge.ts';
+import { codeKey } from './accounts/codes.ts';
+import { createSender } from './messages/senders.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
 import { ensureAccountCenterClient } from './account-center/client.ts';
 import { seedDemo } from './demo/seed.ts';
@@ -46,6 +48,8 @@ export async function startServer(config: Config, options: { database?: Database
       keys: await loadKeys(db, masterKey),
       trustProxy: config.trustProxy,
       security: config.security,
+      messages: { codeKey: codeKey(masterKey), sender: createSender(db, config.messages) },
+      outboxPage: config.messages.outbox,
       logger,
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,

@@ -41,6 +41,14 @@ const toAccount = (r: AccountRow): Account => ({
 const PHONE = /^(?:\+?86)?(1[3-9]\d{9})$/;
 export const normalisePhone = (value: string): string | undefined => PHONE.exec(value.replace(/[\s-]/g, ''))?.[1];
 
+// A phone number or an email address a code can be sent to, normalised as stored.
+export function parseContact(value: string): { channel: 'sms' | 'email'; destination: string } | undefined {
+  const phone = normalisePhone(value);
+  if (phone) return { channel: 'sms', destination: phone };
+  const email = z.email().safeParse(value.trim().toLowerCase());
+  return email.success && email.data.length <= 254 ? { channel: 'email', destination: email.data } : undefined;
+}
+
 // A username starts with a letter, so it can never be mistaken for a phone number or email.
 export const usernameSchema = z
   .string()

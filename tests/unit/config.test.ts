@@ -23,7 +23,7 @@ describe('configuration from the environment', () => {
   });
 
   it('reads the sign-in protection settings', () => {
-    expect(loadConfig({ SIGN_IN_RATE_LIMIT: '10/60', LOCKOUT_THRESHOLD: '3', SESSION_IDLE_TIMEOUT: '600' }).security).toEqual({
+    expect(loadConfig({ SIGN_IN_RATE_LIMIT: '10/60', LOCKOUT_THRESHOLD: '3', SESSION_IDLE_TIMEOUT: '600' }).security).toMatchObject({
       lockout: { threshold: 3, seconds: 900 },
       signInRateLimit: { limit: 10, windowSeconds: 60 },
       session: { idleSeconds: 600, maxAgeSeconds: 43200 },
@@ -32,6 +32,10 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ PASSWORD_POLICY: 'mlps' }).security.passwords).toBe(PASSWORD_POLICIES.mlps);
     expect(loadConfig({ NODE_ENV: 'production', MASTER_KEY: key, ISSUER: 'https://p.example.cn' }).security.passwords).toBe(PASSWORD_POLICIES.mlps);
     expect(() => loadConfig({ PASSWORD_POLICY: 'strict' })).toThrow(/PASSWORD_POLICY: must be mlps or asvs/);
+    expect(() => loadConfig({ SMTP_URL: 'http://mail.example.cn' })).toThrow(/SMTP_URL: must be an smtp/);
+    expect(() => loadConfig({ SMS_WEBHOOK_URL: 'not a url' })).toThrow(/SMS_WEBHOOK_URL: must be an http/);
+    expect(loadConfig({}).messages.outbox).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'production', MASTER_KEY: key, ISSUER: 'https://p.example.cn' }).messages.outbox).toBe(false);
     expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: 'ten per minute' })).toThrow(/SIGN_IN_RATE_LIMIT: must be REQUESTS\/SECONDS/);
     expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: '0/60' })).toThrow(/SIGN_IN_RATE_LIMIT: must have at least 1 request/);
     expect(() => loadConfig({ LOCKOUT_THRESHOLD: '0' })).toThrow(/LOCKOUT_THRESHOLD: must be at least 1/);
