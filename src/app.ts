@@ -21,6 +21,8 @@ export type AppOptions = {
   keys: KeySet;
   trustProxy: boolean;
   security: SecuritySettings;
+  // Seals second-factor secrets.
+  masterKey: Buffer;
   messages: CodeMessages;
   // The development outbox page (/dev/outbox); never in production.
   outboxPage: boolean;
@@ -47,8 +49,8 @@ export function createApp(o: AppOptions): App {
   app.use(rememberLang);
   const routers = [
     home,
-    interactionRoutes(provider, o.db, o.security),
-    accountCenterRoutes(provider, o.db, o.issuer),
+    interactionRoutes(provider, o.db, o.security, o.masterKey),
+    accountCenterRoutes(provider, o.db, o.issuer, o.security, o.masterKey),
     registerRoutes(o.db, o.security, o.messages),
     resetPasswordRoutes(provider, o.db, o.security, o.messages),
     ...(o.outboxPage ? [outboxPage(o.db)] : []),

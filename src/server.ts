@@ -48,6 +48,7 @@ export async function startServer(config: Config, options: { database?: Database
       keys: await loadKeys(db, masterKey),
       trustProxy: config.trustProxy,
       security: config.security,
+      masterKey,
       messages: { codeKey: codeKey(masterKey), sender: createSender(db, config.messages) },
       outboxPage: config.messages.outbox,
       logger,

@@ -4,7 +4,9 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
-import { findAccount, findAccountByIdentifier, findAccounts } from '../accounts/accounts.ts';
+import { findAccount, findAccountByIdentifier, findAccounts, signInWithPassword } from '../accounts/accounts.ts';
+import { confirmEnrolment, hasTotp, removeTotp, startEnrolment } from '../accounts/totp.ts';
+import type { SecuritySettings } from '../config.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { createEnterprise, ENTERPRISE_TYPES, findEnterprise } from '../enterprises/enterprises.ts';
 import { addMember, managesOperators, membersOf, membershipsOf, removeMember, roleIn } from '../enterprises/memberships.ts';
@@ -33,7 +35,7 @@ const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
 export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 
-export function accountCenterRoutes(provider: Provider, db: Db, issuer: string): Router {
+export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer): Router {
   const router = new Router({ prefix: '/account' });
   const cookieOptions = { path: '/account', httpOnly: true, sameSite: 'lax' as const, signed: true, maxAge: 600_000 };
 
@@ -95,9 +97,44 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string):
       chosen: choice === undefined ? undefined : (choice ?? ''),
       sessions,
       grants,
+      mfa: await hasTotp(db, me.account.id),
       ...extra,
     }, status);
   };
+
+  // Two-step verification: enrol an authenticator (shown as a QR code), or remove it.
+  const showEnrolment = async (ctx: Context, sealed?: string, error?: string, status = 200) => {
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), ...(await startEnrolment(masterKey, me.account, sealed)), error }, status);
+  };
+
+  router.get('/mfa', (ctx) => showEnrolment(ctx));
+
+  router.post('/mfa', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    try {
+      const codes = await confirmEnrolment(db, masterKey, me.account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
+      render(ctx, 'recovery-codes', { codes });
+    } catch (err) {
+      if (err instanceof InputError) return showEnrolment(ctx, field(ctx, 'sealed'), 'badOtp', 400);
+      throw err;
+    }
+  });
+
+  // Removing the second factor needs the current password.
+  router.post('/mfa/remove', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showAccount(ctx, { error: 'badPassword' }, 401);
+    await removeTotp(db, me.account.id);
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
 
   // Signing a session out tells every window it touched (back-channel logout).
   router.post('/sessions/:uid/end', form, async (ctx) => {

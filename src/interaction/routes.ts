@@ -3,6 +3,9 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { changePassword, signInWithPassword } from '../accounts/accounts.ts';
+import { lockedUntil, lockKeyFor, recordFailure } from '../accounts/lockout.ts';
+import { hasTotp, verifySecondFactor } from '../accounts/totp.ts';
+import { ACR } from '../oidc/claims.ts';
 import type { SecuritySettings } from '../config.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
@@ -29,7 +32,7 @@ type Data = Record<string, unknown>;
 
 const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000));
 
-export function interactionRoutes(provider: Provider, db: Db, security: SecuritySettings): Router {
+export function interactionRoutes(provider: Provider, db: Db, security: SecuritySettings, masterKey: Buffer): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
   const details = (ctx: Context) => provider.interactionDetails(ctx.req, ctx.res);
@@ -71,6 +74,11 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
   router.get('/', async (ctx) => {
     const interaction = await details(ctx);
     const { uid, prompt, params } = interaction;
+    if (prompt.name === 'login' && prompt.reasons.includes('mfa_requested') && interaction.session) {
+      // Signed in with a password only, at a window that wants a second factor.
+      if (await hasTotp(db, interaction.session.accountId)) return showMfa(ctx, uid, interaction.session.accountId);
+      return render(ctx, 'error', { message: 'mfaNotEnrolled', code: 'mfa_required' }, 403);
+    }
     if (prompt.name === 'login') return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
     if (prompt.name === 'select_account') return showChooser(ctx, interaction);
     if (prompt.name === 'consent') {
@@ -93,7 +101,7 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
     if (result.passwordExpired) return showPasswordChange(ctx, uid, identifier);
-    await finish(ctx, { login: { accountId: result.account.id, amr: ['pwd'], remember: true } });
+    await afterPassword(ctx, uid, result.account.id);
   });
 
   // An expired password (the mlps profile) is changed before the sign-in completes. The
@@ -117,7 +125,43 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
       if (err instanceof InputError) return showPasswordChange(ctx, uid, identifier, err.message, 400);
       throw err;
     }
-    await finish(ctx, { login: { accountId: result.account.id, amr: ['pwd'], remember: true } });
+    await afterPassword(ctx, uid, result.account.id);
+  });
+
+  // The second factor. Between the password and the code, the browser holds a signed,
+  // short-lived cookie naming this interaction and the account: no server state.
+  const PENDING = 'mfa_pending';
+  const pendingOptions = (uid: string) => ({ signed: true, httpOnly: true, sameSite: 'lax' as const, path: `/interaction/${uid}`, maxAge: 300_000 });
+  const showMfa = (ctx: Context, uid: string, accountId: string, error?: string, status = 200) => {
+    ctx.cookies.set(PENDING, `${uid}.${accountId}.${Date.now() + 300_000}`, pendingOptions(uid));
+    render(ctx, 'mfa', { uid, csrf: csrfToken(ctx), error }, status);
+  };
+  const pendingAccount = (ctx: Context, uid: string): string | undefined => {
+    const [forUid, accountId, until] = (ctx.cookies.get(PENDING, { signed: true }) ?? '').split('.');
+    return forUid === uid && accountId && Number(until) > Date.now() ? accountId : undefined;
+  };
+  const afterPassword = async (ctx: Context, uid: string, accountId: string) => {
+    if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
+    await finish(ctx, { login: { accountId, amr: ['pwd'], acr: ACR.password, remember: true } });
+  };
+
+  router.post('/mfa', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
+    const accountId = pendingAccount(ctx, uid);
+    if (!accountId) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
+    const key = lockKeyFor(accountId, '');
+    const locked = await lockedUntil(db, key);
+    if (locked) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(locked) }, 401);
+    const factor = await verifySecondFactor(db, masterKey, accountId, field(ctx, 'code').slice(0, 40));
+    if (!factor) {
+      const until = await recordFailure(db, key, security.lockout);
+      if (until) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(until) }, 401);
+      return showMfa(ctx, uid, accountId, 'badOtp', 401);
+    }
+    ctx.cookies.set(PENDING, null, pendingOptions(uid));
+    await finish(ctx, { login: { accountId, amr: factor === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'], acr: ACR.mfa, remember: true } });
   });
 
   // Whom the person acts for in this session: an enterprise they belong to, or "" for themselves.

@@ -4,7 +4,9 @@ import type { Membership } from '../enterprises/memberships.ts';
 // Claims per scope, advertised in discovery: the standard ones for the person, and
 // `enterprise` for whom they act.
 export const CLAIMS_BY_SCOPE = {
-  openid: ['sub'],
+  // How the person signed in travels with every ID token, so a window can tell a
+  // password from a second factor without asking for it.
+  openid: ['sub', 'acr', 'amr', 'auth_time'],
   enterprise: ['enterprise'],
   profile: ['name', 'preferred_username', 'updated_at'],
   email: ['email', 'email_verified'],
@@ -30,3 +32,7 @@ export function enterpriseClaim({ enterprise, role }: Membership): Record<string
   const { id, uscc, name, type, region, status } = enterprise;
   return { id, uscc, name, type, region, status, role };
 }
+
+// Authentication context classes a window can ask for with acr_values: a password
+// alone, or a password and a second factor.
+export const ACR = { password: 'urn:sme-passport:acr:password', mfa: 'urn:sme-passport:acr:mfa' } as const;

@@ -7,7 +7,7 @@ import { actingEnterprise, needsActingChoice } from '../enterprises/acting.ts';
 import type { Logger } from '../http/errors.ts';
 import { render } from '../http/render.ts';
 import { createAdapter } from './adapter.ts';
-import { accountClaims, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './claims.ts';
+import { accountClaims, ACR, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './claims.ts';
 import { compareClientSecretDigests } from './internals.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
@@ -48,6 +48,14 @@ function interactionSteps(db: Db) {
     return (await needsActingChoice(db, session.uid, session.accountId)) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
   });
   steps.add(new Prompt({ name: 'select_account', requestable: true }, notChosen), 1);
+  // A window that asks for the second-factor class gets it, even from a session that
+  // signed in with a password alone (step-up).
+  steps.get('login')!.checks.push(
+    new Check('mfa_requested', 'the window asks for a second factor', (ctx) => {
+      const asked = String(ctx.oidc.params?.acr_values ?? '').split(' ').includes(ACR.mfa);
+      return asked && ctx.oidc.session?.accountId && ctx.oidc.session.acr !== ACR.mfa ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    }),
+  );
   return steps;
 }
 
@@ -76,6 +84,7 @@ export function createProvider(o: ProviderOptions): Provider {
       };
     },
     claims: CLAIMS_BY_SCOPE,
+    acrValues: [ACR.password, ACR.mfa],
     scopes: SCOPES,
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
