@@ -15,7 +15,7 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('consumed_at', { useTz: true });
     t.index(['purpose', 'destination', 'created_at']);
   });
-  await knex.raw("ALTER TABLE verification_codes ADD CONSTRAINT verification_codes_purpose_check CHECK (purpose IN ('register', 'reset'))");
+  await knex.raw("ALTER TABLE verification_codes ADD CONSTRAINT verification_codes_purpose_check CHECK (purpose IN ('register', 'reset', 'contact'))");
   await knex.schema.createTable('outbox', (t) => {
     t.bigIncrements('id').primary();
     t.text('channel').notNullable();

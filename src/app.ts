@@ -50,7 +50,7 @@ export function createApp(o: AppOptions): App {
   const routers = [
     home,
     interactionRoutes(provider, o.db, o.security, o.masterKey),
-    accountCenterRoutes(provider, o.db, o.issuer, o.security, o.masterKey),
+    accountCenterRoutes(provider, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),
     resetPasswordRoutes(provider, o.db, o.security, o.messages),
     ...(o.outboxPage ? [outboxPage(o.db)] : []),

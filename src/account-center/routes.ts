@@ -4,7 +4,9 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
-import { findAccount, findAccountByIdentifier, findAccounts, signInWithPassword } from '../accounts/accounts.ts';
+import { changePassword, findAccount, findAccountByIdentifier, findAccounts, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
+import { issueCode, ResendTooSoon, useCode } from '../accounts/codes.ts';
+import type { CodeMessages } from './register.ts';
 import { confirmEnrolment, hasTotp, removeTotp, startEnrolment } from '../accounts/totp.ts';
 import type { SecuritySettings } from '../config.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
@@ -14,6 +16,7 @@ import { InputError } from '../errors.ts';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
+import { rateLimit } from '../http/rate-limit.ts';
 import { render } from '../http/render.ts';
 import { signedInSession } from '../oidc/internals.ts';
 import { endSessionsOf } from '../oidc/sessions.ts';
@@ -35,7 +38,7 @@ const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
 export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 
-export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer): Router {
+export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/account' });
   const cookieOptions = { path: '/account', httpOnly: true, sameSite: 'lax' as const, signed: true, maxAge: 600_000 };
 
@@ -101,6 +104,86 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
       ...extra,
     }, status);
   };
+
+  router.post('/profile', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    try {
+      await setDisplayName(db, me.account.id, field(ctx, 'name').slice(0, 200));
+    } catch (err) {
+      if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
+
+  // A new password signs out every other session of the account (its windows are told).
+  router.post('/password', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const next = field(ctx, 'new_password').slice(0, 1024);
+    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showAccount(ctx, { error: 'badPassword' }, 401);
+    if (next !== field(ctx, 'confirm_password')) return showAccount(ctx, { error: 'passwordsDiffer' }, 400);
+    try {
+      await changePassword(db, me.account.id, next, security.passwords);
+    } catch (err) {
+      if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
+      throw err;
+    }
+    await endSessionsOf(provider, db, me.account.id, { everything: false, except: me.session.uid });
+    return showAccount(ctx, { notice: 'passwordChanged' });
+  });
+
+  // A new phone number or email address, proven with a code sent to it. One that
+  // another account uses gets no code, and the page looks the same.
+  const showContactCode = (ctx: Context, contact: string, error?: string, status = 200, seconds?: number) =>
+    render(ctx, 'contact-verify', { csrf: csrfToken(ctx), contact, error, seconds }, status);
+
+  router.post('/contact/code', rateLimit(db, 'code', security.codeRateLimit), form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const contact = parseContact(field(ctx, 'contact').slice(0, 254));
+    if (!contact) return showAccount(ctx, { error: 'badContact' }, 400);
+    if (!messages.sender.channels.has(contact.channel)) return showAccount(ctx, { error: 'channelUnavailable' }, 400);
+    try {
+      const code = await issueCode(db, messages.codeKey, 'contact', contact.destination);
+      const holder = await findAccountByIdentifier(db, contact.destination);
+      if (!holder) {
+        await messages.sender.send({ channel: contact.channel, destination: contact.destination, subject: '统一身份认证验证码', body: `您正在更换账号的${contact.channel === 'sms' ? '手机号' : '电子邮箱'}，验证码是 ${code}，10 分钟内有效。` });
+      }
+    } catch (err) {
+      if (!(err instanceof ResendTooSoon)) throw err;
+      ctx.set('Retry-After', String(err.retryAfter));
+      return showContactCode(ctx, contact.destination, 'resendTooSoon', 429, err.retryAfter);
+    }
+    showContactCode(ctx, contact.destination);
+  });
+
+  router.post('/contact', rateLimit(db, 'register', security.registerRateLimit), form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const me = await who(ctx);
+    if (!me) return ctx.redirect('/account/login');
+    const contact = parseContact(field(ctx, 'contact'));
+    if (!contact) return showAccount(ctx, { error: 'badContact' }, 400);
+    try {
+      const outcome = await db.transaction(async (trx) => {
+        if (!(await useCode(trx, messages.codeKey, 'contact', contact.destination, field(ctx, 'code').slice(0, 12)))) return 'bad-code';
+        await setContact(trx, me.account.id, contact);
+        return 'changed';
+      });
+      if (outcome === 'bad-code') return showContactCode(ctx, contact.destination, 'badCode', 400);
+    } catch (err) {
+      if (err instanceof InputError) return showContactCode(ctx, contact.destination, err.message, 400);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account');
+  });
 
   // Two-step verification: enrol an authenticator (shown as a QR code), or remove it.
   const showEnrolment = async (ctx: Context, sealed?: string, error?: string, status = 200) => {

@@ -117,6 +117,22 @@ export async function findAccountByIdOrUsername(db: Db, value: string): Promise<
   return (await findAccount(db, value)) ?? (await identifierQuery(db, value).first().then((r) => r && toAccount(r)));
 }
 
+export async function setDisplayName(db: Db, id: string, displayName: string): Promise<void> {
+  const name = parseInput(newAccountSchema.shape.displayName, displayName);
+  await db('accounts').where({ id }).update({ display_name: name, updated_at: db.fn.now() });
+}
+
+// A phone number or email address the person has just proven with a code.
+export async function setContact(db: Db, id: string, contact: { channel: 'sms' | 'email'; destination: string }): Promise<void> {
+  const column = contact.channel === 'sms' ? 'phone' : 'email';
+  try {
+    await db('accounts').where({ id }).update({ [column]: contact.destination, updated_at: db.fn.now() });
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new ConflictError(column, 'is already used by another account');
+    throw err;
+  }
+}
+
 export async function setAccountStatus(db: Db, id: string, status: Account['status']): Promise<void> {
   await db('accounts').where({ id }).update({ status, updated_at: db.fn.now() });
 }

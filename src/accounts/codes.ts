@@ -5,7 +5,7 @@ import type { Db } from '../db/connect.ts';
 // one for the same address at most once a minute. Stored as an HMAC under a key derived
 // from the master key: a million possible codes would not survive a plain hash.
 
-export type CodePurpose = 'register' | 'reset';
+export type CodePurpose = 'register' | 'reset' | 'contact';
 
 export const CODE_RULES = { digits: 6, ttlSeconds: 600, maxAttempts: 5, resendSeconds: 60 };
 

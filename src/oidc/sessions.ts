@@ -27,13 +27,15 @@ async function notifyWindows(provider: Provider, accountId: string, authorizatio
   );
 }
 
-// Every live session of the account (or the one with uid `only`), and with `everything`
+// Every live session of the account (or only the one with uid `only`, or all but
+// `except`), and with `everything`
 // also the grants and tokens that outlive sessions (offline access): nothing the
 // account was given keeps working.
-export async function endSessionsOf(provider: Provider, db: Db, accountId: string, options: { everything: boolean; only?: string }): Promise<Ended> {
+export async function endSessionsOf(provider: Provider, db: Db, accountId: string, options: { everything: boolean; only?: string; except?: string }): Promise<Ended> {
   const ended: Ended = { sessions: 0, notified: 0, failed: 0 };
   const query = db('oidc_artifacts').where({ model: 'Session' }).whereRaw("payload->>'accountId' = ?", [accountId]);
   if (options.only !== undefined) query.where({ uid: options.only });
+  if (options.except !== undefined) query.whereNot({ uid: options.except });
   const rows: Array<{ id: string; payload: SessionPayload }> = await query.select('id', 'payload');
   for (const { id, payload } of rows) {
     const authorizations = payload.authorizations ?? {};
