@@ -69,6 +69,7 @@ export function registerRoutes(db: Db, security: SecuritySettings, messages: Cod
           trx,
           { username: values.username, displayName: values.name, password, ...(contact.channel === 'sms' ? { phone: contact.destination } : { email: contact.destination }) },
           security.passwords,
+          contact.channel === 'sms' ? 'phone' : 'email',
         );
         return 'created';
       });

@@ -11,6 +11,8 @@ export type Account = {
   displayName: string;
   phone: string | null;
   email: string | null;
+  phoneVerified: boolean;
+  emailVerified: boolean;
   status: 'active' | 'disabled';
   updatedAt: Date;
 };
@@ -21,6 +23,8 @@ type AccountRow = {
   display_name: string;
   phone: string | null;
   email: string | null;
+  phone_verified: boolean;
+  email_verified: boolean;
   password_hash: string;
   password_changed_at: Date;
   status: 'active' | 'disabled';
@@ -33,6 +37,8 @@ const toAccount = (r: AccountRow): Account => ({
   displayName: r.display_name,
   phone: r.phone,
   email: r.email,
+  phoneVerified: r.phone_verified,
+  emailVerified: r.email_verified,
   status: r.status,
   updatedAt: r.updated_at,
 });
@@ -70,14 +76,23 @@ export type NewAccount = z.input<typeof newAccountSchema>;
 
 const personalValues = (a: { username: string; phone?: string | null; email?: string | null }) => [a.username, a.phone, a.email?.split('@')[0]];
 
-export async function createAccount(db: Db, input: NewAccount, policy: PasswordPolicy): Promise<Account> {
+// `proven` names the contact the person proved with a code while registering.
+export async function createAccount(db: Db, input: NewAccount, policy: PasswordPolicy, proven?: 'phone' | 'email'): Promise<Account> {
   const a = parseInput(newAccountSchema, input);
   const problem = passwordProblem(policy, a.password, personalValues(a));
   if (problem) throw new InputError('password', problem);
   const passwordHash = await hashPassword(a.password);
   try {
     const [row] = await db<AccountRow>('accounts')
-      .insert({ username: a.username, display_name: a.displayName, phone: a.phone ?? null, email: a.email ?? null, password_hash: passwordHash })
+      .insert({
+        username: a.username,
+        display_name: a.displayName,
+        phone: a.phone ?? null,
+        email: a.email ?? null,
+        phone_verified: proven === 'phone' && a.phone !== undefined,
+        email_verified: proven === 'email' && a.email !== undefined,
+        password_hash: passwordHash,
+      })
       .returning('*');
     return toAccount(row!);
   } catch (err) {
@@ -126,7 +141,7 @@ export async function setDisplayName(db: Db, id: string, displayName: string): P
 export async function setContact(db: Db, id: string, contact: { channel: 'sms' | 'email'; destination: string }): Promise<void> {
   const column = contact.channel === 'sms' ? 'phone' : 'email';
   try {
-    await db('accounts').where({ id }).update({ [column]: contact.destination, updated_at: db.fn.now() });
+    await db('accounts').where({ id }).update({ [column]: contact.destination, [`${column}_verified`]: true, updated_at: db.fn.now() });
   } catch (err) {
     if (isUniqueViolation(err)) throw new ConflictError(column, 'is already used by another account');
     throw err;

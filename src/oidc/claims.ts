@@ -15,16 +15,15 @@ export const CLAIMS_BY_SCOPE = {
 
 export const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'phone', 'enterprise'];
 
-// Phone and email are not proven yet (issue 4 adds verification codes), so they are
-// reported unverified.
+// A contact counts as verified once proven with a code (registration, account page).
 export function accountClaims(account: Account): { sub: string; [claim: string]: unknown } {
   return {
     sub: account.id,
     name: account.displayName,
     preferred_username: account.username,
     updated_at: Math.floor(account.updatedAt.getTime() / 1000),
-    ...(account.email && { email: account.email, email_verified: false }),
-    ...(account.phone && { phone_number: `+86${account.phone}`, phone_number_verified: false }),
+    ...(account.email && { email: account.email, email_verified: account.emailVerified }),
+    ...(account.phone && { phone_number: `+86${account.phone}`, phone_number_verified: account.phoneVerified }),
   };
 }
 

@@ -60,7 +60,7 @@ describe('the profile on the account page', () => {
     const bad = await laptop.submit(sent, '/account/contact', { code: code === '000000' ? '111111' : '000000' });
     expect(alert(bad)).toBe('验证码不正确或已失效，请重新获取。');
     await laptop.submit(bad, '/account/contact', { code });
-    expect(await server.db('accounts').where({ username: 'yang.fan' }).first()).toMatchObject({ email: 'yang.fan@example.cn', display_name: '杨远帆' });
+    expect(await server.db('accounts').where({ username: 'yang.fan' }).first()).toMatchObject({ email: 'yang.fan@example.cn', email_verified: true, phone_verified: false, display_name: '杨远帆' });
   });
 
   it('sends no code for a number another account uses, and the page looks the same', async () => {

@@ -61,7 +61,9 @@ describe('registration with a code', () => {
     const back = await you.submit(login, '/login', { identifier: '13712345678', password: 'Zhengzhou-Erqi-1951' }, a.redirectUri);
     const claims = (await a.redeem(back, checks)).claims()!;
     expect(claims).toMatchObject({ preferred_username: 'zheng.hua', name: '郑华' });
-    expect(await server.db('accounts').where({ username: 'zheng.hua' }).first()).toMatchObject({ phone: '13712345678', email: null });
+    expect(await server.db('accounts').where({ username: 'zheng.hua' }).first()).toMatchObject({ phone: '13712345678', phone_verified: true, email: null });
+    const withPhone = await a.signIn(you, undefined, { scope: 'openid phone' });
+    expect(withPhone.claims).toMatchObject({ phone_number: '+8613712345678', phone_number_verified: true });
   });
 
   it('throttles a second code to the same number, and a code is used once', async () => {
