@@ -1,8 +1,9 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Db } from '../db/connect.ts';
-import { createAccount, findAccountByIdentifier, parseContact } from '../accounts/accounts.ts';
-import { issueCode, ResendTooSoon, useCode } from '../accounts/codes.ts';
+import { createAccount, parseContact } from '../accounts/accounts.ts';
+import { useCode } from '../accounts/codes.ts';
+import { sendCode } from './send-code.ts';
 import type { SecuritySettings } from '../config.ts';
 import { InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
@@ -37,19 +38,12 @@ export function registerRoutes(db: Db, security: SecuritySettings, messages: Cod
     const contact = parseContact(typed);
     if (!contact) return page(ctx, { step: 'contact', contact: typed, error: 'badContact' }, 400);
     if (!messages.sender.channels.has(contact.channel)) return page(ctx, { step: 'contact', contact: typed, error: 'channelUnavailable' }, 400);
-    try {
-      const existing = await findAccountByIdentifier(db, contact.destination);
-      const code = await issueCode(db, messages.codeKey, 'register', contact.destination);
-      await messages.sender.send(
-        existing
-          ? { channel: contact.channel, destination: contact.destination, subject: '统一身份认证', body: '有人用此号码或邮箱申请注册，但它已有账号。如需找回密码，请在登录页选择“忘记密码”。' }
-          : { channel: contact.channel, destination: contact.destination, subject: '统一身份认证注册验证码', body: `您的验证码是 ${code}，10 分钟内有效。请勿告诉他人。` },
-      );
-    } catch (err) {
-      if (!(err instanceof ResendTooSoon)) throw err;
-      ctx.set('Retry-After', String(err.retryAfter));
-      return page(ctx, { step: 'details', contact: contact.destination, error: 'resendTooSoon', seconds: err.retryAfter }, 429);
-    }
+    const wait = await sendCode(ctx, db, messages, 'register', contact, (code, holder) =>
+      holder
+        ? { subject: '统一身份认证', body: '有人用此号码或邮箱申请注册，但它已有账号。如需找回密码，请在登录页选择“忘记密码”。' }
+        : { subject: '统一身份认证注册验证码', body: `您的验证码是 ${code}，10 分钟内有效。请勿告诉他人。` },
+    );
+    if (wait) return page(ctx, { step: 'details', contact: contact.destination, error: 'resendTooSoon', seconds: wait }, 429);
     page(ctx, { step: 'details', contact: contact.destination, sent: true });
   });
 

@@ -3,7 +3,8 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { changePassword, findAccountByIdentifier, parseContact } from '../accounts/accounts.ts';
-import { issueCode, ResendTooSoon, useCode } from '../accounts/codes.ts';
+import { useCode } from '../accounts/codes.ts';
+import { sendCode } from './send-code.ts';
 import { clearFailures, lockKeyFor } from '../accounts/lockout.ts';
 import type { SecuritySettings } from '../config.ts';
 import { InputError } from '../errors.ts';
@@ -31,17 +32,10 @@ export function resetPasswordRoutes(provider: Provider, db: Db, security: Securi
     const typed = field(ctx, 'contact').slice(0, 254);
     const contact = parseContact(typed);
     if (!contact) return page(ctx, { step: 'contact', contact: typed, error: 'badContact' }, 400);
-    try {
-      const code = await issueCode(db, messages.codeKey, 'reset', contact.destination);
-      const account = await findAccountByIdentifier(db, contact.destination);
-      if (account && messages.sender.channels.has(contact.channel)) {
-        await messages.sender.send({ channel: contact.channel, destination: contact.destination, subject: '统一身份认证重置密码验证码', body: `您的验证码是 ${code}，10 分钟内有效。如非本人操作，请忽略。` });
-      }
-    } catch (err) {
-      if (!(err instanceof ResendTooSoon)) throw err;
-      ctx.set('Retry-After', String(err.retryAfter));
-      return page(ctx, { step: 'password', contact: contact.destination, error: 'resendTooSoon', seconds: err.retryAfter }, 429);
-    }
+    const wait = await sendCode(ctx, db, messages, 'reset', contact, (code, holder) =>
+      holder ? { subject: '统一身份认证重置密码验证码', body: `您的验证码是 ${code}，10 分钟内有效。如非本人操作，请忽略。` } : undefined,
+    );
+    if (wait) return page(ctx, { step: 'password', contact: contact.destination, error: 'resendTooSoon', seconds: wait }, 429);
     page(ctx, { step: 'password', contact: contact.destination, sent: true });
   });
 

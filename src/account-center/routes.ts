@@ -5,7 +5,8 @@ import { z } from 'zod';
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { changePassword, findAccount, findAccountByIdentifier, findAccounts, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
-import { issueCode, ResendTooSoon, useCode } from '../accounts/codes.ts';
+import { useCode } from '../accounts/codes.ts';
+import { sendCode } from './send-code.ts';
 import type { CodeMessages } from './register.ts';
 import { confirmEnrolment, hasTotp, removeTotp, startEnrolment } from '../accounts/totp.ts';
 import type { SecuritySettings } from '../config.ts';
@@ -150,17 +151,10 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
     const contact = parseContact(field(ctx, 'contact').slice(0, 254));
     if (!contact) return showAccount(ctx, { error: 'badContact' }, 400);
     if (!messages.sender.channels.has(contact.channel)) return showAccount(ctx, { error: 'channelUnavailable' }, 400);
-    try {
-      const code = await issueCode(db, messages.codeKey, 'contact', contact.destination);
-      const holder = await findAccountByIdentifier(db, contact.destination);
-      if (!holder) {
-        await messages.sender.send({ channel: contact.channel, destination: contact.destination, subject: '统一身份认证验证码', body: `您正在更换账号的${contact.channel === 'sms' ? '手机号' : '电子邮箱'}，验证码是 ${code}，10 分钟内有效。` });
-      }
-    } catch (err) {
-      if (!(err instanceof ResendTooSoon)) throw err;
-      ctx.set('Retry-After', String(err.retryAfter));
-      return showContactCode(ctx, contact.destination, 'resendTooSoon', 429, err.retryAfter);
-    }
+    const wait = await sendCode(ctx, db, messages, 'contact', contact, (code, holder) =>
+      holder ? undefined : { subject: '统一身份认证验证码', body: `您正在更换账号的${contact.channel === 'sms' ? '手机号' : '电子邮箱'}，验证码是 ${code}，10 分钟内有效。` },
+    );
+    if (wait) return showContactCode(ctx, contact.destination, 'resendTooSoon', 429, wait);
     showContactCode(ctx, contact.destination);
   });
 
