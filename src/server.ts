@@ -17,7 +17,8 @@ import { createApp } from './app.ts';
 import { runCliOn } from './cli.ts';
 import { cliSocketPath, serveCliRelay } from './cli-relay.ts';
 
-export type RunningServer = { url: string; database: Database; close(): Promise<void> };
+// url: the issuer; port: where this process listens (behind a proxy the two differ).
+export type RunningServer = { url: string; port: number; database: Database; close(): Promise<void> };
 
 // config -> database -> migrations and first-start seed -> keys -> app -> listening.
 // A caller may hand in an open database (tests hand in a fresh copy).
@@ -70,6 +71,7 @@ export async function startServer(config: Config, options: { database?: Database
 
     return {
       url: issuer,
+      port: (server.address() as AddressInfo).port,
       database,
       async close() {
         clearInterval(purge);

@@ -179,7 +179,8 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
     ctx.redirect('/account');
   });
 
-  // Two-step verification: enrol an authenticator (shown as a QR code), or remove it.
+  // Two-step verification: enrol an authenticator (shown as a QR code), or remove it;
+  // both need the current password, so a borrowed session cannot change the factor.
   const showEnrolment = async (ctx: Context, sealed?: string, error?: string, status = 200) => {
     const me = await who(ctx);
     if (!me) return ctx.redirect('/account/login');
@@ -192,6 +193,8 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
     if (rejectForgery(ctx)) return;
     const me = await who(ctx);
     if (!me) return ctx.redirect('/account/login');
+    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showEnrolment(ctx, field(ctx, 'sealed'), 'badPassword', 401);
     try {
       const codes = await confirmEnrolment(db, masterKey, me.account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
       render(ctx, 'recovery-codes', { codes });

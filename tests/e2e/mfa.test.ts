@@ -35,9 +35,12 @@ async function enrol(you: Browser) {
   const page = await you.visit(`${server.url}/account/mfa`);
   expect(html(page)).toContain('<svg');
   const secret = /<code>([A-Z2-7]+)<\/code>/.exec(html(page))![1]!;
-  const wrong = await you.submit(page, '/account/mfa', { code: '000000' });
+  const noPassword = await you.submit(page, '/account/mfa', { code: await generate({ secret }), password: 'Not-The-Password-9' });
+  expect(noPassword.kind === 'page' && noPassword.status).toBe(401);
+  const wrong = await you.submit(noPassword, '/account/mfa', { code: '000000', password });
   expect(wrong.kind === 'page' && wrong.status).toBe(400);
-  const done = await you.submit(wrong, '/account/mfa', { code: await generate({ secret }) });
+  expect(/<code>([A-Z2-7]+)<\/code>/.exec(html(wrong))![1]).toBe(secret);
+  const done = await you.submit(wrong, '/account/mfa', { code: await generate({ secret }), password });
   const codes = [...html(done).matchAll(/<code>([0-9a-f-]{19})<\/code>/g)].map((m) => m[1]!);
   expect(codes).toHaveLength(10);
   return { secret, codes };

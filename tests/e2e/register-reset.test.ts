@@ -88,6 +88,17 @@ describe('registration with a code', () => {
     expect(html(step2)).toContain('验证码已发送至');
     expect((await lastMessage('13600001234'))?.body).toContain('已有账号');
     expect(await codeFor('13600001234')).toBeUndefined();
+    expect(html(await you.visit(`${server.url}/dev/outbox`))).toContain('13600001234');
+  });
+
+  it('has no development outbox in production', async () => {
+    const production = await startTestServer({ NODE_ENV: 'production', ISSUER: 'https://passport.example.cn', HOST: '127.0.0.1' });
+    try {
+      const res = await fetch(`http://127.0.0.1:${production.port}/dev/outbox`);
+      expect(res.status).toBe(404);
+    } finally {
+      await production.close();
+    }
   });
 });
 
