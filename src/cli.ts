@@ -10,6 +10,7 @@ import { migrate } from './db/migrate.ts';
 import { InputError, NotFoundError } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
+import { ADMIN_ROLES, grantRole, revokeRole, rolesOf, type AdminRole } from './accounts/admin-roles.ts';
 import { standaloneProvider } from './oidc/standalone.ts';
 import { consoleLogger } from './http/errors.ts';
 import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
@@ -331,6 +332,27 @@ export function buildCli(io: Io = processIo): Command {
         `${o.dryRun ? 'dry run: would import' : 'imported'} ${summary.inserted} of ${summary.read} rows (${summary.existing} already registered, ${summary.rejected} rejected)${reportNote}`,
       );
     });
+
+  const admin = program.command('admin').description('administrator roles (separation of duties: system, security, audit, window)');
+  const roleCommand = (name: 'grant' | 'revoke', description: string, act: typeof grantRole) =>
+    admin
+      .command(name)
+      .description(description)
+      .requiredOption('--account <id-or-username>', 'account id or username')
+      .addOption(new Option('--role <role>', 'administrator role').choices(ADMIN_ROLES).makeOptionMandatory())
+      .option('--window <id>', 'the window, for window_admin', windowId)
+      .option('--json', 'print JSON')
+      .action(async (o: { account: string; role: AdminRole; window?: number; json?: boolean }) => {
+        const roles = await onDb(async (db) => {
+          const found = await findAccountByIdOrUsername(db, o.account);
+          if (!found) throw new NotFoundError('account', `no account with id or username "${o.account}"`);
+          await act(db, { accountId: found.id, role: o.role, ...(o.window !== undefined && { windowId: o.window }) });
+          return { account: found, roles: await rolesOf(db, found.id) };
+        });
+        print(o.json, { account_id: roles.account.id, roles: roles.roles }, `${roles.account.username} now holds: ${roles.roles.map((r) => r.role + (r.windowId ? `@${r.windowId}` : '')).join(', ') || 'no administrator role'}`);
+      });
+  roleCommand('grant', 'grant an administrator role (the first administrator is made here)', grantRole);
+  roleCommand('revoke', 'revoke an administrator role', revokeRole);
 
   program
     .command('purge')

@@ -140,6 +140,19 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     refused(await cli(['enterprise', 'import', file]), /unknown column "code"/);
   });
 
+  it('grants and revokes administrator roles, with their rules', async () => {
+    const granted = await cli(['admin', 'grant', '--account', 'wang.fang', '--role', 'system_admin', '--json']);
+    expect(granted.code).toBe(0);
+    expect(JSON.parse(granted.stdout).roles).toEqual([{ role: 'system_admin', windowId: null }]);
+    refused(await cli(['admin', 'grant', '--account', 'wang.fang', '--role', 'audit_admin']), /--role: audit_admin cannot be held together with system_admin/);
+    refused(await cli(['admin', 'grant', '--account', 'wang.fang', '--role', 'window_admin']), /--window: is needed for window_admin/);
+    refused(await cli(['admin', 'grant', '--account', 'nobody', '--role', 'system_admin']), /--account: no account/);
+    const windowAdmin = await cli(['admin', 'grant', '--account', 'wang.fang', '--role', 'window_admin', '--window', String(windowId), '--json']);
+    expect(JSON.parse(windowAdmin.stdout).roles).toContainEqual({ role: 'window_admin', windowId });
+    expect((await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin'])).stdout).toMatch(/holds: window_admin@\d+/);
+    refused(await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin']), /--role: the account does not hold system_admin/);
+  });
+
   it('refuses bad input with one clear line and writes nothing', async () => {
     const before = await counts();
     const client = ['client', 'create', '--name', 'x', '--window'];

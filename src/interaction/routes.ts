@@ -4,7 +4,9 @@ import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { changePassword, signInWithPassword } from '../accounts/accounts.ts';
 import { lockedUntil, lockKeyFor, recordFailure } from '../accounts/lockout.ts';
-import { hasTotp, verifySecondFactor } from '../accounts/totp.ts';
+import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
+import { findAccount } from '../accounts/accounts.ts';
+import { isAdministrator } from '../accounts/admin-roles.ts';
 import { ACR } from '../oidc/claims.ts';
 import type { SecuritySettings } from '../config.ts';
 import { rateLimit } from '../http/rate-limit.ts';
@@ -74,9 +76,13 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
   router.get('/', async (ctx) => {
     const interaction = await details(ctx);
     const { uid, prompt, params } = interaction;
-    if (prompt.name === 'login' && prompt.reasons.includes('mfa_requested') && interaction.session) {
-      // Signed in with a password only, at a window that wants a second factor.
-      if (await hasTotp(db, interaction.session.accountId)) return showMfa(ctx, uid, interaction.session.accountId);
+    const stepUp = prompt.reasons.includes('mfa_requested') || prompt.reasons.includes('administrator_mfa');
+    if (prompt.name === 'login' && stepUp && interaction.session) {
+      // Signed in with a password only, where a second factor is needed.
+      const { accountId } = interaction.session;
+      if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
+      // An administrator without one sets it up now; anyone else is told to.
+      if (prompt.reasons.includes('administrator_mfa')) return showAdminEnrolment(ctx, uid, accountId);
       return render(ctx, 'error', { message: 'mfaNotEnrolled', code: 'mfa_required' }, 403);
     }
     if (prompt.name === 'login') return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
@@ -142,8 +148,37 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
   };
   const afterPassword = async (ctx: Context, uid: string, accountId: string) => {
     if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
+    if (await isAdministrator(db, accountId)) return showAdminEnrolment(ctx, uid, accountId);
     await finish(ctx, { login: { accountId, amr: ['pwd'], acr: ACR.password, remember: true } });
   };
+
+  // Enrolment inside the sign-in, for administrators who have no second factor yet. The
+  // password was just checked (or is asked again on step-up), and the pending cookie says
+  // for whom; the new factor's first code is then asked for like at any sign-in.
+  const showAdminEnrolment = async (ctx: Context, uid: string, accountId: string, sealed?: string, error?: string, status = 200) => {
+    const account = await findAccount(db, accountId);
+    if (!account) return ctx.throw(400, 'the account is gone');
+    ctx.cookies.set(PENDING, `${uid}.${accountId}.${Date.now() + 300_000}`, pendingOptions(uid));
+    render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), action: `/interaction/${uid}/mfa-enrol`, adminNotice: true, ...(await startEnrolment(masterKey, account, sealed)), error }, status);
+  };
+
+  router.post('/mfa-enrol', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const { uid, prompt, params } = await details(ctx);
+    if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
+    const accountId = pendingAccount(ctx, uid);
+    const account = accountId ? await findAccount(db, accountId) : undefined;
+    if (!account) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
+    const check = await signInWithPassword(db, account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    if (check.outcome !== 'signed-in' || check.account.id !== account.id) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badPassword', 401);
+    try {
+      const codes = await confirmEnrolment(db, masterKey, account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
+      render(ctx, 'recovery-codes', { codes, uid, csrf: csrfToken(ctx) });
+    } catch (err) {
+      if (err instanceof InputError) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badOtp', 400);
+      throw err;
+    }
+  });
 
   router.post('/mfa', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;

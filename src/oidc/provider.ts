@@ -3,6 +3,7 @@ import Provider, { interactionPolicy, type Configuration, type KoaContextWithOID
 import type { SecuritySettings } from '../config.ts';
 import type { Db } from '../db/connect.ts';
 import { findAccount } from '../accounts/accounts.ts';
+import { isAdministrator } from '../accounts/admin-roles.ts';
 import { actingEnterprise, needsActingChoice } from '../enterprises/acting.ts';
 import type { Logger } from '../http/errors.ts';
 import { render } from '../http/render.ts';
@@ -50,10 +51,16 @@ function interactionSteps(db: Db) {
   steps.add(new Prompt({ name: 'select_account', requestable: true }, notChosen), 1);
   // A window that asks for the second-factor class gets it, even from a session that
   // signed in with a password alone (step-up).
+  // Administrators always sign in with one (MLPS: two factors for administrators).
   steps.get('login')!.checks.push(
     new Check('mfa_requested', 'the window asks for a second factor', (ctx) => {
       const asked = String(ctx.oidc.params?.acr_values ?? '').split(' ').includes(ACR.mfa);
       return asked && ctx.oidc.session?.accountId && ctx.oidc.session.acr !== ACR.mfa ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
+    }),
+    new Check('administrator_mfa', 'administrators sign in with a second factor', async (ctx) => {
+      const session = ctx.oidc.session;
+      if (!session?.accountId || session.acr === ACR.mfa) return Check.NO_NEED_TO_PROMPT;
+      return (await isAdministrator(db, session.accountId)) ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
     }),
   );
   return steps;

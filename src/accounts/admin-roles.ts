@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import type { Db } from '../db/connect.ts';
+import { ConflictError, InputError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
+import { requireWindow } from '../windows/windows.ts';
+
+// Administrator roles. No role implies another, and the one who changes the system
+// may not also be the one who audits it (MLPS separation of duties).
+
+export const ADMIN_ROLES = ['system_admin', 'security_admin', 'audit_admin', 'window_admin'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+export type RoleGrant = { role: AdminRole; windowId: number | null };
+
+// Pairs one person may not hold together.
+const EXCLUSIVE: Array<[AdminRole, AdminRole]> = [['system_admin', 'audit_admin']];
+
+const grantSchema = z
+  .strictObject({
+    accountId: z.uuid('must be an account id'),
+    role: z.enum(ADMIN_ROLES, { error: `must be one of ${ADMIN_ROLES.join(', ')}` }),
+    windowId: z.number().int().positive().optional(),
+  })
+  .refine((g) => (g.role === 'window_admin') === (g.windowId !== undefined), {
+    path: ['windowId'],
+    message: 'is needed for window_admin, and only for it',
+  });
+
+export async function rolesOf(db: Db, accountId: string): Promise<RoleGrant[]> {
+  const rows = await db('admin_roles').where({ account_id: accountId }).orderBy('id').select('role', 'window_id');
+  return rows.map((r) => ({ role: r.role, windowId: r.window_id }));
+}
+
+export async function isAdministrator(db: Db, accountId: string): Promise<boolean> {
+  return (await db('admin_roles').where({ account_id: accountId }).first('id')) !== undefined;
+}
+
+export async function grantRole(db: Db, input: z.input<typeof grantSchema>, grantedBy?: string): Promise<void> {
+  const g = parseInput(grantSchema, input);
+  if (g.windowId !== undefined) await requireWindow(db, g.windowId);
+  await db.transaction(async (trx) => {
+    // One grant at a time per person, so two concurrent grants cannot both pass the check.
+    await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`admin-roles:${g.accountId}`]);
+    const held = (await rolesOf(trx, g.accountId)).map((r) => r.role);
+    for (const [one, other] of EXCLUSIVE) {
+      const clash = g.role === one ? other : g.role === other ? one : undefined;
+      if (clash && held.includes(clash)) throw new InputError('role', `${g.role} cannot be held together with ${clash} (separation of duties)`);
+    }
+    try {
+      await trx('admin_roles').insert({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null, granted_by: grantedBy ?? null });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('role', `the account holds ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''} already`);
+      throw err;
+    }
+  });
+}
+
+export async function revokeRole(db: Db, input: z.input<typeof grantSchema>): Promise<void> {
+  const g = parseInput(grantSchema, input);
+  const removed = await db('admin_roles').where({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null }).delete();
+  if (removed === 0) throw new NotFoundError('role', `the account does not hold ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''}`);
+}
