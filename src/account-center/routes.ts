@@ -79,9 +79,17 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
 
   const clientName = async (clientId: string) => (await findClientMetadata(db, clientId))?.client_name ?? clientId;
 
-  const showAccount = async (ctx: Context, extra: Data = {}, status = 200) => {
+  // Everything below belongs to whoever is signed in; anyone else is sent to sign in.
+  router.use(async (ctx, next) => {
     const me = await who(ctx);
     if (!me) return ctx.redirect('/account/login');
+    ctx.state.me = me;
+    await next();
+  });
+  const meOf = (ctx: Context) => ctx.state.me as NonNullable<Awaited<ReturnType<typeof who>>>;
+
+  const showAccount = async (ctx: Context, extra: Data = {}, status = 200) => {
+    const me = meOf(ctx);
     const memberships = await membershipsOf(db, me.account.id);
     const choice = await currentChoice(db, me.session.uid);
     const sessions = await Promise.all(
@@ -108,8 +116,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
 
   router.post('/profile', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     try {
       await setDisplayName(db, me.account.id, field(ctx, 'name').slice(0, 200));
     } catch (err) {
@@ -123,8 +130,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // A new password signs out every other session of the account (its windows are told).
   router.post('/password', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const next = field(ctx, 'new_password').slice(0, 1024);
     const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showAccount(ctx, { error: 'badPassword' }, 401);
@@ -139,20 +145,20 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
     return showAccount(ctx, { notice: 'passwordChanged' });
   });
 
-  // A new phone number or email address, proven with a code sent to it. One that
-  // another account uses gets no code, and the page looks the same.
+  // A new phone number or email address (or the current one, to prove it), confirmed
+  // with a code sent to it. One that another account uses gets no code, and the page
+  // looks the same.
   const showContactCode = (ctx: Context, contact: string, error?: string, status = 200, seconds?: number) =>
     render(ctx, 'contact-verify', { csrf: csrfToken(ctx), contact, error, seconds }, status);
 
   router.post('/contact/code', rateLimit(db, 'code', security.codeRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const contact = parseContact(field(ctx, 'contact').slice(0, 254));
     if (!contact) return showAccount(ctx, { error: 'badContact' }, 400);
     if (!messages.sender.channels.has(contact.channel)) return showAccount(ctx, { error: 'channelUnavailable' }, 400);
     const wait = await sendCode(ctx, db, messages, 'contact', contact, (code, holder) =>
-      holder ? undefined : { subject: '统一身份认证验证码', body: `您正在更换账号的${contact.channel === 'sms' ? '手机号' : '电子邮箱'}，验证码是 ${code}，10 分钟内有效。` },
+      holder && holder.id !== me.account.id ? undefined : { subject: '统一身份认证验证码', body: `您正在更换账号的${contact.channel === 'sms' ? '手机号' : '电子邮箱'}，验证码是 ${code}，10 分钟内有效。` },
     );
     if (wait) return showContactCode(ctx, contact.destination, 'resendTooSoon', 429, wait);
     showContactCode(ctx, contact.destination);
@@ -160,8 +166,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
 
   router.post('/contact', rateLimit(db, 'register', security.registerRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const contact = parseContact(field(ctx, 'contact'));
     if (!contact) return showAccount(ctx, { error: 'badContact' }, 400);
     try {
@@ -182,8 +187,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // Two-step verification: enrol an authenticator (shown as a QR code), or remove it;
   // both need the current password, so a borrowed session cannot change the factor.
   const showEnrolment = async (ctx: Context, sealed?: string, error?: string, status = 200) => {
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), ...(await startEnrolment(masterKey, me.account, sealed)), error }, status);
   };
 
@@ -191,8 +195,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
 
   router.post('/mfa', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showEnrolment(ctx, field(ctx, 'sealed'), 'badPassword', 401);
     try {
@@ -207,8 +210,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // Removing the second factor needs the current password.
   router.post('/mfa/remove', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showAccount(ctx, { error: 'badPassword' }, 401);
     await removeTotp(db, me.account.id);
@@ -219,8 +221,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // Signing a session out tells every window it touched (back-channel logout).
   router.post('/sessions/:uid/end', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     await endSessionsOf(provider, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
     ctx.status = 303;
     ctx.redirect('/account');
@@ -228,8 +229,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
 
   router.post('/sessions/end-all', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     await endSessionsOf(provider, db, me.account.id, { everything: false });
     ctx.status = 303;
     ctx.redirect('/');
@@ -238,8 +238,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // Revoking what a site was granted: its tokens stop working, refresh tokens included.
   router.post('/grants/:id/revoke', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const grant = (await grantsOf(db, me.account.id)).find((g) => g.grantId === ctx.params.id);
     if (!grant) return ctx.throw(404);
     await revokeGrantArtifacts(db, grant.grantId);
@@ -252,8 +251,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // Whom this sign-in session acts for; every window gets it at its next sign-in or userinfo call.
   router.post('/acting', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     try {
       await chooseActingEnterprise(db, { sessionUid: me.session.uid, accountId: me.account.id, enterpriseId: field(ctx, 'enterprise') || null });
     } catch (err) {
@@ -265,7 +263,6 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   });
 
   const showNewEnterprise = async (ctx: Context, values: Data = {}, error?: string, status = 200) => {
-    if (!(await who(ctx))) return ctx.redirect('/account/login');
     render(ctx, 'enterprise-new', { csrf: csrfToken(ctx), types: ENTERPRISE_TYPES, values, error }, status);
   };
 
@@ -275,8 +272,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // pending until an administrator verifies it.
   router.post('/enterprises', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const me = await who(ctx);
-    if (!me) return ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const values = { uscc: field(ctx, 'uscc'), name: field(ctx, 'name'), type: field(ctx, 'type'), region: field(ctx, 'region'), industry: field(ctx, 'industry') };
     try {
       await db.transaction(async (trx) => {
@@ -300,8 +296,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   // The enterprise's members, for those who manage its operators; to anyone else the
   // page does not exist.
   const managed = async (ctx: Context) => {
-    const me = await who(ctx);
-    if (!me) return void ctx.redirect('/account/login');
+    const me = meOf(ctx);
     const id = String(ctx.params.id);
     const enterprise = isUuid(id) ? await findEnterprise(db, id) : undefined;
     if (!enterprise || !managesOperators(await roleIn(db, enterprise.id, me.account.id))) return ctx.throw(404);
