@@ -13,7 +13,7 @@ import { registerRoutes, type CodeMessages } from './account-center/register.ts'
 import { resetPasswordRoutes } from './account-center/reset-password.ts';
 import { outboxPage } from './messages/outbox-page.ts';
 import type { KeySet } from './oidc/keys.ts';
-import { createProvider } from './oidc/provider.ts';
+import { createProvider, type Providers } from './oidc/provider.ts';
 
 export type AppOptions = {
   issuer: string;
@@ -32,14 +32,19 @@ export type AppOptions = {
   homeLinks?: Array<{ name: string; href: string }>;
 };
 
-export type App = { app: Koa; provider: Provider };
+// useKeys: serve with a new key set from the next request on (rotation).
+export type App = { app: Koa; providers: Providers; useKeys(keys: KeySet): void };
 
 // The whole path of a request, in order.
 export function createApp(o: AppOptions): App {
-  const provider = createProvider({ issuer: o.issuer, db: o.db, keys: o.keys, logger: o.logger, session: o.security.session });
+  const build = (keys: KeySet) => {
+    const provider = createProvider({ issuer: o.issuer, db: o.db, keys, logger: o.logger, session: o.security.session });
+    provider.proxy = o.trustProxy;
+    return provider;
+  };
+  const providers: Providers = { current: build(o.keys) };
   // The parent app owns proxy trust and cookie keys; the mounted provider uses its context.
   const app = new Koa({ proxy: o.trustProxy, keys: o.keys.cookieKeys });
-  provider.proxy = o.trustProxy;
 
   const home = new Router();
   home.get('/', (ctx) => render(ctx, 'home', { demoSites: o.homeLinks ?? [] }));
@@ -49,17 +54,24 @@ export function createApp(o: AppOptions): App {
   app.use(rememberLang);
   const routers = [
     home,
-    interactionRoutes(provider, o.db, o.security, o.masterKey),
-    accountCenterRoutes(provider, o.db, o.issuer, o.security, o.masterKey, o.messages),
+    interactionRoutes(providers, o.db, o.security, o.masterKey),
+    accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),
-    resetPasswordRoutes(provider, o.db, o.security, o.messages),
+    resetPasswordRoutes(providers, o.db, o.security, o.messages),
     ...(o.outboxPage ? [outboxPage(o.db)] : []),
     ...(o.extraRoutes ?? []),
   ];
   for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }
-  app.use(mount(provider));
+  // The provider in service answers; each one is mounted once.
+  const mounted = new WeakMap<Provider, Koa.Middleware>();
+  app.use((ctx, next) => {
+    const provider = providers.current;
+    let middleware = mounted.get(provider);
+    if (!middleware) mounted.set(provider, (middleware = mount(provider)));
+    return middleware(ctx, next);
+  });
   app.on('error', (err) => o.logger.error('unhandled', err));
-  return { app, provider };
+  return { app, providers, useKeys: (keys) => void (providers.current = build(keys)) };
 }

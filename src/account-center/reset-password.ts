@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
+import type { Providers } from '../oidc/provider.ts';
 import { changePassword, findAccountByIdentifier, parseContact } from '../accounts/accounts.ts';
 import { useCode } from '../accounts/codes.ts';
 import { sendCode } from './send-code.ts';
@@ -20,7 +20,7 @@ import type { CodeMessages } from './register.ts';
 // and revokes its tokens: whoever knew the old password is out. Asking for a contact
 // with no account looks exactly like asking for one with an account.
 
-export function resetPasswordRoutes(provider: Provider, db: Db, security: SecuritySettings, messages: CodeMessages): Router {
+export function resetPasswordRoutes(providers: Providers, db: Db, security: SecuritySettings, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/reset' });
   const page = (ctx: Context, data: Record<string, unknown>, status = 200) =>
     render(ctx, 'reset', { csrf: csrfToken(ctx), rule: `rule_${security.passwords.name}`, ...data }, status);
@@ -58,7 +58,7 @@ export function resetPasswordRoutes(provider: Provider, db: Db, security: Securi
       throw err;
     }
     await clearFailures(db, lockKeyFor(account!.id, contact.destination));
-    await endSessionsOf(provider, db, account!.id, { everything: true });
+    await endSessionsOf(providers.current, db, account!.id, { everything: true });
     render(ctx, 'done', { title: 'resetTitle', message: 'resetText', next: '/account' });
   });
 

@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
+import type { Providers } from '../oidc/provider.ts';
 import { changePassword, findAccount, findAccountByIdentifier, findAccounts, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
 import { useCode } from '../accounts/codes.ts';
 import { sendCode } from './send-code.ts';
@@ -39,12 +39,12 @@ const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
 export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 
-export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer, messages: CodeMessages): Router {
+export function accountCenterRoutes(providers: Providers, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/account' });
   const cookieOptions = { path: '/account', httpOnly: true, sameSite: 'lax' as const, signed: true, maxAge: 600_000 };
 
   const who = async (ctx: Context) => {
-    const session = await signedInSession(provider, ctx);
+    const session = await signedInSession(providers.current, ctx);
     const account = session && (await findAccount(db, session.accountId));
     return session && account && account.status === 'active' ? { session, account } : undefined;
   };
@@ -141,7 +141,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
       if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
       throw err;
     }
-    await endSessionsOf(provider, db, me.account.id, { everything: false, except: me.session.uid });
+    await endSessionsOf(providers.current, db, me.account.id, { everything: false, except: me.session.uid });
     return showAccount(ctx, { notice: 'passwordChanged' });
   });
 
@@ -222,7 +222,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   router.post('/sessions/:uid/end', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    await endSessionsOf(provider, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
+    await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -230,7 +230,7 @@ export function accountCenterRoutes(provider: Provider, db: Db, issuer: string, 
   router.post('/sessions/end-all', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    await endSessionsOf(provider, db, me.account.id, { everything: false });
+    await endSessionsOf(providers.current, db, me.account.id, { everything: false });
     ctx.status = 303;
     ctx.redirect('/');
   });

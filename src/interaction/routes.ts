@@ -1,7 +1,8 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
+import type { InteractionResults } from 'oidc-provider';
+import type { Providers } from '../oidc/provider.ts';
 import { changePassword, signInWithPassword } from '../accounts/accounts.ts';
 import { lockedUntil, lockKeyFor, recordFailure } from '../accounts/lockout.ts';
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
@@ -34,12 +35,12 @@ type Data = Record<string, unknown>;
 
 const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - Date.now()) / 60_000));
 
-export function interactionRoutes(provider: Provider, db: Db, security: SecuritySettings, masterKey: Buffer): Router {
+export function interactionRoutes(providers: Providers, db: Db, security: SecuritySettings, masterKey: Buffer): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
-  const details = (ctx: Context) => provider.interactionDetails(ctx.req, ctx.res);
-  const finish = async (ctx: Context, result: Parameters<Provider['interactionResult']>[2]) => {
-    const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+  const details = (ctx: Context) => providers.current.interactionDetails(ctx.req, ctx.res);
+  const finish = async (ctx: Context, result: InteractionResults) => {
+    const redirectTo = await providers.current.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.status = 303;
     ctx.redirect(redirectTo);
   };
@@ -53,8 +54,8 @@ export function interactionRoutes(provider: Provider, db: Db, security: Security
     const { prompt, params, session, grantId } = interaction;
     if (prompt.name !== 'consent' || !session) return ctx.throw(400, 'this interaction does not expect a consent');
     const grant = grantId
-      ? await provider.Grant.find(grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+      ? await providers.current.Grant.find(grantId)
+      : new providers.current.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
     if (!grant) return ctx.throw(400, 'the grant of this interaction no longer exists');
     const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));

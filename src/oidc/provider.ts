@@ -14,6 +14,10 @@ import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { recordSessionUse } from './session-details.ts';
 
+// The provider in service. Nodes replace it when the key set changes (rotation), so
+// whatever uses it reads `current` per request.
+export type Providers = { current: Provider };
+
 export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session'] };
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
