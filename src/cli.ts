@@ -12,6 +12,8 @@ import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './ac
 import { endSessionsOf } from './oidc/sessions.ts';
 import { ADMIN_ROLES, grantRole, revokeRole, rolesOf, type AdminRole } from './accounts/admin-roles.ts';
 import { standaloneProvider } from './oidc/standalone.ts';
+import { listKeys, retireKey, rotateSigningKeys } from './oidc/keys.ts';
+import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger } from './http/errors.ts';
 import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
@@ -353,6 +355,41 @@ export function buildCli(io: Io = processIo): Command {
       });
   roleCommand('grant', 'grant an administrator role (the first administrator is made here)', grantRole);
   roleCommand('revoke', 'revoke an administrator role', revokeRole);
+
+  const keys = program.command('keys').description('signing keys: list, rotate (publish now, sign later), retire');
+  const describeKey = (k: { kid: string; use: string; alg: string; activeFrom: Date; retiredAt: Date | null }) =>
+    [k.kid, k.use, k.alg, new Date(k.activeFrom).toISOString(), k.retiredAt ? `retired ${new Date(k.retiredAt).toISOString()}` : new Date(k.activeFrom).getTime() > Date.now() ? 'published, not signing yet' : 'live'].join('\t');
+  keys
+    .command('list')
+    .description('list keys')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const all = await onDb((db) => listKeys(db));
+      print(o.json, { keys: all }, ['kid\tuse\talg\tactive_from\tstate', ...all.map(describeKey)].join('\n'));
+    });
+  keys
+    .command('rotate')
+    .description('make new RS256 and ES256 signing keys: published at once, signing after the delay')
+    .option('--delay <seconds>', 'seconds before the new keys sign (default KEY_ROTATION_DELAY)', (v) => {
+      if (!/^\d+$/.test(v)) throw new Refused(`--delay: "${v}" must be a whole number of seconds`);
+      return Number(v);
+    })
+    .option('--json', 'print JSON')
+    .action(async (o: { delay?: number; json?: boolean }) => {
+      const config = loadConfig();
+      const delay = o.delay ?? config.keys.rotationDelaySeconds;
+      const made = await onDb((db) => rotateSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), delay));
+      print(o.json, { keys: made }, made.map(describeKey).join('\n'));
+    });
+  keys
+    .command('retire')
+    .description('stop publishing a signing key (tokens it signed stop verifying)')
+    .requiredOption('--kid <kid>', 'the key id')
+    .option('--json', 'print JSON')
+    .action(async (o: { kid: string; json?: boolean }) => {
+      await onDb((db) => retireKey(db, o.kid));
+      print(o.json, { kid: o.kid, retired: true }, `${o.kid} is retired`);
+    });
 
   program
     .command('purge')

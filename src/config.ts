@@ -51,6 +51,8 @@ const envSchema = z.object({
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
   SESSION_MAX_AGE: seconds.default(12 * 3600),
   PASSWORD_POLICY: z.enum(['mlps', 'asvs'], { error: 'must be mlps or asvs' }).optional(),
+  KEYS_REFRESH_SECONDS: seconds.default(30),
+  KEY_ROTATION_DELAY: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number').min(0, 'must be 0 or more').default(3600),
   CODE_RATE_LIMIT: rate.prefault('10/3600'),
   REGISTER_RATE_LIMIT: rate.prefault('10/3600'),
   SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL, e.g. smtps://user:password@mail.example.cn:465' }).optional(),
@@ -71,6 +73,9 @@ export type Config = {
   masterKey: Buffer | undefined;
   demo: boolean;
   purgeIntervalSeconds: number;
+  // How often a node looks for a changed key set, and how long a rotated key is
+  // published before it signs.
+  keys: { refreshSeconds: number; rotationDelaySeconds: number };
   databasePoolMax: number;
   security: SecuritySettings;
   messages: SenderSettings;
@@ -121,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,
     demo: e.DEMO ?? !production,
     purgeIntervalSeconds: e.PURGE_INTERVAL,
+    keys: { refreshSeconds: e.KEYS_REFRESH_SECONDS, rotationDelaySeconds: e.KEY_ROTATION_DELAY },
     databasePoolMax: e.DATABASE_POOL_MAX,
     security: {
       lockout: { threshold: e.LOCKOUT_THRESHOLD, seconds: e.LOCKOUT_SECONDS },

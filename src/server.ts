@@ -43,10 +43,11 @@ export async function startServer(config: Config, options: { database?: Database
     const demo = config.demo ? demoSites(issuer, masterKey) : undefined;
     if (config.demo) await seedDemo(db, masterKey, issuer, config.security.passwords);
 
-    const { app } = createApp({
+    let keys = await loadKeys(db, masterKey);
+    const { app, useKeys } = createApp({
       issuer,
       db,
-      keys: await loadKeys(db, masterKey),
+      keys,
       trustProxy: config.trustProxy,
       security: config.security,
       masterKey,
@@ -64,6 +65,20 @@ export async function startServer(config: Config, options: { database?: Database
       ? await serveCliRelay(cliSocketPath(config.dataDir), (argv, stdin, cwd) => runCliOn(db, argv, stdin, cwd))
       : undefined;
 
+    // A rotated key starts signing at its active_from, and other nodes rotate too:
+    // every node looks at the key set and serves the new one without a restart.
+    const keyWatch = setInterval(() => {
+      loadKeys(db, masterKey)
+        .then((next) => {
+          if (next.version === keys.version) return;
+          keys = next;
+          useKeys(next);
+          logger.info(`signing keys changed: ${next.version}`);
+        })
+        .catch((err) => logger.error('reloading signing keys failed', err));
+    }, config.keys.refreshSeconds * 1000);
+    keyWatch.unref();
+
     const purge = setInterval(() => {
       purgeExpired(db).catch((err) => logger.error('purging expired rows failed', err));
     }, config.purgeIntervalSeconds * 1000);
@@ -75,6 +90,7 @@ export async function startServer(config: Config, options: { database?: Database
       database,
       async close() {
         clearInterval(purge);
+        clearInterval(keyWatch);
         await relay?.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -153,6 +153,22 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     refused(await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin']), /--role: the account does not hold system_admin/);
   });
 
+  it('rotates, lists and retires signing keys', async () => {
+    const rotated = await cli(['keys', 'rotate', '--delay', '0', '--json']);
+    expect(rotated.code).toBe(0);
+    const made: Array<{ kid: string; alg: string }> = JSON.parse(rotated.stdout).keys;
+    expect(made.map((k) => k.alg).sort()).toEqual(['ES256', 'RS256']);
+    const listed = JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys;
+    expect(listed.map((k: { kid: string }) => k.kid)).toEqual(expect.arrayContaining(made.map((k) => k.kid)));
+    refused(await cli(['keys', 'retire', '--kid', made[0]!.kid]), /signs now: rotate first/);
+    refused(await cli(['keys', 'retire', '--kid', 'no-such-kid']), /--kid: no live key with kid no-such-kid/);
+    refused(await cli(['keys', 'rotate', '--delay', 'soon']), /--delay: "soon" must be a whole number of seconds/);
+    const again = JSON.parse((await cli(['keys', 'rotate', '--delay', '0', '--json'])).stdout).keys as Array<{ kid: string; alg: string }>;
+    expect(again).toHaveLength(2);
+    const retired = await cli(['keys', 'retire', '--kid', made[0]!.kid, '--json']);
+    expect(JSON.parse(retired.stdout)).toEqual({ kid: made[0]!.kid, retired: true });
+  });
+
   it('refuses bad input with one clear line and writes nothing', async () => {
     const before = await counts();
     const client = ['client', 'create', '--name', 'x', '--window'];

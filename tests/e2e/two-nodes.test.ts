@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
+import { decodeProtectedHeader } from 'jose';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createClient } from '../../src/windows/clients.ts';
@@ -12,7 +13,7 @@ import { listWindows } from '../../src/windows/windows.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { browser } from '../helpers/browser.ts';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
-import { freePort, startNode, type Node } from '../helpers/processes.ts';
+import { freePort, runCli, startNode, type Node } from '../helpers/processes.ts';
 
 // Two server processes on one PostgreSQL database, behind one issuer: whatever one
 // node knows, the other must too. (An embedded database belongs to one process.)
@@ -24,6 +25,7 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
   let ports: number[] = [];
   let nodes: Node[] = [];
   let client: { clientId: string; clientSecret: string | undefined };
+  let env: Record<string, string>;
 
   beforeAll(async () => {
     database = await testDatabase();
@@ -34,7 +36,7 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes', redirectUris: [redirectUri] });
     await createAccount(database.db, person, PASSWORD_POLICIES.mlps);
     ports = [await freePort(), await freePort()];
-    const env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir };
+    env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir, KEYS_REFRESH_SECONDS: '1' };
     nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
   });
 
@@ -90,6 +92,32 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     expect(won[0]!.value.claims()!.preferred_username).toBe('li.na');
     const lost = results.find((r) => r.status === 'rejected');
     expect(lost?.reason).toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('serves a rotated key set from both nodes without a restart', async () => {
+    const jwks = async (i: number) => ((await (await fetch(`http://127.0.0.1:${ports[i]}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    const signInKid = async (i: number) => {
+      const you = browser();
+      const config = await viaNode(i);
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(config, { redirect_uri: redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 's' });
+      const page = await you.visit(onNode(url, i), redirectUri);
+      const back = await you.submit(page, '/login', { identifier: person.username, password: person.password }, redirectUri);
+      if (back.kind !== 'redirect') throw new Error('sign-in failed');
+      const tokens = await oidc.authorizationCodeGrant(config, back.to, { pkceCodeVerifier: verifier, expectedState: 's' });
+      return decodeProtectedHeader(tokens.id_token!).kid;
+    };
+    const oldKid = await signInKid(0);
+    const rotated = await runCli(['keys', 'rotate', '--delay', '3', '--json'], env);
+    expect(rotated.stderr).toBe('');
+    const made: Array<{ kid: string; alg: string }> = JSON.parse(rotated.stdout).keys;
+    const newRs = made.find((k) => k.alg === 'RS256')!.kid;
+    for (let t = 0; t < 80 && !((await jwks(0)).includes(newRs) && (await jwks(1)).includes(newRs)); t++) await new Promise((r) => setTimeout(r, 100));
+    expect((await jwks(0)).sort()).toEqual((await jwks(1)).sort());
+    expect(await signInKid(1)).toBe(oldKid);
+    for (let t = 0; t < 100 && (await signInKid(0)) !== newRs; t++) await new Promise((r) => setTimeout(r, 200));
+    expect(await signInKid(0)).toBe(newRs);
+    expect(await signInKid(1)).toBe(newRs);
   });
 
   it('locks an account after 5 failures spread over both nodes', async () => {

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
+import { resolveMasterKey } from '../../src/crypto/master-key.ts';
+import { listKeys, retireKey, rotateSigningKeys } from '../../src/oidc/keys.ts';
+import { listWindows } from '../../src/windows/windows.ts';
+import { browser } from '../helpers/browser.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+
+// Rotation: the new key is published first, signs after its delay, and the old one is
+// retired later; the running server follows without a restart.
+
+let server: TestServer;
+let site: WindowSite;
+const password = 'Baima-Temple-68AD';
+
+beforeAll(async () => {
+  server = await startTestServer({ KEYS_REFRESH_SECONDS: '1' });
+  const [w] = await listWindows(server.db);
+  site = await windowSite(server, { windowId: w!.id, name: 'site' });
+  await createAccount(server.db, { username: 'han.yu', displayName: '韩愈', password }, PASSWORD_POLICIES.mlps);
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+const published = async () => ((await (await fetch(`${server.url}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort();
+async function until(check: () => Promise<boolean>, ms = 8000) {
+  for (const end = Date.now() + ms; !(await check()); await new Promise((r) => setTimeout(r, 100))) {
+    if (Date.now() > end) throw new Error('timed out');
+  }
+}
+const idTokenKid = async () => decodeProtectedHeader((await site.signIn(browser(), { identifier: 'han.yu', password })).tokens.id_token!).kid;
+
+describe('signing key rotation', () => {
+  it('publishes first, signs after the delay, and retires the old key', async () => {
+    const masterKey = resolveMasterKey(Buffer.from(server.masterKey, 'base64'), '/nonexistent');
+    const before = await published();
+    const oldKid = await idTokenKid();
+    expect(before).toContain(oldKid);
+    const oldToken = (await site.signIn(browser(), { identifier: 'han.yu', password })).tokens.id_token!;
+
+    const made = await rotateSigningKeys(server.db, masterKey, 3);
+    const newRs = made.find((k) => k.alg === 'RS256')!.kid;
+    await until(async () => (await published()).includes(newRs));
+    expect(await published()).toEqual([...before, ...made.map((k) => k.kid)].sort());
+    expect(await idTokenKid()).toBe(oldKid);
+    await expect(jwtVerify(oldToken, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url })).resolves.toBeDefined();
+
+    await until(async () => (await idTokenKid()) === newRs);
+    await expect(retireKey(server.db, newRs)).rejects.toThrow(/signs now/);
+    await retireKey(server.db, oldKid!);
+    await until(async () => !(await published()).includes(oldKid!));
+    expect((await listKeys(server.db)).find((k) => k.kid === oldKid)?.retiredAt).toBeTruthy();
+    expect(server.errors).toEqual([]);
+  });
+});
