@@ -43,7 +43,7 @@ describe('signing key rotation', () => {
     expect(before).toContain(oldKid);
     const oldToken = (await site.signIn(browser(), { identifier: 'han.yu', password })).tokens.id_token!;
 
-    const made = await rotateSigningKeys(server.db, masterKey, 3);
+    const made = await rotateSigningKeys(server.db, masterKey, 5);
     const newRs = made.find((k) => k.alg === 'RS256')!.kid;
     await until(async () => (await published()).includes(newRs));
     expect(await published()).toEqual([...before, ...made.map((k) => k.kid)].sort());
