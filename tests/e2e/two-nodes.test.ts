@@ -36,7 +36,7 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes', redirectUris: [redirectUri] });
     await createAccount(database.db, person, PASSWORD_POLICIES.mlps);
     ports = [await freePort(), await freePort()];
-    env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir, KEYS_REFRESH_SECONDS: '1' };
+    env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir, KEYS_REFRESH_SECONDS: '1', SIGN_IN_RATE_LIMIT: '10000/60' };
     nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
   });
 
