@@ -31,7 +31,7 @@ describe('lockout after consecutive failures', () => {
   let server: TestServer;
   let a: WindowSite;
   beforeAll(async () => {
-    ({ server, a } = await setUp({ LOCKOUT_THRESHOLD: '5', LOCKOUT_SECONDS: '3' }));
+    ({ server, a } = await setUp({ LOCKOUT_THRESHOLD: '5', LOCKOUT_SECONDS: '3', SIGN_IN_RATE_LIMIT: '1000/60' }));
     await createAccount(server.db, { username: 'qian.yu', displayName: '钱宇', password }, PASSWORD_POLICIES.mlps);
   });
   afterAll(() => server?.close());
