@@ -67,6 +67,13 @@ async function withDatabase<T>(given: Db | undefined, work: (db: Db) => Promise<
   }
 }
 
+// The account an operator names by id or username, or a clear refusal.
+async function requireAccount(db: Db, value: string) {
+  const account = await findAccountByIdOrUsername(db, value);
+  if (!account) throw new NotFoundError('account', `no account with id or username "${value}"`);
+  return account;
+}
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 const windowId = (value: string) => {
@@ -189,8 +196,7 @@ export function buildCli(io: Io = processIo): Command {
     .option('--json', 'print JSON')
     .action(async (who: string, o: { json?: boolean }) => {
       const done = await onDb(async (db) => {
-        const found = await findAccountByIdOrUsername(db, who);
-        if (!found) throw new NotFoundError('account', `no account with id or username "${who}"`);
+        const found = await requireAccount(db, who);
         await setAccountStatus(db, found.id, 'disabled');
         const provider = await standaloneProvider(db, loadConfig(), consoleLogger);
         return { account: found, ...(await endSessionsOf(provider, db, found.id, { everything: true })) };
@@ -208,8 +214,7 @@ export function buildCli(io: Io = processIo): Command {
     .option('--json', 'print JSON')
     .action(async (who: string, o: { json?: boolean }) => {
       const found = await onDb(async (db) => {
-        const a = await findAccountByIdOrUsername(db, who);
-        if (!a) throw new NotFoundError('account', `no account with id or username "${who}"`);
+        const a = await requireAccount(db, who);
         await setAccountStatus(db, a.id, 'active');
         return a;
       });
@@ -258,8 +263,7 @@ export function buildCli(io: Io = processIo): Command {
       const done = await onDb((db) =>
         db.transaction(async (trx) => {
           const e = await requireEnterprise(trx, o.enterprise);
-          const account = await findAccountByIdOrUsername(trx, o.account);
-          if (!account) throw new NotFoundError('account', `no account with id or username "${o.account}"`);
+          const account = await requireAccount(trx, o.account);
           await addMember(trx, { enterpriseId: e.id, accountId: account.id, role: o.role });
           return { enterprise: e, account };
         }),
@@ -346,8 +350,7 @@ export function buildCli(io: Io = processIo): Command {
       .option('--json', 'print JSON')
       .action(async (o: { account: string; role: AdminRole; window?: number; json?: boolean }) => {
         const roles = await onDb(async (db) => {
-          const found = await findAccountByIdOrUsername(db, o.account);
-          if (!found) throw new NotFoundError('account', `no account with id or username "${o.account}"`);
+          const found = await requireAccount(db, o.account);
           await act(db, { accountId: found.id, role: o.role, ...(o.window !== undefined && { windowId: o.window }) });
           return { account: found, roles: await rolesOf(db, found.id) };
         });

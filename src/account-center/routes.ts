@@ -86,7 +86,13 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     ctx.state.me = me;
     await next();
   });
-  const meOf = (ctx: Context) => ctx.state.me as NonNullable<Awaited<ReturnType<typeof who>>>;
+  type Me = NonNullable<Awaited<ReturnType<typeof who>>>;
+  const meOf = (ctx: Context) => ctx.state.me as Me;
+  // The current password, typed again for a sensitive change; failures count toward the lockout.
+  const passwordConfirmed = async (ctx: Context, me: Me) => {
+    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    return check.outcome === 'signed-in' && check.account.id === me.account.id;
+  };
 
   const showAccount = async (ctx: Context, extra: Data = {}, status = 200) => {
     const me = meOf(ctx);
@@ -132,8 +138,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
     const next = field(ctx, 'new_password').slice(0, 1024);
-    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
-    if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showAccount(ctx, { error: 'badPassword' }, 401);
+    if (!(await passwordConfirmed(ctx, me))) return showAccount(ctx, { error: 'badPassword' }, 401);
     if (next !== field(ctx, 'confirm_password')) return showAccount(ctx, { error: 'passwordsDiffer' }, 400);
     try {
       await changePassword(db, me.account.id, next, security.passwords);
@@ -196,8 +201,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   router.post('/mfa', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
-    if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showEnrolment(ctx, field(ctx, 'sealed'), 'badPassword', 401);
+    if (!(await passwordConfirmed(ctx, me))) return showEnrolment(ctx, field(ctx, 'sealed'), 'badPassword', 401);
     try {
       const codes = await confirmEnrolment(db, masterKey, me.account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
       render(ctx, 'recovery-codes', { codes });
@@ -211,8 +215,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   router.post('/mfa/remove', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
-    if (check.outcome !== 'signed-in' || check.account.id !== me.account.id) return showAccount(ctx, { error: 'badPassword' }, 401);
+    if (!(await passwordConfirmed(ctx, me))) return showAccount(ctx, { error: 'badPassword' }, 401);
     await removeTotp(db, me.account.id);
     ctx.status = 303;
     ctx.redirect('/account');

@@ -7,7 +7,7 @@ import type { Db } from '../db/connect.ts';
 
 export type CodePurpose = 'register' | 'reset' | 'contact';
 
-export const CODE_RULES = { digits: 6, ttlSeconds: 600, maxAttempts: 5, resendSeconds: 60 };
+const CODE_RULES = { digits: 6, ttlSeconds: 600, maxAttempts: 5, resendSeconds: 60 };
 
 export class ResendTooSoon extends Error {
   readonly retryAfter: number;

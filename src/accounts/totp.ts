@@ -10,7 +10,7 @@ import { InputError } from '../errors.ts';
 // Enrolment keeps no state on the server until the person proves their authenticator
 // works: the new secret travels in the form, sealed to this account with the master key.
 
-export const ISSUER_LABEL = '河南省中小企业公共服务平台网络';
+const ISSUER_LABEL = '河南省中小企业公共服务平台网络';
 const RECOVERY_CODES = 10;
 
 // A code accepted within ±30 s, and the 30-second step it belongs to.

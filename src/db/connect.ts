@@ -38,7 +38,7 @@ export function knexOverPglite(pglite: PGlite): Db {
   return knexFactory({ client: PgliteClient as unknown as typeof ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) as object } as Knex.Config);
 }
 
-export const embeddedLockFile = (dataDir: string) => path.join(dataDir, 'pglite.lock');
+const embeddedLockFile = (dataDir: string) => path.join(dataDir, 'pglite.lock');
 
 // The pid of another live process that holds the embedded database, if any.
 export function embeddedDatabaseOwner(dataDir: string): number | undefined {

@@ -12,6 +12,7 @@ import { onPostgres } from '../helpers/database.ts';
 import { runCli } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // Disabling an account ends its sessions, revokes its tokens (offline ones too) and
 // tells every window it used, by back-channel logout.
@@ -34,14 +35,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function waitFor<T>(probe: () => T | undefined, ms = 5000): Promise<T> {
-  for (const until = Date.now() + ms; ; await new Promise((r) => setTimeout(r, 25))) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-  }
-}
-
 async function signedInEverywhere(username: string) {
   await createAccount(server.db, { username, displayName: username, password }, PASSWORD_POLICIES.mlps);
   const you = browser();
@@ -52,8 +45,8 @@ async function signedInEverywhere(username: string) {
 
 async function expectShutOut(username: string, s: Awaited<ReturnType<typeof signedInEverywhere>>, before: { a: number; b: number }) {
   const jwks = createRemoteJWKSet(new URL(`${server.url}/jwks`));
-  const tokenA = await waitFor(() => a.logoutTokens[before.a]);
-  const tokenB = await waitFor(() => b.logoutTokens[before.b]);
+  const tokenA = await eventually(() => a.logoutTokens[before.a]);
+  const tokenB = await eventually(() => b.logoutTokens[before.b]);
   expect((await jwtVerify(tokenA, jwks, { issuer: server.url, audience: a.clientId })).payload.sid).toBe(s.atA.claims.sid);
   expect((await jwtVerify(tokenB, jwks, { issuer: server.url, audience: b.clientId })).payload.sid).toBe(s.atB.claims.sid);
   await expect(oidc.refreshTokenGrant(a.config, s.atA.tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });

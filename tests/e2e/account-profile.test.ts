@@ -6,6 +6,7 @@ import { listWindows } from '../../src/windows/windows.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // The account page's profile: name, password (other devices signed out) and a new
 // phone number or email proven by a code.
@@ -49,7 +50,7 @@ describe('the profile on the account page', () => {
     const before = a.logoutTokens.length;
     const changed = await laptop.submit(weak, '/account/password', { password, new_password: 'Brand-New-Sail-2026', confirm_password: 'Brand-New-Sail-2026' });
     expect(html(changed)).toContain('密码已修改');
-    for (let i = 0; i < 200 && a.logoutTokens.length === before; i++) await new Promise((r) => setTimeout(r, 25));
+    await eventually(() => a.logoutTokens.length > before);
     const { payload } = await jwtVerify(a.logoutTokens[before]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: a.clientId });
     expect(payload.sid).toBe(onPhone.claims.sid);
     expect(a.logoutTokens.length).toBe(before + 1);

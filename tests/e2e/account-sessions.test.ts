@@ -7,6 +7,7 @@ import { listWindows } from '../../src/windows/windows.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // The account center's sessions and sites: sign out one device, revoke a site, sign out
 // everywhere; the windows hear of it by back-channel logout.
@@ -31,14 +32,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function until<T>(probe: () => T | undefined): Promise<T> {
-  for (const end = Date.now() + 5000; ; await new Promise((r) => setTimeout(r, 25))) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-  }
-}
-
 const sidOf = async (token: string, site: WindowSite) =>
   (await jwtVerify(token, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: site.clientId })).payload.sid;
 
@@ -60,7 +53,7 @@ describe('sessions and sites in the account center', () => {
     const otherDevice = html(page).split('<li>').find((item) => item.includes('/end"') && !item.includes('当前设备'))!;
     const before = a.logoutTokens.length;
     const afterPhone = await laptop.submit(page, /action="([^"]+\/end)"/.exec(otherDevice)![1]!);
-    expect(await sidOf(await until(() => a.logoutTokens[before]), a)).toBe(phoneAtA.claims.sid);
+    expect(await sidOf(await eventually(() => a.logoutTokens[before]), a)).toBe(phoneAtA.claims.sid);
     expect((await a.authorize(phone)).visit.kind).toBe('page');
     expect((html(afterPhone).match(/\/account\/sessions\/[^/]+\/end/g) ?? []).length).toBe(1);
 
@@ -74,8 +67,8 @@ describe('sessions and sites in the account center', () => {
     // Sign out everywhere: both windows are told, and the account center asks for a password.
     const [beforeA, beforeB] = [a.logoutTokens.length, b.logoutTokens.length];
     await laptop.submit(afterRevoke, '/account/sessions/end-all');
-    expect(await sidOf(await until(() => a.logoutTokens[beforeA]), a)).toBe(atA.claims.sid);
-    expect(await sidOf(await until(() => b.logoutTokens[beforeB]), b)).toBe(atB.claims.sid);
+    expect(await sidOf(await eventually(() => a.logoutTokens[beforeA]), a)).toBe(atA.claims.sid);
+    expect(await sidOf(await eventually(() => b.logoutTokens[beforeB]), b)).toBe(atB.claims.sid);
     expect(html(await laptop.visit(`${server.url}/account`))).toContain('name="password"');
     expect(server.errors).toEqual([]);
   });

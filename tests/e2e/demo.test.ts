@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_ACCOUNT, DEMO_ENTERPRISES } from '../../src/demo/seed.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // What a newcomer does after `npm start`: the two demo window sites, single sign-on
 // and single logout, through the same pages a browser would get.
@@ -17,14 +18,6 @@ afterAll(async () => {
 });
 
 const html = (v: Visit) => (v.kind === 'page' ? v.html : `redirect to ${v.to.href}`);
-
-async function waitUntil(check: () => Promise<boolean>, ms = 5000) {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('the demo window sites', () => {
   it('signs in at Zhengzhou, is signed in at Luoyang without typing, and signing out at Luoyang ends Zhengzhou too', async () => {
@@ -51,7 +44,7 @@ describe('the demo window sites', () => {
     expect(html(out)).not.toContain(DEMO_ACCOUNT.displayName);
 
     // Zhengzhou learns of it through back-channel logout.
-    await waitUntil(async () => !html(await you.visit(`${server.url}/demo/zhengzhou/`)).includes(DEMO_ACCOUNT.displayName));
+    await eventually(async () => !html(await you.visit(`${server.url}/demo/zhengzhou/`)).includes(DEMO_ACCOUNT.displayName));
     const again = await you.visit(`${server.url}/demo/zhengzhou/login`);
     expect(html(again)).toContain('name="password"');
     expect(server.errors).toEqual([]);

@@ -8,6 +8,7 @@ import { listWindows } from '../../src/windows/windows.ts';
 import { browser } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // Rotation: the new key is published first, signs after its delay, and the old one is
 // retired later; the running server follows without a restart.
@@ -29,11 +30,6 @@ afterAll(async () => {
 });
 
 const published = async () => ((await (await fetch(`${server.url}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort();
-async function until(check: () => Promise<boolean>, ms = 8000) {
-  for (const end = Date.now() + ms; !(await check()); await new Promise((r) => setTimeout(r, 300))) {
-    if (Date.now() > end) throw new Error('timed out');
-  }
-}
 const idTokenKid = async () => decodeProtectedHeader((await site.signIn(browser(), { identifier: 'han.yu', password })).tokens.id_token!).kid;
 
 describe('signing key rotation', () => {
@@ -46,15 +42,15 @@ describe('signing key rotation', () => {
 
     const made = await rotateSigningKeys(server.db, masterKey, 5);
     const newRs = made.find((k) => k.alg === 'RS256')!.kid;
-    await until(async () => (await published()).includes(newRs));
+    await eventually(async () => (await published()).includes(newRs), { ms: 8000, every: 300 });
     expect(await published()).toEqual([...before, ...made.map((k) => k.kid)].sort());
     expect(await idTokenKid()).toBe(oldKid);
     await expect(jwtVerify(oldToken, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url })).resolves.toBeDefined();
 
-    await until(async () => (await idTokenKid()) === newRs);
+    await eventually(async () => (await idTokenKid()) === newRs, { ms: 8000, every: 300 });
     await expect(retireKey(server.db, newRs)).rejects.toThrow(/signs now/);
     await retireKey(server.db, oldKid!);
-    await until(async () => !(await published()).includes(oldKid!));
+    await eventually(async () => !(await published()).includes(oldKid!), { ms: 8000, every: 300 });
     expect((await listKeys(server.db)).find((k) => k.kid === oldKid)?.retiredAt).toBeTruthy();
     expect(server.errors).toEqual([]);
   });

@@ -5,6 +5,7 @@ import { listWindows } from '../../src/windows/windows.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // Registration and password reset by one-time codes, read from the development outbox
 // (never from logs).
@@ -116,7 +117,7 @@ describe('password reset with a code', () => {
     const done = await you.submit(step2, '/reset', { code, password: 'New-Password-2026', confirm_password: 'New-Password-2026' });
     expect(html(done)).toContain('密码已重置');
 
-    for (let i = 0; i < 100 && (a.logoutTokens.length === beforeA || b.logoutTokens.length === beforeB); i++) await new Promise((r) => setTimeout(r, 25));
+    await eventually(() => a.logoutTokens.length > beforeA && b.logoutTokens.length > beforeB);
     expect(a.logoutTokens.length).toBe(beforeA + 1);
     expect(b.logoutTokens.length).toBe(beforeB + 1);
     expect((await a.signIn(device, { identifier: 'luo.bin', password: 'New-Password-2026' })).askedForPassword).toBe(true);

@@ -7,22 +7,13 @@ import { listWindows } from '../../src/windows/windows.ts';
 import { browser } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const person = { username: 'zhang.wei', displayName: '张伟', phone: '13912345678', email: 'zhang.wei@example.cn', password: 'Song-of-Henan-1954' };
 
 let server: TestServer;
 let a: WindowSite;
 let b: WindowSite;
-
-async function waitFor<T>(probe: () => T | undefined, ms = 5000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -67,7 +58,7 @@ describe('sign in once, signed in at every window', () => {
     expect(done.kind === 'redirect' && done.to.searchParams.get('state')).toBe('bye');
 
     // A hears of it through back-channel logout, with a logout token it can verify.
-    const token = await waitFor(() => a.logoutTokens[0]);
+    const token = await eventually(() => a.logoutTokens[0]);
     const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: a.clientId });
     expect(payload.sid).toBe(atA.claims.sid);
     expect(payload.sub).toBe(atA.claims.sub);

@@ -14,6 +14,7 @@ import { migrate } from '../../src/db/migrate.ts';
 import { browser } from '../helpers/browser.ts';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { freePort, runCli, startNode, type Node } from '../helpers/processes.ts';
+import { eventually } from '../helpers/wait.ts';
 
 // Two server processes on one PostgreSQL database, behind one issuer: whatever one
 // node knows, the other must too. (An embedded database belongs to one process.)
@@ -112,14 +113,11 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     expect(rotated.stderr).toBe('');
     const made: Array<{ kid: string; alg: string }> = JSON.parse(rotated.stdout).keys;
     const newRs = made.find((k) => k.alg === 'RS256')!.kid;
-    for (let t = 0; t < 80 && !((await jwks(0)).includes(newRs) && (await jwks(1)).includes(newRs)); t++) await new Promise((r) => setTimeout(r, 100));
+    await eventually(async () => (await jwks(0)).includes(newRs) && (await jwks(1)).includes(newRs), { ms: 8000, every: 100 });
     expect((await jwks(0)).sort()).toEqual((await jwks(1)).sort());
     expect(await signInKid(1)).toBe(oldKid);
     // Each node notices the activation at its own next look (KEYS_REFRESH_SECONDS=1).
-    for (const i of [0, 1]) {
-      for (let t = 0; t < 50 && (await signInKid(i)) !== newRs; t++) await new Promise((r) => setTimeout(r, 200));
-      expect(await signInKid(i)).toBe(newRs);
-    }
+    for (const i of [0, 1]) await eventually(async () => (await signInKid(i)) === newRs, { ms: 10_000, every: 200 });
   });
 
   it('locks an account after 5 failures spread over both nodes', async () => {
