@@ -14,6 +14,10 @@ import { resetPasswordRoutes } from './account-center/reset-password.ts';
 import { outboxPage } from './messages/outbox-page.ts';
 import type { KeySet } from './oidc/keys.ts';
 import { createProvider, type Providers } from './oidc/provider.ts';
+import { adminApiRoutes } from './admin/api/routes.ts';
+import { ADMIN_SCOPE, ADMIN_TOKEN_TTL_SECONDS, adminApiAudience } from './admin/api/token.ts';
+import { ADMIN_CONSOLE_CLIENT_ID } from './admin/console-client.ts';
+import { adminConsoleRoutes } from './admin/console/routes.ts';
 
 export type AppOptions = {
   issuer: string;
@@ -21,8 +25,11 @@ export type AppOptions = {
   keys: KeySet;
   trustProxy: boolean;
   security: SecuritySettings;
-  // Seals second-factor secrets.
+  // Seals second-factor secrets and the admin console's tokens.
   masterKey: Buffer;
+  // Where this process itself listens, for the admin console's calls to the provider.
+  selfUrl: string;
+  keyRotationDelaySeconds: number;
   messages: CodeMessages;
   // The development outbox page (/dev/outbox); never in production.
   outboxPage: boolean;
@@ -38,11 +45,19 @@ export type App = { app: Koa; providers: Providers; useKeys(keys: KeySet): void 
 // The whole path of a request, in order.
 export function createApp(o: AppOptions): App {
   const build = (keys: KeySet) => {
-    const provider = createProvider({ issuer: o.issuer, db: o.db, keys, logger: o.logger, session: o.security.session });
+    const provider = createProvider({
+      issuer: o.issuer,
+      db: o.db,
+      keys,
+      logger: o.logger,
+      session: o.security.session,
+      apis: [{ audience: adminApiAudience(o.issuer), scope: ADMIN_SCOPE, clientIds: [ADMIN_CONSOLE_CLIENT_ID], ttlSeconds: ADMIN_TOKEN_TTL_SECONDS }],
+    });
     provider.proxy = o.trustProxy;
     return provider;
   };
   const providers: Providers = { current: build(o.keys) };
+  const adminServices = { db: o.db, providers, masterKey: o.masterKey, keyRotationDelaySeconds: o.keyRotationDelaySeconds };
   // The parent app owns proxy trust and cookie keys; the mounted provider uses its context.
   const app = new Koa({ proxy: o.trustProxy, keys: o.keys.cookieKeys });
 
@@ -58,6 +73,8 @@ export function createApp(o: AppOptions): App {
     accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),
     resetPasswordRoutes(providers, o.db, o.security, o.messages),
+    adminApiRoutes(adminServices, o.issuer, o.logger),
+    adminConsoleRoutes(adminServices, o.issuer, o.selfUrl),
     ...(o.outboxPage ? [outboxPage(o.db)] : []),
     ...(o.extraRoutes ?? []),
   ];

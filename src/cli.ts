@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { stringify } from 'csv-stringify';
@@ -15,9 +16,10 @@ import { standaloneProvider } from './oidc/standalone.ts';
 import { listKeys, retireKey, rotateSigningKeys } from './oidc/keys.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger } from './http/errors.ts';
-import { AUTH_METHODS, createClient, parseGrantTypes } from './windows/clients.ts';
+import { AUTH_METHODS, createClient, getClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
 import { purgeExpired } from './purge.ts';
+import { recordEvent, type AuditEvent } from './audit/trail.ts';
 import { createEnterprise, ENTERPRISE_STATUSES, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, setEnterpriseStatus, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
 import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
@@ -100,7 +102,18 @@ const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.s
 
 export function buildCli(io: Io = processIo): Command {
   const print = (json: boolean | undefined, data: object, human: string) => io.stdout(json ? `${JSON.stringify(data)}\n` : `${human}\n`);
+  const cliActor = () => ({ type: 'system' as const, id: `cli:${os.userInfo().username}` });
   const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io.db, work, options);
+  // A change from the command line goes on record in the transaction that makes it, under
+  // the same event names as the admin API's operations.
+  const changeOnDb = <T>(event: string, work: (db: Db) => Promise<{ value: T; change: Pick<AuditEvent, 'target' | 'windowId' | 'before' | 'after'> }>) =>
+    onDb((db) =>
+      db.transaction(async (trx) => {
+        const { value, change } = await work(trx);
+        await recordEvent(trx, { actor: cliActor(), event, outcome: 'success', ...change });
+        return value;
+      }),
+    );
 
   const program = new Command('sme-passport')
     .description('Administrator command line of the sme-passport identity provider')
@@ -126,7 +139,10 @@ export function buildCli(io: Io = processIo): Command {
     .option('--cluster <name>', 'industry cluster (industry windows)')
     .option('--json', 'print JSON')
     .action(async (o: { kind: (typeof WINDOW_KINDS)[number]; name: string; region?: string; cluster?: string; json?: boolean }) => {
-      const created = await onDb((db) => createWindow(db, { kind: o.kind, name: o.name, region: o.region, cluster: o.cluster }));
+      const created = await changeOnDb('admin.createWindow', async (db) => {
+        const w = await createWindow(db, { kind: o.kind, name: o.name, region: o.region, cluster: o.cluster });
+        return { value: w, change: { target: `window:${w.id}`, windowId: w.id, after: w } };
+      });
       print(o.json, { id: created.id }, `created window ${created.id}: ${created.name}`);
     });
   window
@@ -167,8 +183,8 @@ export function buildCli(io: Io = processIo): Command {
         thirdParty?: boolean;
         json?: boolean;
       }) => {
-        const created = await onDb((db) =>
-          createClient(db, {
+        const created = await changeOnDb('admin.createClient', async (db) => {
+          const made = await createClient(db, {
             windowId: o.window,
             name: o.name,
             redirectUris: o.redirectUri ?? [],
@@ -178,8 +194,9 @@ export function buildCli(io: Io = processIo): Command {
             authMethod: o.authMethod,
             grantTypes: parseGrantTypes(o.grantTypes) as never,
             thirdParty: o.thirdParty ?? false,
-          }),
-        );
+          });
+          return { value: made, change: { target: `client:${made.clientId}`, windowId: made.windowId, after: await getClient(db, made.clientId) } };
+        });
         print(
           o.json,
           { client_id: created.clientId, ...(created.clientSecret && { client_secret: created.clientSecret }) },
@@ -199,7 +216,9 @@ export function buildCli(io: Io = processIo): Command {
         const found = await requireAccount(db, who);
         await setAccountStatus(db, found.id, 'disabled');
         const provider = await standaloneProvider(db, loadConfig(), consoleLogger);
-        return { account: found, ...(await endSessionsOf(provider, db, found.id, { everything: true })) };
+        const ended = await endSessionsOf(provider, db, found.id, { everything: true });
+        await recordEvent(db, { actor: cliActor(), event: 'admin.disableAccount', outcome: 'success', target: `account:${found.id}`, before: { status: found.status }, after: { status: 'disabled' } });
+        return { account: found, ...ended };
       });
       print(
         o.json,
@@ -213,10 +232,10 @@ export function buildCli(io: Io = processIo): Command {
     .argument('<id-or-username>', 'account id or username')
     .option('--json', 'print JSON')
     .action(async (who: string, o: { json?: boolean }) => {
-      const found = await onDb(async (db) => {
+      const found = await changeOnDb('admin.enableAccount', async (db) => {
         const a = await requireAccount(db, who);
         await setAccountStatus(db, a.id, 'active');
-        return a;
+        return { value: a, change: { target: `account:${a.id}`, before: { status: a.status }, after: { status: 'active' } } };
       });
       print(o.json, { id: found.id, status: 'active' }, `${found.username} is enabled`);
     });
@@ -349,10 +368,14 @@ export function buildCli(io: Io = processIo): Command {
       .option('--window <id>', 'the window, for window_admin', windowId)
       .option('--json', 'print JSON')
       .action(async (o: { account: string; role: AdminRole; window?: number; json?: boolean }) => {
-        const roles = await onDb(async (db) => {
+        const roles = await changeOnDb(name === 'grant' ? 'admin.grantRole' : 'admin.revokeRole', async (db) => {
           const found = await requireAccount(db, o.account);
+          const grant = { role: o.role, windowId: o.window ?? null };
           await act(db, { accountId: found.id, role: o.role, ...(o.window !== undefined && { windowId: o.window }) });
-          return { account: found, roles: await rolesOf(db, found.id) };
+          return {
+            value: { account: found, roles: await rolesOf(db, found.id) },
+            change: { target: `account:${found.id}`, windowId: grant.windowId, ...(name === 'grant' ? { after: grant } : { before: grant }) },
+          };
         });
         print(o.json, { account_id: roles.account.id, roles: roles.roles }, `${roles.account.username} now holds: ${roles.roles.map((r) => r.role + (r.windowId ? `@${r.windowId}` : '')).join(', ') || 'no administrator role'}`);
       });
@@ -381,7 +404,10 @@ export function buildCli(io: Io = processIo): Command {
     .action(async (o: { delay?: number; json?: boolean }) => {
       const config = loadConfig();
       const delay = o.delay ?? config.keys.rotationDelaySeconds;
-      const made = await onDb((db) => rotateSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), delay));
+      const made = await changeOnDb('admin.rotateKeys', async (db) => {
+        const keys = await rotateSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), delay);
+        return { value: keys, change: { target: keys.map((k) => `key:${k.kid}`).join(' '), after: keys } };
+      });
       print(o.json, { keys: made }, made.map(describeKey).join('\n'));
     });
   keys
@@ -390,7 +416,7 @@ export function buildCli(io: Io = processIo): Command {
     .requiredOption('--kid <kid>', 'the key id')
     .option('--json', 'print JSON')
     .action(async (o: { kid: string; json?: boolean }) => {
-      await onDb((db) => retireKey(db, o.kid));
+      await changeOnDb('admin.retireKey', async (db) => ({ value: await retireKey(db, o.kid), change: { target: `key:${o.kid}` } }));
       print(o.json, { kid: o.kid, retired: true }, `${o.kid} is retired`);
     });
 

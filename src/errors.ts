@@ -1,14 +1,20 @@
 import type { z } from 'zod';
 
 // Domain errors carry what a user needs to fix their input; the CLI, the pages and
-// (later) the admin API each render them their own way. Anything else is a bug and
+// the admin API each render them their own way. Anything else is a bug and
 // is logged, never shown.
 
+export type FieldIssue = { field: string; message: string };
+
+// `issues` holds every problem found, for answers that list them all (the API);
+// the first one is the error's own field and message.
 export class InputError extends Error {
   readonly field: string;
-  constructor(field: string, message: string) {
+  readonly issues: FieldIssue[];
+  constructor(field: string, message: string, issues: FieldIssue[] = [{ field, message }]) {
     super(`${field}: ${message}`);
     this.field = field;
+    this.issues = issues;
   }
 }
 
@@ -16,11 +22,18 @@ export class NotFoundError extends InputError {}
 
 export class ConflictError extends InputError {}
 
+// The caller is who they say, but may not do this.
+export class ForbiddenError extends InputError {}
+
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  throw new InputError(issue.path.join('.') || 'input', issue.message);
+  const issues = result.error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((key) => ({ field: [...i.path, key].join('.'), message: 'is not a known field' }))
+      : [{ field: i.path.join('.') || 'input', message: i.message }],
+  );
+  throw new InputError(issues[0]!.field, issues[0]!.message, issues);
 }
 
 // PostgreSQL unique_violation, raised when two writers race past a lookup.

@@ -11,6 +11,7 @@ import { codeKey } from './accounts/codes.ts';
 import { createSender } from './messages/senders.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
 import { ensureAccountCenterClient } from './account-center/client.ts';
+import { ensureAdminConsoleClient } from './admin/console-client.ts';
 import { seedDemo } from './demo/seed.ts';
 import { demoSites } from './demo/sites.ts';
 import { createApp } from './app.ts';
@@ -19,6 +20,12 @@ import { cliSocketPath, serveCliRelay } from './cli-relay.ts';
 
 // url: the issuer; port: where this process listens (behind a proxy the two differ).
 export type RunningServer = { url: string; port: number; database: Database; close(): Promise<void> };
+
+// This process as reached from itself: a wildcard address is reached on loopback.
+function selfUrl({ address, port, family }: AddressInfo): string {
+  const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  return family === 'IPv6' || host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
+}
 
 // config -> database -> migrations and first-start seed -> keys -> app -> listening.
 // A caller may hand in an open database (tests hand in a fresh copy).
@@ -40,6 +47,7 @@ export async function startServer(config: Config, options: { database?: Database
     const issuer = config.issuer ?? `http://localhost:${(server.address() as AddressInfo).port}`;
 
     await ensureAccountCenterClient(db, issuer);
+    await ensureAdminConsoleClient(db, issuer, masterKey);
     const demo = config.demo ? demoSites(issuer, masterKey) : undefined;
     if (config.demo) await seedDemo(db, masterKey, issuer, config.security.passwords);
 
@@ -51,6 +59,8 @@ export async function startServer(config: Config, options: { database?: Database
       trustProxy: config.trustProxy,
       security: config.security,
       masterKey,
+      selfUrl: selfUrl(server.address() as AddressInfo),
+      keyRotationDelaySeconds: config.keys.rotationDelaySeconds,
       messages: { codeKey: codeKey(masterKey), sender: createSender(db, config.messages) },
       outboxPage: config.messages.outbox,
       logger,

@@ -58,3 +58,16 @@ export async function revokeRole(db: Db, input: z.input<typeof grantSchema>): Pr
   const removed = await db('admin_roles').where({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null }).delete();
   if (removed === 0) throw new NotFoundError('role', `the account does not hold ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''}`);
 }
+
+export type Administrator = { accountId: string; username: string; displayName: string; roles: RoleGrant[] };
+
+export async function listAdministrators(db: Db): Promise<Administrator[]> {
+  const rows = await db('admin_roles as r').join('accounts as a', 'a.id', 'r.account_id').orderBy('a.username').orderBy('r.id').select('a.id', 'a.username', 'a.display_name', 'r.role', 'r.window_id');
+  const byAccount = new Map<string, Administrator>();
+  for (const r of rows) {
+    const admin: Administrator = byAccount.get(r.id) ?? { accountId: r.id, username: r.username, displayName: r.display_name, roles: [] };
+    admin.roles.push({ role: r.role, windowId: r.window_id });
+    byAccount.set(r.id, admin);
+  }
+  return [...byAccount.values()];
+}

@@ -95,6 +95,17 @@ export async function searchEnterprises(db: Db, query: string, limit = 20): Prom
   return [...prefix, ...contains];
 }
 
+// The part of a 6-digit administrative division code that the division's own sub-areas
+// share: 410000 (the province) -> 41, 410100 (Zhengzhou) -> 4101, 419001 (Jiyuan) -> 419001.
+export const regionPrefix = (code: string) => code.replace(/(00)+$/, '');
+
+// Enterprises registered in a division or any of its sub-areas, oldest first.
+export async function enterprisesInRegion(db: Db, region: string, options: { status?: Enterprise['status']; limit: number }): Promise<Enterprise[]> {
+  const q = db('enterprises').where('region', 'like', `${regionPrefix(region)}%`).orderBy('created_at').orderBy('id').limit(options.limit).select(COLUMNS);
+  if (options.status) q.where({ status: options.status });
+  return (await q) as Enterprise[];
+}
+
 export async function setEnterpriseStatus(db: Db, id: string, status: Enterprise['status']): Promise<Enterprise> {
   const parsed = parseInput(z.strictObject({ status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }) }), { status });
   const [row] = await db('enterprises').where({ id }).update({ status: parsed.status, updated_at: db.fn.now() }).returning(COLUMNS);

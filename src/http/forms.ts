@@ -17,6 +17,12 @@ export function formField(ctx: Context, name: string): string {
   return typeof value === 'string' ? value : '';
 }
 
+// A field that may repeat (checkboxes): every string value sent under the name.
+export function formList(ctx: Context, name: string): string[] {
+  const value = (ctx.request.body as FormValues | undefined)?.[name];
+  return (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === 'string');
+}
+
 // Answers a form without its CSRF token with a 403 page; true when it did.
 export function rejectForgery(ctx: Context): boolean {
   if (csrfValid(ctx, formField(ctx, 'csrf'))) return false;

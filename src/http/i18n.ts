@@ -1,4 +1,5 @@
 import type { Context, Next } from 'koa';
+import { adminMessages } from '../admin/console/messages.ts';
 
 // zh-CN first; English on request (?lang=en), remembered in a cookie.
 export const LANGS = ['zh-CN', 'en'] as const;
@@ -296,7 +297,7 @@ export type Translate = (key: MessageKey | string, params?: Record<string, strin
 export const translator =
   (lang: Lang): Translate =>
   (key, params = {}) =>
-    ((messages[lang] as Record<string, string>)[key] ?? key).replace(/\{(\w+)\}/g, (m, name: string) => String(params[name] ?? m));
+    ((messages[lang] as Record<string, string>)[key] ?? (adminMessages[lang] as Record<string, string>)[key] ?? key).replace(/\{(\w+)\}/g, (m, name: string) => String(params[name] ?? m));
 
 const COOKIE = 'lang';
 

@@ -8,10 +8,18 @@ import { constantTimeEqual, sha256 } from '../crypto/secrets.ts';
 // The database holds only a SHA-256 digest of each client secret, and the adapter hands
 // that digest to the library as `client_secret`. Compare digests, in constant time.
 // (Symmetric uses of the secret, client_secret_jwt and HS* algorithms, are disabled.)
+// During a rotation's grace period the client also carries the replaced digest as
+// `client_secret_previous`, and either one matches. Both comparisons always run, so the
+// time taken tells neither which one matched nor whether there is a previous one.
 export function compareClientSecretDigests(provider: Provider): void {
-  const proto = provider.Client.prototype as unknown as { clientSecret: string; compareClientSecret(actual: string): boolean };
-  proto.compareClientSecret = function compareClientSecret(actual: string) {
-    return typeof actual === 'string' && constantTimeEqual(this.clientSecret, sha256(actual));
+  type Client = { clientSecret: string; client_secret_previous?: string; compareClientSecret(actual: string): boolean };
+  const proto = provider.Client.prototype as unknown as Client;
+  proto.compareClientSecret = function compareClientSecret(this: Client, actual: string) {
+    if (typeof actual !== 'string') return false;
+    const digest = sha256(actual);
+    const current = constantTimeEqual(this.clientSecret, digest);
+    const previous = constantTimeEqual(this.client_secret_previous ?? '', digest);
+    return current || previous;
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { SecuritySettings } from '../config.ts';
 import type { Db } from '../db/connect.ts';
 import { findAccount } from '../accounts/accounts.ts';
@@ -18,7 +18,11 @@ import { recordSessionUse } from './session-details.ts';
 // whatever uses it reads `current` per request.
 export type Providers = { current: Provider };
 
-export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session'] };
+// An API of this server that takes this provider's access tokens (resource indicators):
+// only the listed clients get tokens for it, opaque so they can be revoked.
+export type ProtectedApi = { audience: string; scope: string; clientIds: string[]; ttlSeconds: number };
+
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; apis?: ProtectedApi[] };
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
 
@@ -34,6 +38,10 @@ async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   const before = existing ? granted() : undefined;
   const scopes = [...ctx.oidc.requestParamOIDCScopes].join(' ');
   if (scopes) grant.addOIDCScope(scopes);
+  for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+    const wanted = [...ctx.oidc.requestParamScopes].filter((scope) => server.scopes.has(scope));
+    if (wanted.length) grant.addResourceScope(indicator, wanted.join(' '));
+  }
   const claims = ctx.oidc.requestParamClaims;
   if (claims?.size) grant.addOIDCClaims([...claims]);
   // An unchanged grant is not written again: this runs on every sign-in at a window.
@@ -76,6 +84,8 @@ const errorMessages: Record<string, string> = {
 };
 
 export function createProvider(o: ProviderOptions): Provider {
+  const apis = o.apis ?? [];
+  const apiFor = (indicator: string | undefined, clientId: string) => apis.find((a) => a.audience === indicator && a.clientIds.includes(clientId));
   const configuration: Configuration = {
     adapter: createAdapter(o.db),
     async findAccount(ctx, sub, token) {
@@ -107,7 +117,7 @@ export function createProvider(o: ProviderOptions): Provider {
       requestObjectSigningAlgValues: ['RS256', 'ES256'],
       clientAuthSigningAlgValues: ['RS256', 'ES256', 'PS256'],
     },
-    extraClientMetadata: { properties: ['window_id', 'third_party'] },
+    extraClientMetadata: { properties: ['window_id', 'third_party', 'client_secret_previous'] },
     jwks: o.keys.jwks as Configuration['jwks'],
     cookies: {
       keys: o.keys.cookieKeys,
@@ -128,6 +138,16 @@ export function createProvider(o: ProviderOptions): Provider {
         },
       },
       revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, client) => apis.find((a) => a.clientIds.includes(client!.clientId))?.audience,
+        useGrantedResource: () => true,
+        getResourceServerInfo(_ctx, indicator, client) {
+          const api = apiFor(indicator, client.clientId);
+          if (!api) throw new errors.InvalidTarget();
+          return { audience: api.audience, scope: api.scope, accessTokenFormat: 'opaque', accessTokenTTL: api.ttlSeconds };
+        },
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

@@ -1,12 +1,20 @@
+import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
-import { InputError, parseInput } from '../errors.ts';
+import { InputError, NotFoundError, parseInput } from '../errors.ts';
 import { randomSecret, sha256 } from '../crypto/secrets.ts';
-import { requireWindow } from './windows.ts';
+import { SCOPES } from '../oidc/claims.ts';
+import { patched, requireWindow, type Change } from './windows.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+export type GrantType = (typeof GRANT_TYPES)[number];
 const SECRET_METHODS = new Set<string>(['client_secret_basic', 'client_secret_post']);
+
+// Clients the server registers itself (the account center, sme-passport-account-center):
+// their settings follow the server's own configuration, so no administrator edits them.
+export const isInternalClient = (clientId: string): boolean => clientId.startsWith('sme-passport-');
 
 const isLoopback = (hostname: string) => hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 
@@ -26,35 +34,122 @@ const registeredUri = z.string().superRefine((value, ctx) => {
   } else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: `"${value}" must not carry a user name or password` });
 });
 
+// A key with private parts in the registry means the client's private key has leaked:
+// refuse it rather than store it. (The provider would refuse it too, but only when the
+// client is first used.)
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'];
+
+const publicJwk = z.looseObject({ kty: z.enum(['RSA', 'EC'], { error: 'must be an RSA or EC public key (kty RSA or EC)' }) }).superRefine((jwk, ctx) => {
+  const leaked = PRIVATE_JWK_MEMBERS.filter((member) => member in jwk);
+  if (leaked.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `must be a public key: remove its private parts (${leaked.join(', ')})` });
+    return;
+  }
+  try {
+    crypto.createPublicKey({ key: jwk as crypto.JsonWebKey, format: 'jwk' });
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `is not a valid ${jwk.kty} public key` });
+  }
+});
+
+const jwkSet = z.strictObject({ keys: z.array(publicJwk, { error: 'must be a list of keys' }).min(1, 'must hold at least one key') }, { error: 'must be a JWK set: { "keys": [...] }' });
+
+export type JwkSet = z.output<typeof jwkSet>;
+
+const clientFields = {
+  name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  redirectUris: z.array(registeredUri),
+  postLogoutRedirectUris: z.array(registeredUri),
+  backchannelLogoutUri: registeredUri,
+  jwksUri: registeredUri,
+  jwks: jwkSet,
+  grantTypes: z.array(z.enum(GRANT_TYPES, { error: `each must be one of ${GRANT_TYPES.join(', ')}` })).min(1, 'must name at least one grant type'),
+  // What the client may ask for; the provider refuses anything else (invalid_scope).
+  scopes: z.array(z.enum(SCOPES, { error: `each must be one of ${SCOPES.join(', ')}` })).refine((s) => s.includes('openid'), 'must include openid'),
+  thirdParty: z.boolean(),
+};
+
+type ClientSettings = {
+  redirectUris: string[];
+  grantTypes: GrantType[];
+  authMethod: AuthMethod;
+  jwksUri?: string | undefined;
+  jwks?: JwkSet | undefined;
+};
+
+// The rules between fields, for a new client and for an edited one alike.
+function clientRules(c: ClientSettings, ctx: z.RefinementCtx) {
+  const grants = new Set(c.grantTypes);
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  if (grants.has('authorization_code') && c.redirectUris.length === 0) issue('redirectUris', 'at least one redirect URI is needed for authorization_code');
+  if (!grants.has('authorization_code') && c.redirectUris.length > 0) issue('redirectUris', 'redirect URIs need the authorization_code grant');
+  if (grants.has('refresh_token') && !grants.has('authorization_code')) issue('grantTypes', 'refresh_token needs authorization_code');
+  if (grants.has('client_credentials') && c.authMethod === 'none') issue('grantTypes', 'client_credentials needs a client that can authenticate (not auth method none)');
+  if (c.authMethod === 'private_key_jwt') {
+    if (!c.jwksUri && !c.jwks) issue('jwks', 'private_key_jwt needs the client’s public keys: jwks (inline) or jwksUri');
+    if (c.jwksUri && c.jwks) issue('jwks', 'give either jwks or jwksUri, not both');
+  } else {
+    if (c.jwksUri) issue('jwksUri', 'is only used with private_key_jwt');
+    if (c.jwks) issue('jwks', 'is only used with private_key_jwt');
+  }
+}
+
 export const newClientSchema = z
   .strictObject({
     windowId: z.number({ error: 'must be a window id (a number)' }).int().positive(),
-    name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
-    redirectUris: z.array(registeredUri).default([]),
-    postLogoutRedirectUris: z.array(registeredUri).default([]),
-    backchannelLogoutUri: registeredUri.optional(),
-    jwksUri: registeredUri.optional(),
+    name: clientFields.name,
+    redirectUris: clientFields.redirectUris.default([]),
+    postLogoutRedirectUris: clientFields.postLogoutRedirectUris.default([]),
+    backchannelLogoutUri: clientFields.backchannelLogoutUri.optional(),
+    jwksUri: clientFields.jwksUri.optional(),
+    jwks: clientFields.jwks.optional(),
     authMethod: z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }).default('client_secret_basic'),
-    grantTypes: z
-      .array(z.enum(GRANT_TYPES, { error: `each must be one of ${GRANT_TYPES.join(', ')}` }))
-      .min(1, 'must name at least one grant type')
-      .default(['authorization_code', 'refresh_token']),
-    thirdParty: z.boolean().default(false),
+    grantTypes: clientFields.grantTypes.default(['authorization_code', 'refresh_token']),
+    scopes: clientFields.scopes.default([...SCOPES]),
+    thirdParty: clientFields.thirdParty.default(false),
   })
-  .superRefine((c, ctx) => {
-    const grants = new Set(c.grantTypes);
-    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-    if (grants.has('authorization_code') && c.redirectUris.length === 0) issue('redirectUris', 'at least one redirect URI is needed for authorization_code');
-    if (!grants.has('authorization_code') && c.redirectUris.length > 0) issue('redirectUris', 'redirect URIs need the authorization_code grant');
-    if (grants.has('refresh_token') && !grants.has('authorization_code')) issue('grantTypes', 'refresh_token needs authorization_code');
-    if (grants.has('client_credentials') && c.authMethod === 'none') issue('grantTypes', 'client_credentials needs a client that can authenticate (not auth method none)');
-    if (c.authMethod === 'private_key_jwt' && !c.jwksUri) issue('jwksUri', 'private_key_jwt needs the client’s jwks_uri');
-    if (c.authMethod !== 'private_key_jwt' && c.jwksUri) issue('jwksUri', 'is only used with private_key_jwt');
-  });
+  .superRefine(clientRules);
 
 export type NewClient = z.input<typeof newClientSchema>;
 
-// What oidc-provider sees of a client: standard metadata plus our two properties.
+// The window and the auth method are what a client is: a different one is a new client.
+// null removes an optional setting.
+export const clientPatchSchema = z.strictObject({
+  name: clientFields.name.optional(),
+  redirectUris: clientFields.redirectUris.optional(),
+  postLogoutRedirectUris: clientFields.postLogoutRedirectUris.optional(),
+  backchannelLogoutUri: clientFields.backchannelLogoutUri.nullable().optional(),
+  jwksUri: clientFields.jwksUri.nullable().optional(),
+  jwks: clientFields.jwks.nullable().optional(),
+  grantTypes: clientFields.grantTypes.optional(),
+  scopes: clientFields.scopes.optional(),
+  thirdParty: clientFields.thirdParty.optional(),
+});
+
+export type ClientPatch = z.input<typeof clientPatchSchema>;
+
+// What administrators see of a client: never a secret or its digest.
+export type Client = {
+  clientId: string;
+  windowId: number;
+  name: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  backchannelLogoutUri?: string;
+  jwksUri?: string;
+  jwks?: JwkSet;
+  authMethod: AuthMethod;
+  grantTypes: GrantType[];
+  scopes: string[];
+  thirdParty: boolean;
+  disabled: boolean;
+  createdAt: Date;
+  secretRotatedAt: Date | null;
+  previousSecretValidUntil: Date | null;
+};
+
+// What oidc-provider sees of a client: standard metadata plus our own properties
+// (extraClientMetadata in provider.ts).
 export type ClientMetadata = {
   client_id: string;
   client_name: string;
@@ -64,22 +159,88 @@ export type ClientMetadata = {
   backchannel_logout_uri?: string;
   backchannel_logout_session_required?: boolean;
   jwks_uri?: string;
-  token_endpoint_auth_method: string;
-  grant_types: string[];
+  jwks?: JwkSet;
+  token_endpoint_auth_method: AuthMethod;
+  grant_types: GrantType[];
   response_types: string[];
+  // Space-separated, as in RFC 7591; absent on clients registered before scopes were
+  // stored, which the provider lets ask for any scope.
+  scope?: string;
   window_id: number;
   third_party: boolean;
+  // The digest replaced by the last rotation, while its grace period lasts.
+  client_secret_previous?: string;
 };
+
+type StoredMetadata = Omit<ClientMetadata, 'client_id' | 'client_name' | 'client_secret' | 'client_secret_previous' | 'window_id' | 'third_party'>;
 
 type ClientRow = {
   client_id: string;
   window_id: number;
   name: string;
   secret_digest: string | null;
-  metadata: Omit<ClientMetadata, 'client_id' | 'client_name' | 'client_secret' | 'window_id' | 'third_party'>;
+  previous_secret_digest: string | null;
+  previous_secret_expires_at: Date | null;
+  secret_rotated_at: Date | null;
+  metadata: StoredMetadata;
   third_party: boolean;
+  created_at: Date;
+  updated_at: Date;
   disabled_at: Date | null;
 };
+
+function toMetadata(c: z.output<typeof newClientSchema>): StoredMetadata {
+  const grantTypes = [...new Set(c.grantTypes)];
+  return {
+    redirect_uris: [...new Set(c.redirectUris)],
+    post_logout_redirect_uris: [...new Set(c.postLogoutRedirectUris)],
+    token_endpoint_auth_method: c.authMethod,
+    grant_types: grantTypes,
+    response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
+    scope: [...new Set(c.scopes)].join(' '),
+    ...(c.backchannelLogoutUri && { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }),
+    ...(c.jwksUri && { jwks_uri: c.jwksUri }),
+    ...(c.jwks && { jwks: c.jwks }),
+  };
+}
+
+type ClientViewRow = Pick<ClientRow, 'client_id' | 'window_id' | 'name' | 'metadata' | 'third_party' | 'created_at' | 'secret_rotated_at' | 'disabled_at'> & {
+  previous_secret_valid_until: Date | null;
+};
+
+const toClient = (r: ClientViewRow): Client => ({
+  clientId: r.client_id,
+  windowId: r.window_id,
+  name: r.name,
+  redirectUris: r.metadata.redirect_uris,
+  postLogoutRedirectUris: r.metadata.post_logout_redirect_uris,
+  ...(r.metadata.backchannel_logout_uri && { backchannelLogoutUri: r.metadata.backchannel_logout_uri }),
+  ...(r.metadata.jwks_uri && { jwksUri: r.metadata.jwks_uri }),
+  ...(r.metadata.jwks && { jwks: r.metadata.jwks }),
+  authMethod: r.metadata.token_endpoint_auth_method,
+  grantTypes: r.metadata.grant_types,
+  scopes: r.metadata.scope?.split(' ') ?? [...SCOPES],
+  thirdParty: r.third_party,
+  disabled: r.disabled_at !== null,
+  createdAt: r.created_at,
+  secretRotatedAt: r.secret_rotated_at,
+  previousSecretValidUntil: r.previous_secret_valid_until,
+});
+
+// The settings of a client as creation takes them, to re-validate an edit.
+const settingsOf = (c: Client): NewClient => ({
+  windowId: c.windowId,
+  name: c.name,
+  redirectUris: c.redirectUris,
+  postLogoutRedirectUris: c.postLogoutRedirectUris,
+  backchannelLogoutUri: c.backchannelLogoutUri,
+  jwksUri: c.jwksUri,
+  jwks: c.jwks,
+  authMethod: c.authMethod,
+  grantTypes: c.grantTypes,
+  scopes: c.scopes,
+  thirdParty: c.thirdParty,
+});
 
 export type CreatedClient = { clientId: string; clientSecret: string | undefined; windowId: number };
 
@@ -88,27 +249,115 @@ export type CreatedClient = { clientId: string; clientSecret: string | undefined
 export async function createClient(db: Db, input: NewClient, options: { clientId?: string; secret?: string } = {}): Promise<CreatedClient> {
   const c = parseInput(newClientSchema, input);
   await requireWindow(db, c.windowId);
-  const grantTypes = [...new Set(c.grantTypes)];
   const secret = SECRET_METHODS.has(c.authMethod) ? (options.secret ?? randomSecret()) : undefined;
   const clientId = options.clientId ?? randomSecret(16);
-  const metadata: ClientRow['metadata'] = {
-    redirect_uris: [...new Set(c.redirectUris)],
-    post_logout_redirect_uris: [...new Set(c.postLogoutRedirectUris)],
-    token_endpoint_auth_method: c.authMethod,
-    grant_types: grantTypes,
-    response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
-    ...(c.backchannelLogoutUri && { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }),
-    ...(c.jwksUri && { jwks_uri: c.jwksUri }),
-  };
   await db<ClientRow>('clients').insert({
     client_id: clientId,
     window_id: c.windowId,
     name: c.name,
     secret_digest: secret === undefined ? null : sha256(secret),
-    metadata,
+    metadata: toMetadata(c),
     third_party: c.thirdParty,
   });
   return { clientId, clientSecret: secret, windowId: c.windowId };
+}
+
+// Whether the previous secret is still live is decided by the database's clock, the
+// same for every node.
+const livePreviousUntil = (db: Db) => db.raw('CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_valid_until');
+
+async function findClient(db: Db, clientId: string, { lock = false } = {}): Promise<Client | undefined> {
+  if (typeof clientId !== 'string' || clientId === '') return undefined;
+  const query = db('clients')
+    .where({ client_id: clientId })
+    .first('client_id', 'window_id', 'name', 'metadata', 'third_party', 'created_at', 'secret_rotated_at', 'disabled_at', livePreviousUntil(db));
+  const row: ClientViewRow | undefined = await (lock ? query.forUpdate() : query);
+  return row && toClient(row);
+}
+
+async function requireClient(db: Db, clientId: string, options: { lock?: boolean } = {}): Promise<Client> {
+  const client = await findClient(db, clientId, options);
+  if (!client) throw new NotFoundError('client', `no client with id ${clientId}`);
+  return client;
+}
+
+function refuseInternal(clientId: string): void {
+  if (isInternalClient(clientId)) throw new InputError('clientId', 'is managed by the server itself');
+}
+
+// Disabled clients included.
+export const getClient = (db: Db, clientId: string): Promise<Client | undefined> => findClient(db, clientId);
+
+export async function listClients(db: Db, windowId: number): Promise<Client[]> {
+  await requireWindow(db, windowId);
+  const rows: ClientViewRow[] = await db('clients')
+    .where({ window_id: windowId })
+    .orderBy(['created_at', 'client_id'])
+    .select('client_id', 'window_id', 'name', 'metadata', 'third_party', 'created_at', 'secret_rotated_at', 'disabled_at', livePreviousUntil(db));
+  return rows.map(toClient);
+}
+
+export async function updateClient(db: Db, clientId: string, patch: ClientPatch): Promise<Change<Client>> {
+  refuseInternal(clientId);
+  const p = parseInput(clientPatchSchema, patch);
+  return db.transaction(async (trx) => {
+    const before = await requireClient(trx, clientId, { lock: true });
+    const c = parseInput(newClientSchema, patched(settingsOf(before), p));
+    await trx('clients').where({ client_id: clientId }).update({ name: c.name, metadata: toMetadata(c), third_party: c.thirdParty, updated_at: trx.fn.now() });
+    return { before, after: await requireClient(trx, clientId) };
+  });
+}
+
+const MAX_GRACE_SECONDS = 30 * 24 * 3600;
+
+// The old secret keeps working for graceSeconds, so the window can deploy the new one
+// without an outage; 0 ends it at once (a leaked secret).
+export async function rotateClientSecret(db: Db, clientId: string, graceSeconds = 86400): Promise<{ clientSecret: string; previousSecretValidUntil: Date | null }> {
+  refuseInternal(clientId);
+  if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
+    throw new InputError('graceSeconds', `must be a whole number of seconds from 0 to ${MAX_GRACE_SECONDS} (30 days)`);
+  }
+  const client = await requireClient(db, clientId);
+  if (!SECRET_METHODS.has(client.authMethod)) throw new InputError('authMethod', `a ${client.authMethod} client has no secret to rotate`);
+  const clientSecret = randomSecret();
+  const keepPrevious = graceSeconds > 0;
+  // One statement: its right-hand sides read the row as the statement finds it, so the
+  // digest kept as previous is the one being replaced, even when two rotations race.
+  const [row] = await db('clients')
+    .where({ client_id: clientId })
+    .update({
+      secret_digest: sha256(clientSecret),
+      previous_secret_digest: keepPrevious ? db.raw('secret_digest') : null,
+      previous_secret_expires_at: keepPrevious ? db.raw('now() + make_interval(secs => ?)', [graceSeconds]) : null,
+      secret_rotated_at: db.fn.now(),
+      updated_at: db.fn.now(),
+    })
+    .returning('previous_secret_expires_at');
+  if (!row) throw new NotFoundError('client', `no client with id ${clientId}`);
+  return { clientSecret, previousSecretValidUntil: row.previous_secret_expires_at };
+}
+
+// Takes effect at the client's next request: the provider looks the client up on every one.
+export async function setClientDisabled(db: Db, clientId: string, disabled: boolean): Promise<Change<Client>> {
+  refuseInternal(clientId);
+  return db.transaction(async (trx) => {
+    const before = await requireClient(trx, clientId, { lock: true });
+    await trx('clients')
+      .where({ client_id: clientId })
+      .update({ disabled_at: disabled ? trx.raw('coalesce(disabled_at, now())') : null, updated_at: trx.fn.now() });
+    return { before, after: await requireClient(trx, clientId) };
+  });
+}
+
+// Its codes, tokens and grants go with it, so nothing it was issued works any more.
+export async function deleteClient(db: Db, clientId: string): Promise<Client> {
+  refuseInternal(clientId);
+  return db.transaction(async (trx) => {
+    const client = await requireClient(trx, clientId, { lock: true });
+    await trx('oidc_artifacts').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
+    await trx('clients').where({ client_id: clientId }).delete();
+    return client;
+  });
 }
 
 // For clients this server registers itself, whose redirect URI follows the issuer.
@@ -118,19 +367,24 @@ export async function updateRedirectUris(db: Db, clientId: string, redirectUris:
 }
 
 // A client whose window or itself is disabled does not exist for the provider.
+// oidc-provider calls this on every Client.find and keeps a built Client only in an LRU
+// keyed on the SHA-256 of this metadata (lib/models/client.js): a rotated digest, or the
+// previous digest dropping out when its grace period ends (decided here, in SQL), is a
+// new Client on every node at its next request, without a restart.
 export async function findClientMetadata(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
-  const row = await db<ClientRow>('clients as c')
+  const row: (ClientRow & { live_previous_digest: string | null }) | undefined = await db('clients as c')
     .join('windows as w', 'w.id', 'c.window_id')
     .where('c.client_id', clientId)
     .whereNull('c.disabled_at')
     .whereNull('w.disabled_at')
-    .first('c.*');
+    .first('c.*', db.raw('CASE WHEN c.previous_secret_expires_at > now() THEN c.previous_secret_digest END AS live_previous_digest'));
   if (!row) return undefined;
   return {
     ...row.metadata,
     client_id: row.client_id,
     client_name: row.name,
     ...(row.secret_digest !== null && { client_secret: row.secret_digest }),
+    ...(row.live_previous_digest !== null && { client_secret_previous: row.live_previous_digest }),
     window_id: row.window_id,
     third_party: row.third_party,
   };

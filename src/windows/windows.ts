@@ -38,19 +38,49 @@ const toWindow = (r: WindowRow): Window => ({
   disabled: r.disabled_at !== null,
 });
 
+const windowFields = {
+  name: z.string().trim().min(2, 'must be at least 2 characters').max(100, 'must be at most 100 characters'),
+  region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
+  cluster: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  directlyAdministered: z.boolean(),
+};
+
 export const newWindowSchema = z
   .strictObject({
     kind: z.enum(WINDOW_KINDS, { error: `must be one of ${WINDOW_KINDS.join(', ')}` }),
-    name: z.string().trim().min(2, 'must be at least 2 characters').max(100, 'must be at most 100 characters'),
-    region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100').optional(),
-    cluster: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
-    directlyAdministered: z.boolean().optional(),
+    name: windowFields.name,
+    region: windowFields.region.optional(),
+    cluster: windowFields.cluster.optional(),
+    directlyAdministered: windowFields.directlyAdministered.optional(),
   })
   .refine((w) => w.kind !== 'industry' || w.cluster, { path: ['cluster'], message: 'is required for an industry window (the industry cluster it serves)' })
   .refine((w) => w.kind === 'industry' || !w.cluster, { path: ['cluster'], message: 'is only for industry windows' })
   .refine((w) => w.kind === 'service' || w.region, { path: ['region'], message: 'is required for province, comprehensive and industry windows' });
 
 export type NewWindow = z.input<typeof newWindowSchema>;
+
+// A window's kind never changes: a different kind is a different window.
+// null removes a region or cluster.
+export const windowPatchSchema = z.strictObject({
+  name: windowFields.name.optional(),
+  region: windowFields.region.nullable().optional(),
+  cluster: windowFields.cluster.nullable().optional(),
+  directlyAdministered: windowFields.directlyAdministered.optional(),
+});
+
+export type WindowPatch = z.input<typeof windowPatchSchema>;
+
+export type Change<T> = { before: T; after: T };
+
+// The input that re-validates a record with a patch applied, so an edit meets the same
+// rules as creation: what the patch names replaces the current value, null removes it,
+// and undefined keeps it (as if absent, as in JSON).
+export function patched(current: object, patch: object): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...current };
+  for (const [key, value] of Object.entries(patch)) if (value !== undefined) merged[key] = value;
+  for (const [key, value] of Object.entries(merged)) if (value === null) delete merged[key];
+  return merged;
+}
 
 export async function createWindow(db: Db, input: NewWindow): Promise<Window> {
   const w = parseInput(newWindowSchema, input);
@@ -69,16 +99,50 @@ export async function listWindows(db: Db): Promise<Window[]> {
   return (await db<WindowRow>('windows').orderBy('id')).map(toWindow);
 }
 
-export async function findWindow(db: Db, id: number): Promise<Window | undefined> {
+// lock: inside a transaction, hold the row until it ends, for a read-then-write.
+export async function findWindow(db: Db, id: number, { lock = false } = {}): Promise<Window | undefined> {
   if (!Number.isSafeInteger(id) || id <= 0 || id > 2 ** 31 - 1) return undefined;
-  const row = await db<WindowRow>('windows').where({ id }).first();
+  const query = db<WindowRow>('windows').where({ id });
+  const row = await (lock ? query.forUpdate() : query).first();
   return row && toWindow(row);
 }
 
-export async function requireWindow(db: Db, id: number): Promise<Window> {
-  const window = await findWindow(db, id);
+export async function requireWindow(db: Db, id: number, options: { lock?: boolean } = {}): Promise<Window> {
+  const window = await findWindow(db, id, options);
   if (!window) throw new NotFoundError('window', `no window with id ${id}`);
   return window;
+}
+
+export async function updateWindow(db: Db, id: number, patch: WindowPatch): Promise<Change<Window>> {
+  const p = parseInput(windowPatchSchema, patch);
+  return db.transaction(async (trx) => {
+    const before = await requireWindow(trx, id, { lock: true });
+    const { id: _id, disabled: _disabled, ...current } = before;
+    const w = parseInput(newWindowSchema, patched(current, p));
+    try {
+      const [row] = await trx<WindowRow>('windows')
+        .where({ id })
+        .update({ name: w.name, region: w.region ?? null, cluster: w.cluster ?? null, directly_administered: w.directlyAdministered ?? false })
+        .returning('*');
+      return { before, after: toWindow(row!) };
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError('name', 'a window with this name exists already');
+      throw err;
+    }
+  });
+}
+
+// The window's clients stop working at once: the provider looks clients up with their
+// window on every request (findClientMetadata).
+export async function setWindowDisabled(db: Db, id: number, disabled: boolean): Promise<Change<Window>> {
+  return db.transaction(async (trx) => {
+    const before = await requireWindow(trx, id, { lock: true });
+    const [row] = await trx<WindowRow>('windows')
+      .where({ id })
+      .update({ disabled_at: disabled ? trx.raw('coalesce(disabled_at, now())') : null })
+      .returning('*');
+    return { before, after: toWindow(row!) };
+  });
 }
 
 export const countWindows = async (db: Db): Promise<number> => Number((await db('windows').count({ n: '*' }))[0]!.n);

@@ -1,0 +1,368 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import * as oidc from 'openid-client';
+import { seal, unseal } from '../../crypto/master-key.ts';
+import { ForbiddenError, InputError, NotFoundError } from '../../errors.ts';
+import { csrfToken } from '../../http/csrf.ts';
+import { formBody, formField as field, formList, rejectForgery } from '../../http/forms.ts';
+import { render } from '../../http/render.ts';
+import { SCOPES } from '../../oidc/claims.ts';
+import { AUTH_METHODS, GRANT_TYPES } from '../../windows/clients.ts';
+import { WINDOW_KINDS } from '../../windows/windows.ts';
+import { ADMIN_ROLES } from '../../accounts/admin-roles.ts';
+import { ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret, adminConsoleUris } from '../console-client.ts';
+import { invoke, type Input } from '../api/invoke.ts';
+import { operation, type Services } from '../api/operations.ts';
+import { ADMIN_SCOPE, authenticate, Unauthenticated, type Principal } from '../api/token.ts';
+
+// The admin console (/admin): server-rendered pages over the admin API. It signs the
+// administrator in as an ordinary OIDC client of this provider (openid-client, code flow
+// with PKCE), keeps the access token it receives in a sealed cookie, and performs every
+// read and change as an API operation with that token: the same role checks, the same
+// validation, the same audit records.
+
+const SESSION_COOKIE = 'admin_console';
+const AUTH_COOKIE = 'admin_console_auth';
+const SEAL_CONTEXT = 'admin-console-token';
+
+type Data = Record<string, unknown>;
+type Page = (ctx: Context, extra?: Data) => Promise<void>;
+
+const lines = (value: string) => value.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+const optional = (value: string) => (value.trim() ? value.trim() : undefined);
+
+export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: string): Router {
+  const router = new Router({ prefix: '/admin' });
+  const uris = adminConsoleUris(issuer);
+  const cookieOptions = { path: '/admin', httpOnly: true, sameSite: 'lax' as const, signed: true };
+
+  // The provider is this process: requests for the issuer go to where it listens, so
+  // the console works behind any proxy without calling out and back in.
+  let config: Promise<oidc.Configuration> | undefined;
+  const configuration = () => {
+    if (!config) {
+      const toSelf: oidc.CustomFetch = (url, init) => fetch(url.replace(issuer, selfUrl), init as RequestInit);
+      config = oidc.discovery(new URL(issuer), ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret(services.masterKey), undefined, {
+        execute: [oidc.allowInsecureRequests],
+        [oidc.customFetch]: toSelf,
+      });
+      config.catch(() => (config = undefined));
+    }
+    return config;
+  };
+
+  const tokenOf = (ctx: Context) => {
+    const sealed = ctx.cookies.get(SESSION_COOKIE, { signed: true });
+    if (!sealed) return undefined;
+    try {
+      return unseal(services.masterKey, sealed, SEAL_CONTEXT);
+    } catch {
+      return undefined;
+    }
+  };
+
+  const call = (ctx: Context, id: string, input: Omit<Input, 'ip'> = {}) => invoke(services, operation(id), ctx.state.who as Principal, { ...input, ip: ctx.ip });
+  const can = (ctx: Context, id: string) => operation(id).roles.some((role) => (ctx.state.who as Principal).roles.some((r) => r.role === role));
+  const show = (ctx: Context, view: string, data: Data, status = 200) =>
+    render(ctx, view, { ...data, who: ctx.state.who, csrf: csrfToken(ctx), can: (id: string) => can(ctx, id), notice: ctx.query.saved === '1' ? 'adminSaved' : undefined }, status);
+
+  // A change from a form: on success, back to the page; on bad input, the page again
+  // with what was typed and what is wrong, nothing changed.
+  const change = (act: (ctx: Context) => Promise<string | void>, page: Page) => async (ctx: Context) => {
+    if (rejectForgery(ctx)) return;
+    try {
+      const next = await act(ctx);
+      if (next !== undefined) ctx.redirect(`${next}${next.includes('?') ? '&' : '?'}saved=1`);
+    } catch (err) {
+      if (!(err instanceof InputError) || err instanceof NotFoundError || err instanceof ForbiddenError) throw err;
+      ctx.status = 400;
+      await page(ctx, { errors: err.issues, values: ctx.request.body });
+    }
+  };
+
+  // Out of bounds for this administrator, or gone: a plain page, as the API would answer.
+  router.use(async (ctx: Context, next: Next) => {
+    try {
+      await next();
+    } catch (err) {
+      if (err instanceof ForbiddenError) return render(ctx, 'error', { message: 'errorGeneric', code: 'forbidden', detail: err.message }, 403);
+      if (err instanceof NotFoundError) return render(ctx, 'error', { message: 'errorNotFound', code: 'not_found', detail: err.message }, 404);
+      throw err;
+    }
+  });
+
+  router.get('/login', async (ctx) => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    ctx.cookies.set(AUTH_COOKIE, JSON.stringify({ verifier, state, nonce }), { ...cookieOptions, maxAge: 600_000 });
+    const url = oidc.buildAuthorizationUrl(await configuration(), {
+      redirect_uri: uris.redirect,
+      scope: `openid profile ${ADMIN_SCOPE}`,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+    });
+    ctx.redirect(`${url.pathname}${url.search}`);
+  });
+
+  router.get('/callback', async (ctx) => {
+    const pending = JSON.parse(ctx.cookies.get(AUTH_COOKIE, { signed: true }) ?? 'null') as { verifier: string; state: string; nonce: string } | null;
+    ctx.cookies.set(AUTH_COOKIE, null, cookieOptions);
+    if (!pending) return ctx.redirect('/admin');
+    let tokens: oidc.TokenEndpointResponse;
+    try {
+      tokens = await oidc.authorizationCodeGrant(await configuration(), new URL(`${uris.redirect}${ctx.search}`), {
+        pkceCodeVerifier: pending.verifier,
+        expectedState: pending.state,
+        expectedNonce: pending.nonce,
+      });
+    } catch (err) {
+      const code = err instanceof oidc.AuthorizationResponseError ? err.error : 'invalid_callback';
+      return render(ctx, 'error', { message: 'errorGeneric', code }, 400);
+    }
+    ctx.cookies.set(SESSION_COOKIE, seal(services.masterKey, tokens.access_token, SEAL_CONTEXT), { ...cookieOptions, maxAge: (tokens.expires_in ?? 1800) * 1000 });
+    ctx.redirect('/admin');
+  });
+
+  // Signing out of the console signs out of the provider (RP-initiated logout), which
+  // ends the token with the session.
+  router.get('/logout', async (ctx) => {
+    ctx.cookies.set(SESSION_COOKIE, null, cookieOptions);
+    const url = oidc.buildEndSessionUrl(await configuration(), { client_id: ADMIN_CONSOLE_CLIENT_ID, post_logout_redirect_uri: uris.postLogout });
+    ctx.redirect(`${url.pathname}${url.search}`);
+  });
+  router.get('/signed-out', (ctx) => render(ctx, 'admin-signed-out'));
+
+  // Every other page: a live token from a second-factor sign-in, or sign in again (the
+  // provider's session usually makes that a pair of redirects).
+  router.use(async (ctx: Context, next: Next) => {
+    const token = tokenOf(ctx);
+    try {
+      ctx.state.who = await authenticate(services.providers.current, services.db, issuer, token && `Bearer ${token}`);
+    } catch (err) {
+      if (!(err instanceof Unauthenticated)) throw err;
+      ctx.cookies.set(SESSION_COOKIE, null, cookieOptions);
+      return ctx.redirect('/admin/login');
+    }
+    if ((ctx.state.who as Principal).roles.length === 0) return render(ctx, 'error', { message: 'adminNoRole', code: 'forbidden' }, 403);
+    return next();
+  });
+
+  router.get('/', (ctx) => show(ctx, 'admin-home', {}));
+
+  const windowsPage: Page = async (ctx, extra = {}) => {
+    show(ctx, 'admin-windows', { windows: (await call(ctx, 'listWindows')).body, kinds: WINDOW_KINDS, ...extra }, ctx.status === 400 ? 400 : 200);
+  };
+  router.get('/windows', (ctx) => windowsPage(ctx));
+  router.post(
+    '/windows',
+    formBody,
+    change(async (ctx) => {
+      const body = {
+        kind: field(ctx, 'kind'),
+        name: field(ctx, 'name'),
+        region: optional(field(ctx, 'region')),
+        cluster: optional(field(ctx, 'cluster')),
+        directlyAdministered: field(ctx, 'directlyAdministered') === 'on',
+      };
+      const w = (await call(ctx, 'createWindow', { body })).body as { id: number };
+      return `/admin/windows/${w.id}`;
+    }, windowsPage),
+  );
+
+  const windowPage: Page = async (ctx, extra = {}) => {
+    const params = { windowId: String(ctx.params.windowId) };
+    const window = (await call(ctx, 'getWindow', { params })).body;
+    const clients = (await call(ctx, 'listClients', { params })).body;
+    const pending = (await call(ctx, 'listWindowEnterprises', { params, query: { status: 'pending', limit: '50' } })).body;
+    show(ctx, 'admin-window', { window, clients, pending, authMethods: AUTH_METHODS, grantTypes: GRANT_TYPES, scopes: SCOPES, kinds: WINDOW_KINDS, ...extra }, ctx.status === 400 ? 400 : 200);
+  };
+  router.get('/windows/:windowId', (ctx) => windowPage(ctx));
+  router.post(
+    '/windows/:windowId',
+    formBody,
+    change(async (ctx) => {
+      const body = {
+        name: field(ctx, 'name'),
+        region: optional(field(ctx, 'region')),
+        cluster: optional(field(ctx, 'cluster')),
+        directlyAdministered: field(ctx, 'directlyAdministered') === 'on',
+      };
+      await call(ctx, 'updateWindow', { params: { windowId: ctx.params.windowId! }, body });
+      return `/admin/windows/${ctx.params.windowId}`;
+    }, windowPage),
+  );
+  for (const act of ['disable', 'enable'] as const) {
+    router.post(
+      `/windows/:windowId/${act}`,
+      formBody,
+      change(async (ctx) => {
+        await call(ctx, `${act}Window`, { params: { windowId: ctx.params.windowId! } });
+        return `/admin/windows/${ctx.params.windowId}`;
+      }, windowPage),
+    );
+  }
+
+  const clientForm = (ctx: Context) => ({
+    name: field(ctx, 'name'),
+    redirectUris: lines(field(ctx, 'redirectUris')),
+    postLogoutRedirectUris: lines(field(ctx, 'postLogoutRedirectUris')),
+    grantTypes: formList(ctx, 'grantTypes'),
+    scopes: formList(ctx, 'scopes'),
+    thirdParty: field(ctx, 'thirdParty') === 'on',
+  });
+  const jwksField = (ctx: Context) => {
+    const text = field(ctx, 'jwks').trim();
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new InputError('jwks', 'is not valid JSON');
+    }
+  };
+  const showSecret = (ctx: Context, data: Data) => show(ctx, 'admin-secret', data);
+
+  router.post(
+    '/windows/:windowId/clients',
+    formBody,
+    change(async (ctx) => {
+      const jwks = jwksField(ctx);
+      const body = {
+        ...clientForm(ctx),
+        authMethod: field(ctx, 'authMethod'),
+        ...(optional(field(ctx, 'backchannelLogoutUri')) && { backchannelLogoutUri: field(ctx, 'backchannelLogoutUri').trim() }),
+        ...(optional(field(ctx, 'jwksUri')) && { jwksUri: field(ctx, 'jwksUri').trim() }),
+        ...(jwks !== undefined && { jwks }),
+      };
+      const created = (await call(ctx, 'createClient', { params: { windowId: ctx.params.windowId! }, body })).body as { clientId: string; clientSecret?: string };
+      if (!created.clientSecret) return `/admin/clients/${encodeURIComponent(created.clientId)}`;
+      showSecret(ctx, { clientId: created.clientId, clientSecret: created.clientSecret, previousSecretValidUntil: null });
+    }, windowPage),
+  );
+
+  const clientPage: Page = async (ctx, extra = {}) => {
+    const client = (await call(ctx, 'getClient', { params: { clientId: ctx.params.clientId! } })).body;
+    show(ctx, 'admin-client', { client, grantTypes: GRANT_TYPES, scopes: SCOPES, ...extra }, ctx.status === 400 ? 400 : 200);
+  };
+  const clientPath = (ctx: Context) => `/admin/clients/${encodeURIComponent(ctx.params.clientId!)}`;
+  router.get('/clients/:clientId', (ctx) => clientPage(ctx));
+  router.post(
+    '/clients/:clientId',
+    formBody,
+    change(async (ctx) => {
+      const jwks = jwksField(ctx);
+      const body = {
+        ...clientForm(ctx),
+        backchannelLogoutUri: optional(field(ctx, 'backchannelLogoutUri')) ?? null,
+        ...(field(ctx, 'authMethod') === 'private_key_jwt' && { jwksUri: optional(field(ctx, 'jwksUri')) ?? null, jwks: jwks ?? null }),
+      };
+      await call(ctx, 'updateClient', { params: { clientId: ctx.params.clientId! }, body });
+      return clientPath(ctx);
+    }, clientPage),
+  );
+  router.post(
+    '/clients/:clientId/secret',
+    formBody,
+    change(async (ctx) => {
+      const hours = field(ctx, 'graceHours').trim();
+      if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'must be a number of hours, such as 24');
+      const body = hours ? { graceSeconds: Math.round(Number(hours) * 3600) } : {};
+      const rotated = (await call(ctx, 'rotateClientSecret', { params: { clientId: ctx.params.clientId! }, body })).body as Data;
+      showSecret(ctx, rotated);
+    }, clientPage),
+  );
+  for (const act of ['disable', 'enable'] as const) {
+    router.post(
+      `/clients/:clientId/${act}`,
+      formBody,
+      change(async (ctx) => {
+        await call(ctx, `${act}Client`, { params: { clientId: ctx.params.clientId! } });
+        return clientPath(ctx);
+      }, clientPage),
+    );
+  }
+  router.post(
+    '/clients/:clientId/delete',
+    formBody,
+    change(async (ctx) => {
+      const client = (await call(ctx, 'getClient', { params: { clientId: ctx.params.clientId! } })).body as { windowId: number };
+      await call(ctx, 'deleteClient', { params: { clientId: ctx.params.clientId! } });
+      return `/admin/windows/${client.windowId}`;
+    }, clientPage),
+  );
+
+  router.post(
+    '/enterprises/:enterpriseId/status',
+    formBody,
+    change(async (ctx) => {
+      await call(ctx, 'setEnterpriseStatus', { params: { enterpriseId: ctx.params.enterpriseId! }, body: { status: field(ctx, 'status') } });
+      return `/admin/windows/${Number(field(ctx, 'windowId')) || ''}`;
+    }, (ctx, extra) => {
+      ctx.params.windowId = field(ctx, 'windowId');
+      return windowPage(ctx, extra);
+    }),
+  );
+
+  const administratorsPage: Page = async (ctx, extra = {}) => {
+    show(ctx, 'admin-administrators', { administrators: (await call(ctx, 'listAdministrators')).body, roles: ADMIN_ROLES, ...extra }, ctx.status === 400 ? 400 : 200);
+  };
+  const roleForm = (ctx: Context) => ({
+    account: field(ctx, 'account'),
+    role: field(ctx, 'role'),
+    ...(optional(field(ctx, 'windowId')) && { windowId: Number(field(ctx, 'windowId')) }),
+  });
+  router.get('/administrators', (ctx) => administratorsPage(ctx));
+  router.post(
+    '/administrators/grants',
+    formBody,
+    change(async (ctx) => {
+      await call(ctx, 'grantRole', { body: roleForm(ctx) });
+      return '/admin/administrators';
+    }, administratorsPage),
+  );
+  router.post(
+    '/administrators/revocations',
+    formBody,
+    change(async (ctx) => {
+      await call(ctx, 'revokeRole', { body: roleForm(ctx) });
+      return '/admin/administrators';
+    }, administratorsPage),
+  );
+
+  const keysPage: Page = async (ctx, extra = {}) => {
+    show(ctx, 'admin-keys', { keys: (await call(ctx, 'listKeys')).body, now: new Date(), ...extra }, ctx.status === 400 ? 400 : 200);
+  };
+  router.get('/keys', (ctx) => keysPage(ctx));
+  router.post(
+    '/keys/rotations',
+    formBody,
+    change(async (ctx) => {
+      const delay = field(ctx, 'delaySeconds').trim();
+      if (delay && !/^\d+$/.test(delay)) throw new InputError('delaySeconds', 'must be a whole number of seconds');
+      await call(ctx, 'rotateKeys', { body: delay ? { delaySeconds: Number(delay) } : {} });
+      return '/admin/keys';
+    }, keysPage),
+  );
+  router.post(
+    '/keys/:kid/retire',
+    formBody,
+    change(async (ctx) => {
+      await call(ctx, 'retireKey', { params: { kid: ctx.params.kid! } });
+      return '/admin/keys';
+    }, keysPage),
+  );
+
+  router.get('/audit', async (ctx) => {
+    const query = Object.fromEntries(Object.entries(ctx.query).filter(([k, v]) => k !== 'lang' && k !== 'saved' && typeof v === 'string' && v !== ''));
+    try {
+      show(ctx, 'admin-audit', { events: (await call(ctx, 'listAuditEvents', { query })).body, filter: query });
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      show(ctx, 'admin-audit', { events: [], filter: query, errors: err.issues }, 400);
+    }
+  });
+
+  return router;
+}
