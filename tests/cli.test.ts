@@ -151,6 +151,13 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     expect(JSON.parse(windowAdmin.stdout).roles).toContainEqual({ role: 'window_admin', windowId });
     expect((await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin'])).stdout).toMatch(/holds: window_admin@\d+/);
     refused(await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin']), /--role: the account does not hold system_admin/);
+    // Each change is on record, once, as the command line's; refusals changed nothing.
+    const records = await withDb((db) => db('audit_events').whereIn('event', ['admin.grantRole', 'admin.revokeRole']).orderBy('id').select('event', 'actor_type', 'actor_id', 'window_id', 'before', 'after'));
+    expect(records).toEqual([
+      { event: 'admin.grantRole', actor_type: 'system', actor_id: `cli:${os.userInfo().username}`, window_id: null, before: null, after: { role: 'system_admin', windowId: null } },
+      { event: 'admin.grantRole', actor_type: 'system', actor_id: `cli:${os.userInfo().username}`, window_id: windowId, before: null, after: { role: 'window_admin', windowId } },
+      { event: 'admin.revokeRole', actor_type: 'system', actor_id: `cli:${os.userInfo().username}`, window_id: null, before: { role: 'system_admin', windowId: null }, after: null },
+    ]);
   });
 
   it('rotates, lists and retires signing keys', async () => {

@@ -15,6 +15,7 @@ import { browser } from '../helpers/browser.ts';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { freePort, runCli, startNode, type Node } from '../helpers/processes.ts';
 import { eventually } from '../helpers/wait.ts';
+import { adminToken, api, makeAdmin } from '../helpers/admin.ts';
 
 // Two server processes on one PostgreSQL database, behind one issuer: whatever one
 // node knows, the other must too. (An embedded database belongs to one process.)
@@ -133,5 +134,33 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
     for (const i of [0, 1, 0, 1]) expect(alert(await attempt(i, 'Wrong-password-9'))).toBe('账号或密码不正确。');
     expect(alert(await attempt(0, 'Wrong-password-9'))).toMatch(/锁定/);
     expect(alert(await attempt(1, person.password))).toMatch(/锁定/);
+  });
+
+  it('stops a disabled window’s clients at once on both nodes, and takes a rotated secret on both', async () => {
+    const target = { url: nodes[0]!.url, db: database.db, masterKey: env.MASTER_KEY! };
+    const token = await adminToken(target, await makeAdmin(target, 'nodes.admin', [{ role: 'system_admin' }]));
+    const window = (await api(target, token, 'POST', '/windows', { kind: 'service', name: '两节点服务机构' })).body as { id: number };
+    const made = await api(target, token, 'POST', `/windows/${window.id}/clients`, { name: 'service back end', grantTypes: ['client_credentials'] });
+    expect(made.status).toBe(201);
+    const tokenAt = async (i: number, secret: string) => {
+      const config = await oidc.discovery(new URL(nodes[0]!.url), made.body.clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });
+      config[oidc.customFetch] = (url, options) => fetch(onNode(url, i), options as RequestInit);
+      return oidc.clientCredentialsGrant(config, { scope: 'openid' }).then(
+        () => 'issued',
+        (err: { error?: string }) => err.error,
+      );
+    };
+    expect([await tokenAt(0, made.body.clientSecret), await tokenAt(1, made.body.clientSecret)]).toEqual(['issued', 'issued']);
+
+    // Rotated through node 2: the new secret works on node 1 at once, the old one still does.
+    const viaNode2 = { url: `http://127.0.0.1:${ports[1]}` };
+    const rotated = await api(viaNode2, token, 'POST', `/clients/${made.body.clientId}/secret`, { graceSeconds: 3600 });
+    expect(rotated.status).toBe(200);
+    expect([await tokenAt(0, rotated.body.clientSecret), await tokenAt(0, made.body.clientSecret)]).toEqual(['issued', 'issued']);
+
+    expect((await api(target, token, 'POST', `/windows/${window.id}/disable`)).status).toBe(200);
+    expect([await tokenAt(0, rotated.body.clientSecret), await tokenAt(1, rotated.body.clientSecret)]).toEqual(['invalid_client', 'invalid_client']);
+    expect((await api(viaNode2, token, 'POST', `/windows/${window.id}/enable`)).status).toBe(200);
+    expect([await tokenAt(0, rotated.body.clientSecret), await tokenAt(1, rotated.body.clientSecret)]).toEqual(['issued', 'issued']);
   });
 });

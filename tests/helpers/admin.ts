@@ -15,10 +15,13 @@ import type { TestServer } from './server.ts';
 
 export type TestAdmin = { account: Account; password: string; totpSecret: string };
 
+// A test server, or any node: where it answers, its database and its master key.
+type Target = Pick<TestServer, 'url' | 'db' | 'masterKey'>;
+
 const PASSWORD = 'Zhongyuan-Admin-2014';
 const now = () => Math.floor(Date.now() / 1000);
 
-export async function makeAdmin(server: TestServer, username: string, roles: Array<{ role: AdminRole; windowId?: number }>): Promise<TestAdmin> {
+export async function makeAdmin(server: Pick<Target, 'db' | 'masterKey'>, username: string, roles: Array<{ role: AdminRole; windowId?: number }>): Promise<TestAdmin> {
   const account = await createAccount(server.db, { username, displayName: username, password: PASSWORD }, PASSWORD_POLICIES.mlps);
   for (const r of roles) await grantRole(server.db, { accountId: account.id, ...r });
   const masterKey = Buffer.from(server.masterKey, 'base64');
@@ -34,7 +37,7 @@ export async function signInAtProvider(b: Browser, start: Visit, admin: TestAdmi
   return b.submit(mfa, '/mfa', { code: await generate({ secret: admin.totpSecret, epoch: now() + 30 }) }, stopAt);
 }
 
-export async function adminToken(server: TestServer, admin: TestAdmin): Promise<string> {
+export async function adminToken(server: Pick<Target, 'url' | 'masterKey'>, admin: TestAdmin): Promise<string> {
   const uris = adminConsoleUris(server.url);
   const config = await oidc.discovery(new URL(server.url), ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret(Buffer.from(server.masterKey, 'base64')), undefined, {
     execute: [oidc.allowInsecureRequests],
@@ -57,7 +60,7 @@ export async function adminToken(server: TestServer, admin: TestAdmin): Promise<
 
 export type ApiAnswer = { status: number; body: any };
 
-export async function api(server: TestServer, token: string | undefined, method: string, path: string, body?: unknown): Promise<ApiAnswer> {
+export async function api(server: Pick<Target, 'url'>, token: string | undefined, method: string, path: string, body?: unknown): Promise<ApiAnswer> {
   const res = await fetch(`${server.url}${ADMIN_API_PATH}${path}`, {
     method,
     headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
