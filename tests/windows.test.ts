@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_CENTER_CLIENT_ID, ensureAccountCenterClient } from '../src/account-center/client.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
+import { ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret, ensureAdminConsoleClient } from '../src/admin/console-client.ts';
 import { SCOPES } from '../src/oidc/claims.ts';
 import {
   createClient,
@@ -290,5 +291,18 @@ describe('removing a client', () => {
     }
     expect(await findClientMetadata(database.db, ACCOUNT_CENTER_CLIENT_ID)).toMatchObject({ redirect_uris: ['http://localhost:3000/account/callback'] });
     expect(await getClient(database.db, ACCOUNT_CENTER_CLIENT_ID)).toMatchObject({ disabled: false });
+  });
+
+  it('registers the admin console once, and follows the issuer when it changes', async () => {
+    const masterKey = crypto.randomBytes(32);
+    await ensureAdminConsoleClient(database.db, 'http://localhost:3000', masterKey);
+    await ensureAdminConsoleClient(database.db, 'https://passport.example.cn', masterKey);
+    expect(await findClientMetadata(database.db, ADMIN_CONSOLE_CLIENT_ID)).toMatchObject({
+      redirect_uris: ['https://passport.example.cn/admin/callback'],
+      post_logout_redirect_uris: ['https://passport.example.cn/admin/signed-out'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      client_secret: sha256(adminConsoleSecret(masterKey)),
+    });
+    expect(Number((await database.db('clients').where({ client_id: ADMIN_CONSOLE_CLIENT_ID }).count({ n: '*' }))[0]!.n)).toBe(1);
   });
 });

@@ -20,7 +20,9 @@ export async function ensureAdminConsoleClient(db: Db, issuer: string, masterKey
     await trx.raw("SELECT pg_advisory_xact_lock(hashtext('sme-passport:admin-console-client'))");
     const existing = await findClientMetadata(trx, ADMIN_CONSOLE_CLIENT_ID);
     if (existing) {
-      if (existing.redirect_uris.join(' ') !== uris.redirect) await updateRedirectUris(trx, ADMIN_CONSOLE_CLIENT_ID, [uris.redirect]);
+      if (existing.redirect_uris.join(' ') !== uris.redirect || existing.post_logout_redirect_uris.join(' ') !== uris.postLogout) {
+        await updateRedirectUris(trx, ADMIN_CONSOLE_CLIENT_ID, [uris.redirect], [uris.postLogout]);
+      }
       return;
     }
     const province = (await listWindows(trx)).find((w) => w.kind === 'province');

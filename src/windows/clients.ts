@@ -361,9 +361,12 @@ export async function deleteClient(db: Db, clientId: string): Promise<Client> {
 }
 
 // For clients this server registers itself, whose redirect URI follows the issuer.
-export async function updateRedirectUris(db: Db, clientId: string, redirectUris: string[]): Promise<void> {
+export async function updateRedirectUris(db: Db, clientId: string, redirectUris: string[], postLogoutRedirectUris: string[] = []): Promise<void> {
   const uris = z.array(registeredUri).min(1).parse(redirectUris);
-  await db('clients').where({ client_id: clientId }).update({ metadata: db.raw("jsonb_set(metadata, '{redirect_uris}', ?::jsonb)", [JSON.stringify(uris)]) });
+  const postLogout = z.array(registeredUri).parse(postLogoutRedirectUris);
+  await db('clients')
+    .where({ client_id: clientId })
+    .update({ metadata: db.raw("metadata || jsonb_build_object('redirect_uris', ?::jsonb, 'post_logout_redirect_uris', ?::jsonb)", [JSON.stringify(uris), JSON.stringify(postLogout)]) });
 }
 
 // A client whose window or itself is disabled does not exist for the provider.

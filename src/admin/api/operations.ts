@@ -79,6 +79,12 @@ async function clientInScope(call: { who: Principal; db: Db }, clientId: string)
   return client;
 }
 
+async function accountOf(db: Db, id: string) {
+  const account = await findAccount(db, id);
+  if (!account) throw new NotFoundError('accountId', `no account with id ${id}`);
+  return account;
+}
+
 const windowIdParam = z.strictObject({ windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().max(2 ** 31 - 1) });
 const clientIdParam = z.strictObject({ clientId: z.string().min(1).max(200) });
 const accountIdParam = z.strictObject({ accountId: z.uuid('must be an account id') });
@@ -360,8 +366,7 @@ export const OPERATIONS: Operation[] = [
     params: accountIdParam,
     transactional: false,
     run: async ({ who, db, services, params }) => {
-      const account = await findAccount(db, params.accountId);
-      if (!account) throw new NotFoundError('accountId', `no account with id ${params.accountId}`);
+      const account = await accountOf(db, params.accountId);
       if (account.id === who.accountId) throw new ForbiddenError('accountId', 'administrators do not disable themselves');
       await setAccountStatus(db, account.id, 'disabled');
       const ended = await endSessionsOf(services.providers.current, db, account.id, { everything: true });
@@ -379,8 +384,7 @@ export const OPERATIONS: Operation[] = [
     roles: ['security_admin'],
     params: accountIdParam,
     run: async ({ db, params }) => {
-      const account = await findAccount(db, params.accountId);
-      if (!account) throw new NotFoundError('accountId', `no account with id ${params.accountId}`);
+      const account = await accountOf(db, params.accountId);
       await setAccountStatus(db, account.id, 'active');
       return { body: { id: account.id, status: 'active' }, change: { target: `account:${account.id}`, before: { status: account.status }, after: { status: 'active' } } };
     },
@@ -393,8 +397,7 @@ export const OPERATIONS: Operation[] = [
     roles: ['security_admin'],
     params: accountIdParam,
     run: async ({ db, params }) => {
-      const account = await findAccount(db, params.accountId);
-      if (!account) throw new NotFoundError('accountId', `no account with id ${params.accountId}`);
+      const account = await accountOf(db, params.accountId);
       await clearFailures(db, lockKeyFor(account.id, account.username));
       return { body: { id: account.id, unlocked: true }, change: { target: `account:${account.id}` } };
     },
@@ -408,8 +411,7 @@ export const OPERATIONS: Operation[] = [
     params: accountIdParam,
     transactional: false,
     run: async ({ db, services, params }) => {
-      const account = await findAccount(db, params.accountId);
-      if (!account) throw new NotFoundError('accountId', `no account with id ${params.accountId}`);
+      const account = await accountOf(db, params.accountId);
       const ended = await endSessionsOf(services.providers.current, db, account.id, { everything: true });
       return { body: ended, change: { target: `account:${account.id}`, after: ended } };
     },
