@@ -34,7 +34,8 @@ const optional = (value: string) => (value.trim() ? value.trim() : undefined);
 export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: string): Router {
   const router = new Router({ prefix: '/admin' });
   const uris = adminConsoleUris(issuer);
-  const cookieOptions = { path: '/admin', httpOnly: true, sameSite: 'lax' as const, signed: true };
+  // Secure whenever the request came over https (directly or, with TRUST_PROXY, via the proxy).
+  const cookieOptions = (ctx: Context) => ({ path: '/admin', httpOnly: true, sameSite: 'lax' as const, signed: true, secure: ctx.secure });
 
   // The provider is this process: requests for the issuer go to where it listens, so
   // the console works behind any proxy without calling out and back in.
@@ -95,7 +96,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
-    ctx.cookies.set(AUTH_COOKIE, JSON.stringify({ verifier, state, nonce }), { ...cookieOptions, maxAge: 600_000 });
+    ctx.cookies.set(AUTH_COOKIE, JSON.stringify({ verifier, state, nonce }), { ...cookieOptions(ctx), maxAge: 600_000 });
     const url = oidc.buildAuthorizationUrl(await configuration(), {
       redirect_uri: uris.redirect,
       scope: `openid profile ${ADMIN_SCOPE}`,
@@ -109,7 +110,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
 
   router.get('/callback', async (ctx) => {
     const pending = JSON.parse(ctx.cookies.get(AUTH_COOKIE, { signed: true }) ?? 'null') as { verifier: string; state: string; nonce: string } | null;
-    ctx.cookies.set(AUTH_COOKIE, null, cookieOptions);
+    ctx.cookies.set(AUTH_COOKIE, null, cookieOptions(ctx));
     if (!pending) return ctx.redirect('/admin');
     let tokens: oidc.TokenEndpointResponse;
     try {
@@ -122,14 +123,14 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       const code = err instanceof oidc.AuthorizationResponseError ? err.error : 'invalid_callback';
       return render(ctx, 'error', { message: 'errorGeneric', code }, 400);
     }
-    ctx.cookies.set(SESSION_COOKIE, seal(services.masterKey, tokens.access_token, SEAL_CONTEXT), { ...cookieOptions, maxAge: (tokens.expires_in ?? 1800) * 1000 });
+    ctx.cookies.set(SESSION_COOKIE, seal(services.masterKey, tokens.access_token, SEAL_CONTEXT), { ...cookieOptions(ctx), maxAge: (tokens.expires_in ?? 1800) * 1000 });
     ctx.redirect('/admin');
   });
 
   // Signing out of the console signs out of the provider (RP-initiated logout), which
   // ends the token with the session.
   router.get('/logout', async (ctx) => {
-    ctx.cookies.set(SESSION_COOKIE, null, cookieOptions);
+    ctx.cookies.set(SESSION_COOKIE, null, cookieOptions(ctx));
     const url = oidc.buildEndSessionUrl(await configuration(), { client_id: ADMIN_CONSOLE_CLIENT_ID, post_logout_redirect_uri: uris.postLogout });
     ctx.redirect(`${url.pathname}${url.search}`);
   });
@@ -143,7 +144,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       ctx.state.who = await authenticate(services.providers.current, services.db, issuer, token && `Bearer ${token}`);
     } catch (err) {
       if (!(err instanceof Unauthenticated)) throw err;
-      ctx.cookies.set(SESSION_COOKIE, null, cookieOptions);
+      ctx.cookies.set(SESSION_COOKIE, null, cookieOptions(ctx));
       return ctx.redirect('/admin/login');
     }
     if ((ctx.state.who as Principal).roles.length === 0) return render(ctx, 'error', { message: 'adminNoRole', code: 'forbidden' }, 403);
@@ -359,7 +360,8 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     try {
       show(ctx, 'admin-audit', { events: (await call(ctx, 'listAuditEvents', { query })).body, filter: query });
     } catch (err) {
-      if (!(err instanceof InputError)) throw err;
+      // Bad filters are shown with the form; a role without the audit trail is refused (403).
+      if (!(err instanceof InputError) || err instanceof ForbiddenError || err instanceof NotFoundError) throw err;
       show(ctx, 'admin-audit', { events: [], filter: query, errors: err.issues }, 400);
     }
   });

@@ -1,0 +1,141 @@
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+import * as oidc from 'openid-client';
+import { generate } from 'otplib';
+import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
+import { listWindows, type Window } from '../../src/windows/windows.ts';
+import { makeAdmin } from '../helpers/admin.ts';
+import { browser as httpBrowser } from '../helpers/browser.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+// The admin console in a real browser (Debian's chromium, as in browser.test.ts): a
+// window administrator signs in with password and TOTP, registers a client for their
+// window, rotates its secret at once, and a real relying party then signs a person in
+// with the new secret while the old one is refused. The client list is saved as a
+// screenshot (artifacts/admin-client-list.png) for the test run.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const hasChromium = fs.existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`browser tests skipped: ${CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM_PATH)`);
+
+const ARTIFACTS = fileURLToPath(new URL('../../artifacts/', import.meta.url));
+const now = () => Math.floor(Date.now() / 1000);
+
+let server: TestServer;
+let browser: Browser;
+let zhengzhou: Window;
+
+beforeAll(async () => {
+  if (!hasChromium) return;
+  server = await startTestServer({ SIGN_IN_RATE_LIMIT: '1000/60' });
+  zhengzhou = (await listWindows(server.db)).find((w) => w.region === '410100')!;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe.skipIf(!hasChromium)('the admin console in a browser', () => {
+  it('registers a client, rotates its secret, and the window signs a person in with the new secret only', async () => {
+    const admin = await makeAdmin(server, 'zhengzhou.window.admin', [{ role: 'window_admin', windowId: zhengzhou.id }]);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+
+    // Sign in: the console sends the browser to the provider's login, then the TOTP page.
+    await page.goto(`${server.url}/admin`);
+    await page.waitForURL(/\/interaction\//);
+    await page.fill('#identifier', admin.account.username);
+    await page.fill('#password', admin.password);
+    await page.click('button[type=submit]:not(.secondary)');
+    await page.waitForSelector('#code');
+    await page.fill('#code', await generate({ secret: admin.totpSecret, epoch: now() + 30 }));
+    await page.click('button[type=submit]:not(.secondary)');
+    await page.waitForURL(`${server.url}/admin`);
+    expect(await page.locator('main').innerText()).toContain('窗口平台管理员');
+
+    // Their window, and a new client for a relying party there.
+    await page.click(`a[href="/admin/windows/${zhengzhou.id}"] >> nth=-1`);
+    await page.waitForURL(`${server.url}/admin/windows/${zhengzhou.id}`);
+    expect(await page.locator('h1').innerText()).toBe(zhengzhou.name);
+    const slug = 'zhengzhou-console-rp';
+    const redirectUri = `http://127.0.0.1:9/${slug}/callback`;
+    await page.selectOption('#new-client #authMethod', 'client_secret_basic');
+    await page.fill('#new-client #name', '郑州市企业服务大厅');
+    await page.fill('#new-client #redirectUris', redirectUri);
+    await page.click('#new-client button[type=submit]');
+    const clientId = (await page.locator('#client-id').innerText()).trim();
+    const firstSecret = (await page.locator('#client-secret').innerText()).trim();
+    expect(firstSecret).toMatch(/^\S{20,}$/);
+
+    // Rotate on the client's page, the old secret ending at once.
+    await page.getByRole('link', { name: '返回应用' }).click();
+    await page.waitForURL(`${server.url}/admin/clients/${encodeURIComponent(clientId)}`);
+    await page.fill('#graceHours', '0');
+    await page.click('#rotate-secret button[type=submit]');
+    await page.waitForSelector('#client-secret');
+    const newSecret = (await page.locator('#client-secret').innerText()).trim();
+    expect(newSecret).toMatch(/^\S{20,}$/);
+    expect(newSecret).not.toBe(firstSecret);
+
+    // The window's client list, for the record of the test run.
+    await page.goto(`${server.url}/admin/windows/${zhengzhou.id}`);
+    const row = page.locator('#clients tr', { hasText: clientId });
+    expect(await row.innerText()).toContain('郑州市企业服务大厅');
+    expect(await row.innerText()).toContain(redirectUri);
+    expect(await page.content()).not.toContain(newSecret);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}admin-client-list.png`, fullPage: true });
+    expect(fs.statSync(`${ARTIFACTS}admin-client-list.png`).size).toBeGreaterThan(0);
+    await page.close();
+
+    // The relying party (openid-client) with the new secret signs an ordinary person in.
+    const person = { username: 'li.na', displayName: '李娜', password: 'Shaolin-Temple-495' };
+    await createAccount(server.db, person, PASSWORD_POLICIES.mlps);
+    const site = (secret: string) => oidc.discovery(new URL(server.url), clientId, undefined, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
+    const current = await site(newSecret);
+    const you = httpBrowser();
+    const authorize = async (config: oidc.Configuration) => {
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const nonce = oidc.randomNonce();
+      const url = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: redirectUri,
+        scope: 'openid profile',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      });
+      return { visit: await you.visit(url, redirectUri), checks: { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce } };
+    };
+    const first = await authorize(current);
+    expect(first.visit.kind === 'page' && first.visit.html).toContain('name="password"');
+    const back = await you.submit(first.visit, '/login', { identifier: person.username, password: person.password }, redirectUri);
+    if (back.kind !== 'redirect') throw new Error(`expected the way back to the window, got a page (${back.status}):\n${back.html.slice(0, 1500)}`);
+    const tokens = await oidc.authorizationCodeGrant(current, back.to, first.checks);
+    expect(tokens.claims()).toMatchObject({ aud: clientId, name: person.displayName, preferred_username: person.username });
+
+    // The old secret: the token endpoint refuses the client itself.
+    const stale = await site(firstSecret);
+    const second = await authorize(stale);
+    if (second.visit.kind !== 'redirect') throw new Error('expected single sign-on straight back to the window');
+    const refused = await oidc.authorizationCodeGrant(stale, second.visit.to, second.checks).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    // Basic authentication refused: 401 with a WWW-Authenticate challenge, and the body says why.
+    expect(refused).toBeInstanceOf(oidc.WWWAuthenticateChallengeError);
+    const challenge = refused as oidc.WWWAuthenticateChallengeError;
+    expect(challenge.status).toBe(401);
+    expect(challenge.cause[0]?.parameters.error).toBe('invalid_client');
+    expect(await challenge.response.json()).toMatchObject({ error: 'invalid_client' });
+    expect(server.errors).toEqual([]);
+  });
+});
