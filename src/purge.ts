@@ -5,11 +5,17 @@ import { purgeStaleThrottles } from './accounts/lockout.ts';
 import { purgeOldWindows } from './http/rate-limit.ts';
 import { purgeEndedSessionDetails } from './oidc/session-details.ts';
 import { purgeOldCodes } from './accounts/codes.ts';
+import { recordExpiredSessions } from './oidc/sessions.ts';
+import { rollUpTokenCounts } from './audit/token-counts.ts';
 
 // Everything that expires, in one pass; each module deletes its own rows. Any node may
 // run it at any time (the server on a timer, operators with `sme-passport purge`).
+// Expired sessions and the token counts of past minutes go on the audit trail first.
 export async function purgeExpired(db: Db): Promise<number> {
-  let deleted = await purgeExpiredArtifacts(db);
+  await rollUpTokenCounts(db);
+  let deleted = 0;
+  for (let batch = await recordExpiredSessions(db); batch > 0; batch = await recordExpiredSessions(db)) deleted += batch;
+  deleted += await purgeExpiredArtifacts(db);
   deleted += await purgeEndedChoices(db, liveSessionUids);
   deleted += await purgeStaleThrottles(db);
   deleted += await purgeOldWindows(db);

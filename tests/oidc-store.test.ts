@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import { createAdapter, purgeExpiredArtifacts } from '../src/oidc/adapter.ts';
+import { purgeExpired } from '../src/purge.ts';
 import { ensureKeys, loadKeys } from '../src/oidc/keys.ts';
 import { outgoingFetch } from '../src/oidc/outgoing-fetch.ts';
 import { testDatabase, type TestDatabase } from './helpers/database.ts';
@@ -32,13 +33,18 @@ describe('the provider’s artifact store', () => {
   it('finds by uid and user code, hides expired rows, and purges them', async () => {
     const sessions = createAdapter(database.db)('Session');
     await sessions.upsert('s-live', { uid: 'uid-live', kind: 'Session' }, 60);
-    await sessions.upsert('s-old', { uid: 'uid-old', kind: 'Session' }, 60);
+    await sessions.upsert('s-old', { uid: 'uid-old', kind: 'Session', accountId: '7f7c7a9e-6c4b-4e55-9d7a-5b0c5b8f0a11' }, 60);
     await database.db('oidc_artifacts').where({ id: 's-old' }).update({ expires_at: new Date(Date.now() - 1000) });
     expect(await sessions.findByUid('uid-live')).toMatchObject({ uid: 'uid-live' });
     expect(await sessions.findByUid('uid-old')).toBeUndefined();
-    expect(await purgeExpiredArtifacts(database.db)).toBeGreaterThanOrEqual(1);
+    // Expired sessions are not the artifact purge's: they go on record as they go.
+    expect(await purgeExpiredArtifacts(database.db)).toBe(0);
+    expect(await purgeExpired(database.db)).toBeGreaterThanOrEqual(1);
     expect(await database.db('oidc_artifacts').where({ id: 's-old' }).first()).toBeUndefined();
     expect(await database.db('oidc_artifacts').where({ id: 's-live' }).first()).toBeDefined();
+    expect(await database.db('audit_events').where({ event: 'session.expired' }).select('target', 'after')).toEqual([
+      { target: 'account:7f7c7a9e-6c4b-4e55-9d7a-5b0c5b8f0a11', after: { sessionUid: 'uid-old', expiredAt: expect.any(String) } },
+    ]);
   });
 
   it('accepts a client assertion id once', async () => {

@@ -9,6 +9,7 @@ import { InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
+import { recordEvent } from '../audit/trail.ts';
 import { render } from '../http/render.ts';
 import type { Sender } from '../messages/senders.ts';
 
@@ -59,12 +60,13 @@ export function registerRoutes(db: Db, security: SecuritySettings, messages: Cod
       // detail leaves the code usable, a wrong code still counts as a try.
       const outcome = await db.transaction(async (trx) => {
         if (!(await useCode(trx, messages.codeKey, 'register', contact.destination, field(ctx, 'code').slice(0, 12)))) return 'bad-code';
-        await createAccount(
+        const account = await createAccount(
           trx,
           { username: values.username, displayName: values.name, password, ...(contact.channel === 'sms' ? { phone: contact.destination } : { email: contact.destination }) },
           security.passwords,
           contact.channel === 'sms' ? 'phone' : 'email',
         );
+        await recordEvent(trx, { actor: { type: 'account', id: account.id }, ip: ctx.ip, event: 'account.created', target: `account:${account.id}`, outcome: 'success', reason: 'registration', after: { username: account.username, proven: contact.channel === 'sms' ? 'phone' : 'email' } });
         return 'created';
       });
       if (outcome === 'bad-code') return page(ctx, { step: 'details', ...values, error: 'badCode' }, 400);

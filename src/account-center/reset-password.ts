@@ -11,6 +11,7 @@ import { InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
+import { recordEvent } from '../audit/trail.ts';
 import { render } from '../http/render.ts';
 import { endSessionsOf } from '../oidc/sessions.ts';
 import type { CodeMessages } from './register.ts';
@@ -50,6 +51,7 @@ export function resetPasswordRoutes(providers: Providers, db: Db, security: Secu
       const outcome = await db.transaction(async (trx) => {
         if (!(await useCode(trx, messages.codeKey, 'reset', contact.destination, field(ctx, 'code').slice(0, 12))) || !account) return 'bad-code';
         await changePassword(trx, account.id, password, security.passwords);
+        await recordEvent(trx, { actor: { type: 'account', id: account.id }, ip: ctx.ip, event: 'password.reset', target: `account:${account.id}`, outcome: 'success', reason: `code sent by ${contact.channel}` });
         return 'changed';
       });
       if (outcome === 'bad-code') return page(ctx, { step: 'password', contact: contact.destination, error: 'badCode' }, 400);

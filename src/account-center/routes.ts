@@ -25,6 +25,7 @@ import { grantsOf, sessionsOf } from '../oidc/session-details.ts';
 import { revokeGrantArtifacts } from '../oidc/adapter.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
+import { recordEvent, type AuditEvent } from '../audit/trail.ts';
 
 // The account center (/account): who you are, whom you act for in this sign-in, your
 // enterprises, registering a new one, and (for its legal representative and admins)
@@ -88,6 +89,12 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   });
   type Me = NonNullable<Awaited<ReturnType<typeof who>>>;
   const meOf = (ctx: Context) => ctx.state.me as Me;
+  // What a person does to their own account goes on record with the change (pass the
+  // change's transaction).
+  const record = (trx: Db, ctx: Context, event: string, rest: Omit<AuditEvent, 'actor' | 'event' | 'outcome'> = {}) => {
+    const me = meOf(ctx);
+    return recordEvent(trx, { actor: { type: 'account', id: me.account.id }, ip: ctx.ip, event, outcome: 'success', target: `account:${me.account.id}`, ...rest });
+  };
   // The current password, typed again for a sensitive change; failures count toward the lockout.
   const passwordConfirmed = async (ctx: Context, me: Me) => {
     const check = await signInWithPassword(db, me.account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
@@ -124,7 +131,11 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
     try {
-      await setDisplayName(db, me.account.id, field(ctx, 'name').slice(0, 200));
+      const name = field(ctx, 'name').slice(0, 200);
+      await db.transaction(async (trx) => {
+        await setDisplayName(trx, me.account.id, name);
+        await record(trx, ctx, 'account.changed', { before: { displayName: me.account.displayName }, after: { displayName: name.trim() } });
+      });
     } catch (err) {
       if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
       throw err;
@@ -141,7 +152,10 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (!(await passwordConfirmed(ctx, me))) return showAccount(ctx, { error: 'badPassword' }, 401);
     if (next !== field(ctx, 'confirm_password')) return showAccount(ctx, { error: 'passwordsDiffer' }, 400);
     try {
-      await changePassword(db, me.account.id, next, security.passwords);
+      await db.transaction(async (trx) => {
+        await changePassword(trx, me.account.id, next, security.passwords);
+        await record(trx, ctx, 'password.changed');
+      });
     } catch (err) {
       if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
       throw err;
@@ -178,6 +192,9 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       const outcome = await db.transaction(async (trx) => {
         if (!(await useCode(trx, messages.codeKey, 'contact', contact.destination, field(ctx, 'code').slice(0, 12)))) return 'bad-code';
         await setContact(trx, me.account.id, contact);
+        const shown = (c: { channel: string; destination: string | null }) => ({ [c.channel === 'sms' ? 'phone' : 'email']: c.destination && (c.channel === 'sms' ? maskPhone(c.destination) : c.destination) });
+        const before = contact.channel === 'sms' ? me.account.phone : me.account.email;
+        await record(trx, ctx, 'account.changed', { before: shown({ channel: contact.channel, destination: before }), after: shown(contact) });
         return 'changed';
       });
       if (outcome === 'bad-code') return showContactCode(ctx, contact.destination, 'badCode', 400);
@@ -203,7 +220,11 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const me = meOf(ctx);
     if (!(await passwordConfirmed(ctx, me))) return showEnrolment(ctx, field(ctx, 'sealed'), 'badPassword', 401);
     try {
-      const codes = await confirmEnrolment(db, masterKey, me.account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
+      const codes = await db.transaction(async (trx) => {
+        const made = await confirmEnrolment(trx, masterKey, me.account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
+        await record(trx, ctx, 'mfa.enrolled');
+        return made;
+      });
       render(ctx, 'recovery-codes', { codes });
     } catch (err) {
       if (err instanceof InputError) return showEnrolment(ctx, field(ctx, 'sealed'), 'badOtp', 400);
@@ -216,7 +237,10 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
     if (!(await passwordConfirmed(ctx, me))) return showAccount(ctx, { error: 'badPassword' }, 401);
-    await removeTotp(db, me.account.id);
+    await db.transaction(async (trx) => {
+      await removeTotp(trx, me.account.id);
+      await record(trx, ctx, 'mfa.removed');
+    });
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -225,7 +249,8 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   router.post('/sessions/:uid/end', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
+    const ended = await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
+    await record(db, ctx, 'sign_out', { reason: 'one session, from the account center', after: ended });
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -233,7 +258,8 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   router.post('/sessions/end-all', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    await endSessionsOf(providers.current, db, me.account.id, { everything: false });
+    const ended = await endSessionsOf(providers.current, db, me.account.id, { everything: false });
+    await record(db, ctx, 'sign_out', { reason: 'every session, from the account center', after: ended });
     ctx.status = 303;
     ctx.redirect('/');
   });
@@ -244,7 +270,10 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const me = meOf(ctx);
     const grant = (await grantsOf(db, me.account.id)).find((g) => g.grantId === ctx.params.id);
     if (!grant) return ctx.throw(404);
-    await revokeGrantArtifacts(db, grant.grantId);
+    await db.transaction(async (trx) => {
+      await revokeGrantArtifacts(trx, grant.grantId);
+      await record(trx, ctx, 'token.revoked', { target: `client:${grant.clientId}`, reason: 'the person revoked the site’s access', after: { grantId: grant.grantId } });
+    });
     ctx.status = 303;
     ctx.redirect('/account');
   });
@@ -287,6 +316,8 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
           ...(values.industry && { industry: values.industry }),
         });
         await addMember(trx, { enterpriseId: enterprise.id, accountId: me.account.id, role: 'legal_rep' });
+        await record(trx, ctx, 'enterprise.created', { enterpriseId: enterprise.id, target: `enterprise:${enterprise.id}`, after: enterprise });
+        await record(trx, ctx, 'membership.added', { enterpriseId: enterprise.id, target: `enterprise:${enterprise.id}`, after: { accountId: me.account.id, role: 'legal_rep' } });
       });
     } catch (err) {
       if (err instanceof InputError) return showNewEnterprise(ctx, values, err.message, 400);
@@ -327,7 +358,10 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const person = await findAccountByIdentifier(db, field(ctx, 'identifier').slice(0, 254));
     if (!person || person.status !== 'active') return showMembers(ctx, { error: 'noSuchAccount', identifier: field(ctx, 'identifier') }, 400);
     try {
-      await addMember(db, { enterpriseId: found.enterprise.id, accountId: person.id, role: 'operator' });
+      await db.transaction(async (trx) => {
+        await addMember(trx, { enterpriseId: found.enterprise.id, accountId: person.id, role: 'operator' });
+        await record(trx, ctx, 'membership.added', { enterpriseId: found.enterprise.id, target: `enterprise:${found.enterprise.id}`, after: { accountId: person.id, role: 'operator' } });
+      });
     } catch (err) {
       if (err instanceof InputError) return showMembers(ctx, { error: 'alreadyMember', identifier: field(ctx, 'identifier') }, 400);
       throw err;
@@ -343,7 +377,10 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (!found) return;
     const target = String(ctx.params.accountId);
     if (!isUuid(target) || (await roleIn(db, found.enterprise.id, target)) !== 'operator') return showMembers(ctx, { error: 'notAnOperator' }, 400);
-    await removeMember(db, found.enterprise.id, target);
+    await db.transaction(async (trx) => {
+      await removeMember(trx, found.enterprise.id, target);
+      await record(trx, ctx, 'membership.removed', { enterpriseId: found.enterprise.id, target: `enterprise:${found.enterprise.id}`, before: { accountId: target, role: 'operator' } });
+    });
     ctx.status = 303;
     ctx.redirect(`/account/enterprises/${found.enterprise.id}`);
   });

@@ -152,10 +152,13 @@ export async function setAccountStatus(db: Db, id: string, status: Account['stat
   await db('accounts').where({ id }).update({ status, updated_at: db.fn.now() });
 }
 
+// `reason` and `accountId` are for the audit trail only: the person is told the same
+// thing whatever the reason.
+export type SignInFailure = 'unknown_account' | 'wrong_password' | 'account_disabled';
 export type SignInResult =
   | { outcome: 'signed-in'; account: Account; passwordExpired: boolean }
-  | { outcome: 'locked'; until: Date }
-  | { outcome: 'failed' };
+  | { outcome: 'locked'; until: Date; accountId: string | undefined; reason?: SignInFailure } // with reason: this failure locked it
+  | { outcome: 'failed'; reason: SignInFailure; accountId: string | undefined };
 
 export type SignInRules = { lockout: LockoutPolicy; passwords: PasswordPolicy };
 
@@ -166,11 +169,12 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
   const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
   const key = lockKeyFor(row?.id, identifier);
   const locked = await lockedUntil(db, key);
-  if (locked) return { outcome: 'locked', until: locked };
+  if (locked) return { outcome: 'locked', until: locked, accountId: row?.id };
   const ok = await verifyPassword(row?.password_hash, password);
   if (!row || !ok || row.status !== 'active') {
+    const reason = !row ? 'unknown_account' : !ok ? 'wrong_password' : 'account_disabled';
     const until = await recordFailure(db, key, rules.lockout);
-    return until ? { outcome: 'locked', until } : { outcome: 'failed' };
+    return until ? { outcome: 'locked', until, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
   }
   await clearFailures(db, key);
   if (needsRehash(row.password_hash)) {

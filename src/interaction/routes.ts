@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Db } from '../db/connect.ts';
 import type { InteractionResults } from 'oidc-provider';
 import type { Providers } from '../oidc/provider.ts';
-import { changePassword, signInWithPassword } from '../accounts/accounts.ts';
+import { changePassword, signInWithPassword, type SignInResult } from '../accounts/accounts.ts';
 import { lockedUntil, lockKeyFor, recordFailure } from '../accounts/lockout.ts';
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
 import { findAccount } from '../accounts/accounts.ts';
@@ -19,6 +19,8 @@ import { formBody as form, formField as field, rejectForgery } from '../http/for
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
+import { recordEvent } from '../audit/trail.ts';
+import { personActor } from '../audit/actors.ts';
 
 // The provider's user interface: login, the choice of whom to act for, consent
 // (third-party clients only) and abort.
@@ -30,6 +32,8 @@ async function whoAsks(db: Db, clientId: unknown) {
   const window = client ? await findWindow(db, client.window_id) : undefined;
   return { clientName: client?.client_name, windowName: window?.name, thirdParty: client?.third_party ?? false };
 }
+
+const windowOfClient = async (db: Db, clientId: unknown) => (typeof clientId === 'string' ? ((await findClientMetadata(db, clientId))?.window_id ?? null) : null);
 
 type Data = Record<string, unknown>;
 
@@ -43,6 +47,23 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const redirectTo = await providers.current.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.status = 303;
     ctx.redirect(redirectTo);
+  };
+
+  // Every sign-in attempt goes on record before the person hears the outcome; if the
+  // record cannot be written, the sign-in does not happen.
+  const recordSignIn = async (ctx: Context, params: Data, r: { outcome: 'success' | 'failure'; accountId: string | undefined; reason?: string; acr?: string }) => {
+    const windowId = await windowOfClient(db, params.client_id);
+    const base = { actor: personActor(r.accountId), ip: ctx.ip, windowId, ...(r.accountId && { target: `account:${r.accountId}` }) };
+    await recordEvent(db, { ...base, event: 'sign_in', outcome: r.outcome, ...(r.reason && { reason: r.reason }), after: { clientId: params.client_id, ...(r.acr && { acr: r.acr }) } });
+  };
+  const recordLock = async (ctx: Context, params: Data, accountId: string | undefined, until: Date) => {
+    const windowId = await windowOfClient(db, params.client_id);
+    await recordEvent(db, { actor: personActor(accountId), ip: ctx.ip, windowId, event: 'account.locked', outcome: 'success', ...(accountId && { target: `account:${accountId}` }), after: { until } });
+  };
+  // A refused password, told to the person as the login page says it.
+  const refusedPassword = async (ctx: Context, params: Data, result: Exclude<SignInResult, { outcome: 'signed-in' }>) => {
+    if (result.outcome === 'locked' && result.reason) await recordLock(ctx, params, result.accountId, result.until);
+    await recordSignIn(ctx, params, { outcome: 'failure', accountId: result.accountId, reason: result.reason ?? 'locked' });
   };
 
   const showLogin = async (ctx: Context, uid: string, params: Data, extra: Data = {}, status = 200) => {
@@ -105,10 +126,11 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const password = field(ctx, 'password').slice(0, 1024);
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
     const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords });
+    if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
     if (result.passwordExpired) return showPasswordChange(ctx, uid, identifier);
-    await afterPassword(ctx, uid, result.account.id);
+    await afterPassword(ctx, uid, params, result.account.id);
   });
 
   // An expired password (the mlps profile) is changed before the sign-in completes. The
@@ -123,16 +145,21 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const next = field(ctx, 'new_password').slice(0, 1024);
     const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
+    if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, 'badCredentials', 401);
     if (next !== field(ctx, 'confirm_password')) return showPasswordChange(ctx, uid, identifier, 'passwordsDiffer', 400);
+    const accountId = result.account.id;
     try {
-      await changePassword(db, result.account.id, next, security.passwords);
+      await db.transaction(async (trx) => {
+        await changePassword(trx, accountId, next, security.passwords);
+        await recordEvent(trx, { actor: personActor(accountId), ip: ctx.ip, event: 'password.changed', target: `account:${accountId}`, outcome: 'success', reason: 'expired' });
+      });
     } catch (err) {
       if (err instanceof InputError) return showPasswordChange(ctx, uid, identifier, err.message, 400);
       throw err;
     }
-    await afterPassword(ctx, uid, result.account.id);
+    await afterPassword(ctx, uid, params, accountId);
   });
 
   // The second factor. Between the password and the code, the browser holds a signed,
@@ -147,9 +174,10 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const [forUid, accountId, until] = (ctx.cookies.get(PENDING, { signed: true }) ?? '').split('.');
     return forUid === uid && accountId && Number(until) > Date.now() ? accountId : undefined;
   };
-  const afterPassword = async (ctx: Context, uid: string, accountId: string) => {
+  const afterPassword = async (ctx: Context, uid: string, params: Data, accountId: string) => {
     if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
     if (await isAdministrator(db, accountId)) return showAdminEnrolment(ctx, uid, accountId);
+    await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.password });
     await finish(ctx, { login: { accountId, amr: ['pwd'], acr: ACR.password, remember: true } });
   };
 
@@ -173,7 +201,11 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const check = await signInWithPassword(db, account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (check.outcome !== 'signed-in' || check.account.id !== account.id) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badPassword', 401);
     try {
-      const codes = await confirmEnrolment(db, masterKey, account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
+      const codes = await db.transaction(async (trx) => {
+        const made = await confirmEnrolment(trx, masterKey, account.id, field(ctx, 'sealed'), field(ctx, 'code').slice(0, 12));
+        await recordEvent(trx, { actor: personActor(account.id), ip: ctx.ip, event: 'mfa.enrolled', target: `account:${account.id}`, outcome: 'success', reason: 'administrator, during sign-in' });
+        return made;
+      });
       render(ctx, 'recovery-codes', { codes, uid, csrf: csrfToken(ctx) });
     } catch (err) {
       if (err instanceof InputError) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badOtp', 400);
@@ -189,14 +221,20 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (!accountId) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
     const key = lockKeyFor(accountId, '');
     const locked = await lockedUntil(db, key);
-    if (locked) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(locked) }, 401);
+    if (locked) {
+      await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'locked' });
+      return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(locked) }, 401);
+    }
     const factor = await verifySecondFactor(db, masterKey, accountId, field(ctx, 'code').slice(0, 40));
     if (!factor) {
       const until = await recordFailure(db, key, security.lockout);
+      if (until) await recordLock(ctx, params, accountId, until);
+      await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'mfa_failed' });
       if (until) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(until) }, 401);
       return showMfa(ctx, uid, accountId, 'badOtp', 401);
     }
     ctx.cookies.set(PENDING, null, pendingOptions(uid));
+    await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.mfa });
     await finish(ctx, { login: { accountId, amr: factor === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'], acr: ACR.mfa, remember: true } });
   });
 

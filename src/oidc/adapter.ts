@@ -90,8 +90,10 @@ export function createAdapter(db: Db) {
 }
 
 // Nothing in the library deletes expired rows. Any node may run this; it is idempotent.
+// Expired sessions are left to recordExpiredSessions (sessions.ts), which puts them on
+// record as it deletes them.
 export async function purgeExpiredArtifacts(db: Db): Promise<number> {
-  return db(TABLE).where('expires_at', '<', db.fn.now()).delete();
+  return db(TABLE).where('expires_at', '<', db.fn.now()).whereNot({ model: 'Session' }).delete();
 }
 
 // The uids of sessions that still exist, as a subquery for other modules' clean-ups.

@@ -13,6 +13,11 @@ import { compareClientSecretDigests } from './internals.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { recordSessionUse } from './session-details.ts';
+import { recordEvent } from '../audit/trail.ts';
+import { recordWithRequest } from '../audit/request-records.ts';
+import { countToken } from '../audit/token-counts.ts';
+import { currentChoice } from '../enterprises/acting.ts';
+import { isInternalClient } from '../windows/clients.ts';
 
 // The provider in service. Nodes replace it when the key set changes (rotation), so
 // whatever uses it reads `current` per request.
@@ -194,13 +199,84 @@ export function createProvider(o: ProviderOptions): Provider {
   const provider = new Provider(o.issuer, configuration);
   compareClientSecretDigests(provider);
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
+  const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
+  const windowOf = (client: { [key: string]: unknown } | undefined) => (typeof client?.window_id === 'number' ? client.window_id : null);
+
+  // A person served at a window: every authorization, with a password or by single
+  // sign-on. The windows' service figures are counted from these.
   provider.on('authorization.success', (ctx) => {
-    const session = ctx.oidc.session;
-    if (!session?.accountId) return;
-    recordSessionUse(o.db, { sessionUid: session.uid, accountId: session.accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined }).catch((err) =>
+    const { session, client } = ctx.oidc;
+    if (!session?.accountId || !client) return;
+    const accountId = session.accountId;
+    recordSessionUse(o.db, { sessionUid: session.uid, accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined }).catch((err) =>
       o.logger.error('recording session details failed', err),
     );
+    if (isInternalClient(client.clientId)) return;
+    const served = async () => {
+      const enterpriseId = await currentChoice(o.db, session.uid);
+      await recordEvent(o.db, {
+        actor: { type: 'account', id: accountId },
+        ip: ctx.ip,
+        ...(enterpriseId && { enterpriseId }),
+        windowId: windowOf(client as never),
+        event: 'authorization',
+        target: `client:${client.clientId}`,
+        outcome: 'success',
+        after: { acr: session.acr ?? null },
+      });
+    };
+    recordWithRequest(ctx as unknown as Context, served(), onRecordFailure);
   });
-  provider.on('backchannel.error', (_ctx, err, client) => o.logger.error(`back-channel logout to ${client.clientId} failed`, err));
+  provider.on('end_session.success', (ctx) => {
+    const accountId = ctx.oidc.session?.accountId;
+    if (!accountId) return;
+    const client = ctx.oidc.client;
+    const record = recordEvent(o.db, {
+      actor: { type: 'account', id: accountId },
+      ip: ctx.ip,
+      windowId: windowOf(client as never),
+      event: 'sign_out',
+      target: `account:${accountId}`,
+      outcome: 'success',
+      ...(client && { after: { clientId: client.clientId } }),
+    });
+    recordWithRequest(ctx as unknown as Context, record, onRecordFailure);
+  });
+  // From sign-outs at the end-session endpoint; sessions ended elsewhere record their own.
+  const backchannel = (ctx: KoaContextWithOIDC | undefined, client: { clientId: string; [key: string]: unknown }, accountId: string, sid: string, err?: unknown) => {
+    if (!ctx) return;
+    const record = recordEvent(o.db, {
+      actor: { type: 'system' },
+      windowId: windowOf(client),
+      event: 'backchannel_logout',
+      target: `client:${client.clientId}`,
+      outcome: err ? 'failure' : 'success',
+      ...(err !== undefined && { reason: err instanceof Error ? err.message : String(err) }),
+      after: { accountId, sid },
+    });
+    recordWithRequest(ctx as unknown as Context, record, onRecordFailure);
+  };
+  provider.on('backchannel.success', (ctx, client, accountId, sid) => backchannel(ctx, client as never, accountId, sid));
+  provider.on('backchannel.error', (ctx, err, client, accountId, sid) => {
+    o.logger.error(`back-channel logout to ${client.clientId} failed`, err);
+    backchannel(ctx, client as never, accountId, sid, err);
+  });
+  provider.on('grant.success', (ctx) => {
+    const client = ctx.oidc.client;
+    if (!client) return;
+    const kind = String(ctx.oidc.params?.grant_type ?? 'unknown');
+    recordWithRequest(ctx as unknown as Context, countToken(o.db, { clientId: client.clientId, windowId: windowOf(client as never), action: 'issued', kind }), onRecordFailure);
+  });
+  // Revoked at the revocation endpoint (or destroyed otherwise): no request to wait for.
+  // (The library emits these, but its type definitions do not list them.)
+  const events = provider as unknown as { on(event: string, listener: (token: { clientId?: string }) => void): void };
+  for (const model of ['access_token', 'refresh_token', 'client_credentials'] as const) {
+    events.on(`${model}.destroyed`, (token) => {
+      if (!token.clientId) return;
+      const clientId = token.clientId;
+      const counted = provider.Client.find(clientId).then((client) => countToken(o.db, { clientId, windowId: windowOf(client as never), action: 'revoked', kind: model }));
+      recordWithRequest(undefined, counted, onRecordFailure);
+    });
+  }
   return provider;
 }

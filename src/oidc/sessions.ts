@@ -2,6 +2,7 @@ import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { revokeGrantArtifacts } from './adapter.ts';
 import { sendBackchannelLogout } from './internals.ts';
+import { recordEvent } from '../audit/trail.ts';
 
 // Ending a person's sign-in sessions from outside a browser request (an account
 // disabled, a password reset): each window the session touched is told by back-channel
@@ -11,17 +12,20 @@ type SessionPayload = { accountId?: string; authorizations?: Record<string, { si
 
 export type Ended = { sessions: number; notified: number; failed: number };
 
-async function notifyWindows(provider: Provider, accountId: string, authorizations: NonNullable<SessionPayload['authorizations']>, ended: Ended) {
+async function notifyWindows(provider: Provider, db: Db, accountId: string, authorizations: NonNullable<SessionPayload['authorizations']>, ended: Ended) {
   await Promise.all(
     Object.entries(authorizations).map(async ([clientId, { sid }]) => {
       const client = await provider.Client.find(clientId);
       if (!client?.backchannelLogoutUri || !sid) return;
+      const record = { actor: { type: 'system' as const }, windowId: client['window_id'] as number, event: 'backchannel_logout', target: `client:${clientId}`, after: { accountId, sid } };
       try {
         await sendBackchannelLogout(client, accountId, sid);
         ended.notified++;
+        await recordEvent(db, { ...record, outcome: 'success' });
       } catch (err) {
         ended.failed++;
         provider.emit('backchannel.error', undefined, err, client, accountId, sid);
+        await recordEvent(db, { ...record, outcome: 'failure', reason: err instanceof Error ? err.message : String(err) });
       }
     }),
   );
@@ -39,7 +43,7 @@ export async function endSessionsOf(provider: Provider, db: Db, accountId: strin
   const rows: Array<{ id: string; payload: SessionPayload }> = await query.select('id', 'payload');
   for (const { id, payload } of rows) {
     const authorizations = payload.authorizations ?? {};
-    await notifyWindows(provider, accountId, authorizations, ended);
+    await notifyWindows(provider, db, accountId, authorizations, ended);
     for (const { grantId, persistsLogout } of Object.values(authorizations)) {
       if (grantId && (options.everything || !persistsLogout)) await revokeGrantArtifacts(db, grantId);
     }
@@ -50,4 +54,31 @@ export async function endSessionsOf(provider: Provider, db: Db, accountId: strin
     await db('oidc_artifacts').whereIn('model', ['Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode']).whereRaw("payload->>'accountId' = ?", [accountId]).delete();
   }
   return ended;
+}
+
+// Sessions that ran out (idle or absolute timeout) go on record as they are cleared
+// away, a batch at a time; one node at a time does it, so none is recorded twice.
+export async function recordExpiredSessions(db: Db, batch = 500): Promise<number> {
+  return db.transaction(async (trx) => {
+    const { rows } = (await trx.raw("SELECT pg_try_advisory_xact_lock(hashtext('sme-passport:expired-sessions')) AS got")) as { rows: Array<{ got: boolean }> };
+    if (!rows[0]?.got) return 0;
+    const expired: Array<{ id: string; uid: string | null; expires_at: Date; account_id: string | null }> = await trx('oidc_artifacts')
+      .where({ model: 'Session' })
+      .where('expires_at', '<', trx.fn.now())
+      .limit(batch)
+      .select('id', 'uid', 'expires_at', trx.raw("payload->>'accountId' as account_id"));
+    for (const s of expired) {
+      if (s.account_id) {
+        await recordEvent(trx, {
+          actor: { type: 'system' },
+          event: 'session.expired',
+          target: `account:${s.account_id}`,
+          outcome: 'success',
+          after: { sessionUid: s.uid, expiredAt: new Date(s.expires_at).toISOString() },
+        });
+      }
+      await trx('oidc_artifacts').where({ model: 'Session', id: s.id }).delete();
+    }
+    return expired.length;
+  });
 }

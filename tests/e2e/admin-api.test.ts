@@ -97,7 +97,10 @@ const requests: Record<string, (caller: keyof typeof admins) => Promise<Request>
     const [pending] = await rotateSigningKeys(server.db, Buffer.from(server.masterKey, 'base64'), 3600);
     return { method: 'POST', path: `/keys/${pending!.kid}/retire` };
   },
+  allWindowFigures: async () => ({ method: 'GET', path: `/figures?year=${new Date().getUTCFullYear()}` }),
+  windowFigures: async () => ({ method: 'GET', path: `/windows/${zhengzhou.id}/figures?year=${new Date().getUTCFullYear()}` }),
   listAuditEvents: async () => ({ method: 'GET', path: '/audit/events?outcome=success' }),
+  exportAuditEvents: async () => ({ method: 'GET', path: '/audit/export?from=2026-01-01&to=2100-01-01&limit=10' }),
 };
 
 describe('every role against every operation', () => {

@@ -5,6 +5,8 @@ import { findAccount, findAccountByIdOrUsername, setAccountStatus } from '../../
 import { ADMIN_ROLES, grantRole, listAdministrators, revokeRole, type AdminRole } from '../../accounts/admin-roles.ts';
 import { clearFailures, lockKeyFor } from '../../accounts/lockout.ts';
 import { auditFilterSchema, listEvents, type AuditEvent } from '../../audit/trail.ts';
+import { dailySignIns, windowFigures, YEARLY_TARGET, yearSchema } from '../../audit/figures.ts';
+import { exportedRecords, exportQuerySchema } from '../../audit/export.ts';
 import { ENTERPRISE_STATUSES, enterprisesInRegion, regionPrefix, requireEnterprise, setEnterpriseStatus } from '../../enterprises/enterprises.ts';
 import { ForbiddenError, InputError, NotFoundError } from '../../errors.ts';
 import { listKeys, retireKey, rotateSigningKeys } from '../../oidc/keys.ts';
@@ -494,6 +496,33 @@ export const OPERATIONS: Operation[] = [
   }),
 
   define({
+    id: 'allWindowFigures',
+    method: 'get',
+    path: '/figures',
+    summary: "Every window's service figures for a year, side by side",
+    roles: ['system_admin', 'audit_admin'],
+    query: z.strictObject({ year: yearSchema }),
+    run: async ({ db, query }) => {
+      const names = new Map((await listWindows(db)).map((w) => [w.id, w.name]));
+      return { body: { year: query.year, target: YEARLY_TARGET, windows: (await windowFigures(db, query.year)).map((f) => ({ ...f, name: names.get(f.windowId) ?? null })) } };
+    },
+  }),
+  define({
+    id: 'windowFigures',
+    method: 'get',
+    path: '/windows/{windowId}/figures',
+    summary: "One window's service figures for a year, with its sign-ins per day",
+    roles: ['system_admin', 'audit_admin', 'window_admin'],
+    params: windowIdParam,
+    query: z.strictObject({ year: yearSchema }),
+    run: async ({ who, db, params, query }) => {
+      if (!holds(who, 'audit_admin')) requireWindowScope(who, params.windowId);
+      const window = await requireWindow(db, params.windowId);
+      const [figures] = await windowFigures(db, query.year, window.id);
+      return { body: { window, target: YEARLY_TARGET, figures, daily: await dailySignIns(db, query.year, window.id) } };
+    },
+  }),
+  define({
     id: 'listAuditEvents',
     method: 'get',
     path: '/audit/events',
@@ -501,6 +530,15 @@ export const OPERATIONS: Operation[] = [
     roles: ['audit_admin'],
     query: auditFilterSchema,
     run: async ({ db, query }) => ({ body: await listEvents(db, query) }),
+  }),
+  define({
+    id: 'exportAuditEvents',
+    method: 'get',
+    path: '/audit/export',
+    summary: 'The audit records of a period (from <= at < to), oldest first, with their chain hashes: at most `limit`, and whether there are more',
+    roles: ['audit_admin'],
+    query: exportQuerySchema,
+    run: async ({ db, query }) => ({ body: await exportedRecords(db, query, query.limit) }),
   }),
 ];
 

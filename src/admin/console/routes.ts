@@ -10,6 +10,8 @@ import { SCOPES } from '../../oidc/claims.ts';
 import { AUTH_METHODS, GRANT_TYPES } from '../../windows/clients.ts';
 import { WINDOW_KINDS } from '../../windows/windows.ts';
 import { ADMIN_ROLES } from '../../accounts/admin-roles.ts';
+import type { WindowFigures } from '../../audit/figures.ts';
+import { barChart } from './charts.ts';
 import { ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret, adminConsoleUris } from '../console-client.ts';
 import { invoke, type Input } from '../api/invoke.ts';
 import { operation, type Services } from '../api/operations.ts';
@@ -27,6 +29,18 @@ const SEAL_CONTEXT = 'admin-console-token';
 
 type Data = Record<string, unknown>;
 type Page = (ctx: Context, extra?: Data) => Promise<void>;
+
+// Every day of a year up to today (China Standard Time), for a chart with no gaps.
+function daysOf(year: number): string[] {
+  const today = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+  const days: string[] = [];
+  for (let d = new Date(Date.UTC(year, 0, 1)); d.getUTCFullYear() === year; d.setUTCDate(d.getUTCDate() + 1)) {
+    const day = d.toISOString().slice(0, 10);
+    if (day > today) break;
+    days.push(day);
+  }
+  return days;
+}
 
 const lines = (value: string) => value.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 const optional = (value: string) => (value.trim() ? value.trim() : undefined);
@@ -88,6 +102,8 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     } catch (err) {
       if (err instanceof ForbiddenError) return render(ctx, 'error', { message: 'errorGeneric', code: 'forbidden', detail: err.message }, 403);
       if (err instanceof NotFoundError) return render(ctx, 'error', { message: 'errorNotFound', code: 'not_found', detail: err.message }, 404);
+      // A page's own query (a year, a filter) that is not right.
+      if (err instanceof InputError) return render(ctx, 'error', { message: 'errorGeneric', code: 'invalid_request', detail: err.message }, 400);
       throw err;
     }
   });
@@ -354,6 +370,27 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       return '/admin/keys';
     }, keysPage),
   );
+
+  // Service figures: every window side by side (province roles), and one window's year.
+  const yearOf = (ctx: Context) => (typeof ctx.query.year === 'string' && ctx.query.year ? ctx.query.year : String(new Date().getUTCFullYear()));
+  router.get('/figures', async (ctx) => {
+    const year = yearOf(ctx);
+    const result = (await call(ctx, 'allWindowFigures', { query: { year } })).body as { year: number; target: number; windows: Array<WindowFigures & { name: string | null }> };
+    const chart = barChart(result.windows.map((w) => ({ label: w.name ?? `#${w.windowId}`, value: w.enterprises })));
+    show(ctx, 'admin-figures', { ...result, chart });
+  });
+  router.get('/windows/:windowId/figures', async (ctx) => {
+    const year = yearOf(ctx);
+    const result = (await call(ctx, 'windowFigures', { params: { windowId: ctx.params.windowId! }, query: { year } })).body as {
+      window: { id: number; name: string };
+      target: number;
+      figures: WindowFigures;
+      daily: Array<{ day: string; signIns: number }>;
+    };
+    const counts = new Map(result.daily.map((d) => [d.day, d.signIns]));
+    const chart = barChart(daysOf(result.figures.year).map((day) => ({ label: day, value: counts.get(day) ?? 0 })));
+    show(ctx, 'admin-window-figures', { ...result, chart });
+  });
 
   router.get('/audit', async (ctx) => {
     const query = Object.fromEntries(Object.entries(ctx.query).filter(([k, v]) => k !== 'lang' && k !== 'saved' && typeof v === 'string' && v !== ''));
