@@ -272,7 +272,8 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (!grant) return ctx.throw(404);
     await db.transaction(async (trx) => {
       await revokeGrantArtifacts(trx, grant.grantId);
-      await record(trx, ctx, 'token.revoked', { target: `client:${grant.clientId}`, reason: 'the person revoked the site’s access', after: { grantId: grant.grantId } });
+      const windowId = (await findClientMetadata(trx, grant.clientId))?.window_id ?? null;
+      await record(trx, ctx, 'token.revoked', { target: `client:${grant.clientId}`, windowId, reason: 'the person revoked the site’s access', after: { grantId: grant.grantId } });
     });
     ctx.status = 303;
     ctx.redirect('/account');

@@ -14,9 +14,8 @@ import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { recordSessionUse } from './session-details.ts';
 import { recordEvent } from '../audit/trail.ts';
-import { recordWithRequest } from '../audit/request-records.ts';
+import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
 import { countToken } from '../audit/token-counts.ts';
-import { currentChoice } from '../enterprises/acting.ts';
 import { isInternalClient } from '../windows/clients.ts';
 
 // The provider in service. Nodes replace it when the key set changes (rotation), so
@@ -198,6 +197,8 @@ export function createProvider(o: ProviderOptions): Provider {
 
   const provider = new Provider(o.issuer, configuration);
   compareClientSecretDigests(provider);
+  // The records its events make (below) are written before the provider answers.
+  provider.use(awaitRequestRecords);
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
   const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
   const windowOf = (client: { [key: string]: unknown } | undefined) => (typeof client?.window_id === 'number' ? client.window_id : null);
@@ -213,7 +214,8 @@ export function createProvider(o: ProviderOptions): Provider {
     );
     if (isInternalClient(client.clientId)) return;
     const served = async () => {
-      const enterpriseId = await currentChoice(o.db, session.uid);
+      // Whom the person acts for: the session's choice, while they are still a member.
+      const enterpriseId = (await actingEnterprise(o.db, session.uid, accountId))?.enterprise.id;
       await recordEvent(o.db, {
         actor: { type: 'account', id: accountId },
         ip: ctx.ip,

@@ -36,7 +36,7 @@ export type Call<P, Q, B> = { who: Principal; db: Db; services: Services; params
 
 // What a change puts on record; the event is `admin.<operation id>`, and the actor,
 // address and outcome are added by the caller.
-export type Change = Pick<AuditEvent, 'target' | 'windowId' | 'before' | 'after'>;
+export type Change = Pick<AuditEvent, 'target' | 'enterpriseId' | 'windowId' | 'before' | 'after'>;
 export type Result = { body: unknown; change?: Change };
 
 export type Operation = {
@@ -341,7 +341,7 @@ export const OPERATIONS: Operation[] = [
         windowId = mine[0]!.id;
       }
       const after = await setEnterpriseStatus(db, before.id, body.status);
-      return { body: after, change: { target: `enterprise:${after.id}`, windowId, before, after } };
+      return { body: after, change: { target: `enterprise:${after.id}`, enterpriseId: after.id, windowId, before, after } };
     },
   }),
 
