@@ -20,6 +20,8 @@ const config = loadConfig({
   // All load comes from one address: the per-IP limit stays on (its query is part of the
   // cost) but must not refuse the benchmark itself.
   SIGN_IN_RATE_LIMIT: '100000000/60',
+  // One log line per request would flood the bench's output (it echoes what the server prints).
+  LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
 });
 const running = await startServer(config);
 const { db } = running.database;

@@ -5,7 +5,10 @@ import type Provider from 'oidc-provider';
 import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
 import { errorPages, securityHeaders, type Logger } from './http/errors.ts';
+import { healthRoutes } from './http/health.ts';
 import { rememberLang } from './http/i18n.ts';
+import { countIssuedTokens, createMetrics, metricsRoute, type Metrics } from './http/metrics.ts';
+import { requestHandling } from './http/requests.ts';
 import { render } from './http/render.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { accountCenterRoutes } from './account-center/routes.ts';
@@ -34,16 +37,22 @@ export type AppOptions = {
   // The development outbox page (/dev/outbox); never in production.
   outboxPage: boolean;
   logger: Logger;
+  // Production: /metrics exists only with a token.
+  production: boolean;
+  // Bearer token required by /metrics (METRICS_TOKEN).
+  metricsToken: string | undefined;
   // Extra routes mounted before the provider (the demo window sites).
   extraRoutes?: Router[];
   homeLinks?: Array<{ name: string; href: string }>;
 };
 
 // useKeys: serve with a new key set from the next request on (rotation).
-export type App = { app: Koa; providers: Providers; useKeys(keys: KeySet): void };
+export type App = { app: Koa; providers: Providers; metrics: Metrics; useKeys(keys: KeySet): void };
 
 // The whole path of a request, in order.
 export function createApp(o: AppOptions): App {
+  const metrics = createMetrics({ db: o.db });
+  let keysInUse = o.keys;
   const build = (keys: KeySet) => {
     const provider = createProvider({
       issuer: o.issuer,
@@ -54,6 +63,7 @@ export function createApp(o: AppOptions): App {
       apis: [{ audience: adminApiAudience(o.issuer), scope: ADMIN_SCOPE, clientIds: [ADMIN_CONSOLE_CLIENT_ID], ttlSeconds: ADMIN_TOKEN_TTL_SECONDS }],
     });
     provider.proxy = o.trustProxy;
+    countIssuedTokens(provider, metrics);
     return provider;
   };
   const providers: Providers = { current: build(o.keys) };
@@ -63,6 +73,14 @@ export function createApp(o: AppOptions): App {
 
   const home = new Router();
   home.get('/', (ctx) => render(ctx, 'home', { demoSites: o.homeLinks ?? [] }));
+
+  // First: the request id, the request's log line and metrics; then what load balancers
+  // and Prometheus ask, which nothing after may block.
+  const operations = new Router();
+  healthRoutes(operations, { db: o.db, signingKeysLoaded: () => keysInUse.jwks.keys.length > 0, logger: o.logger });
+  metricsRoute(operations, metrics, { token: o.metricsToken, production: o.production });
+  app.use(requestHandling({ logger: o.logger, trustProxy: o.trustProxy, metrics }));
+  app.use(operations.routes());
 
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
@@ -90,5 +108,9 @@ export function createApp(o: AppOptions): App {
     return middleware(ctx, next);
   });
   app.on('error', (err) => o.logger.error('unhandled', err));
-  return { app, providers, useKeys: (keys) => void (providers.current = build(keys)) };
+  const useKeys = (keys: KeySet) => {
+    providers.current = build(keys);
+    keysInUse = keys;
+  };
+  return { app, providers, metrics, useKeys };
 }

@@ -1,14 +1,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { SingleBar } from 'cli-progress';
 import { stringify } from 'csv-stringify';
 import { Command, CommanderError, Option } from 'commander';
+import { z } from 'zod';
 import { ConfigError, loadConfig } from './config.ts';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
-import { InputError, NotFoundError } from './errors.ts';
+import { InputError, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
 import { ADMIN_ROLES, grantRole, revokeRole, rolesOf, type AdminRole } from './accounts/admin-roles.ts';
@@ -20,6 +22,9 @@ import { AUTH_METHODS, createClient, getClient, parseGrantTypes } from './window
 import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
 import { purgeExpired } from './purge.ts';
 import { recordEvent, type AuditEvent } from './audit/trail.ts';
+import { verifyTrail } from './audit/verify.ts';
+import { auditDate, EXPORT_FORMATS, exportEvents, exportFilterSchema, type ExportFormat } from './audit/export.ts';
+import { auditRetentionDays, checkPurgeDate, purgeTrail } from './audit/retention.ts';
 import { createEnterprise, ENTERPRISE_STATUSES, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, setEnterpriseStatus, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
 import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
@@ -31,6 +36,8 @@ import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
 const EXIT = { refused: 1, usage: 2, failure: 3 } as const;
 
 class Refused extends Error {}
+// A refusal already told on stdout (--json): exit 1 and print nothing more.
+class ReportedRefusal extends Error {}
 
 // What a command may touch of its caller: output, input, the working directory for
 // relative paths, whether a person watches the terminal, and (relayed) the server's database.
@@ -74,6 +81,25 @@ async function requireAccount(db: Db, value: string) {
   const account = await findAccountByIdOrUsername(db, value);
   if (!account) throw new NotFoundError('account', `no account with id or username "${value}"`);
   return account;
+}
+
+// A file the command writes, flushed to disk when closed; a clear refusal if it cannot
+// be made ('wx': never over an existing file).
+function openForWriting(file: string, flag: string, mode: 'w' | 'wx') {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, mode, 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Refused(`${flag}: cannot write ${file}${code === 'EEXIST' ? ': it exists already (choose a new name)' : code ? ` (${code})` : ''}`);
+  }
+  const stream = fs.createWriteStream('', { fd, autoClose: false });
+  const close = async () => {
+    await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  };
+  return { stream, close };
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -429,6 +455,99 @@ export function buildCli(io: Io = processIo): Command {
       print(o.json, { deleted }, `deleted ${deleted} expired rows`);
     });
 
+  const audit = program.command('audit').description('the audit trail: verify its hash chain, export it, purge what is past the retention');
+  audit
+    .command('verify')
+    .description('check every record of the trail against its hash and its link to the one before (exit code 1 when one does not match)')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const r = await onDb((db) => verifyTrail(db));
+      const anchor = r.anchor && { id: r.anchor.id, last_event_id: r.anchor.lastEventId, last_hash: r.anchor.lastHash, purged_before: r.anchor.purgedBefore, count: r.anchor.count };
+      if (!r.ok) {
+        if (!o.json) throw new Refused(`the audit trail is broken: ${r.message} (${r.count} records ${r.id === null ? 'after the anchor' : 'before it'} are intact)`);
+        io.stdout(`${JSON.stringify({ ok: false, id: r.id, problem: r.problem, message: r.message, checked: r.count, anchor })}\n`);
+        throw new ReportedRefusal();
+      }
+      const from = r.anchor ? `after the purge anchor ${r.anchor.id} (records up to ${r.anchor.lastEventId} purged)` : 'from the start';
+      print(
+        o.json,
+        { ok: true, count: r.count, first_id: r.firstId, last_id: r.lastId, head: r.head, anchor },
+        `the audit trail is intact: ${r.count} record${r.count === 1 ? '' : 's'}${r.count ? ` (${r.firstId} to ${r.lastId})` : ''}, ${from}\nlast hash: ${r.head}`,
+      );
+    });
+  audit
+    .command('export')
+    .description('write the records of a period as CSV or JSON lines (from <= time < to)')
+    .requiredOption('--from <date>', 'first day or instant (YYYY-MM-DD: local midnight; or YYYY-MM-DDTHH:MM[:SS][Z|+08:00])')
+    .requiredOption('--to <date>', 'end, exclusive (same forms)')
+    .option('--format <format>', `${EXPORT_FORMATS.join(' or ')}`, 'csv')
+    .option('--actor <id>', 'only this actor (account id, client id, cli:<user>)')
+    .option('--window <id>', 'only this window')
+    .option('--event <type>', 'only this event type, e.g. sign_in')
+    .option('--outcome <outcome>', 'only success or failure')
+    .option('--output <file>', 'write to this file (default: standard output)')
+    .action(async (o: { from: string; to: string; format: string; actor?: string; window?: string; event?: string; outcome?: string; output?: string }) => {
+      const filter = parseInput(exportFilterSchema, { from: o.from, to: o.to, actor: o.actor, windowId: o.window, event: o.event, outcome: o.outcome });
+      if (!EXPORT_FORMATS.includes(o.format as ExportFormat)) throw new Refused(`--format: "${o.format}" must be ${EXPORT_FORMATS.join(' or ')}`);
+      const format = o.format as ExportFormat;
+      const file = o.output === undefined ? undefined : path.resolve(io.cwd, o.output);
+      await onDb(async (db) => {
+        const target = file ? openForWriting(file, '--output', 'w') : undefined;
+        const out = target?.stream ?? new Writable({ decodeStrings: false, write: (chunk, _encoding, done) => (io.stdout(String(chunk)), done()) });
+        let count: number;
+        try {
+          count = await exportEvents(db, filter, out, { format });
+          await target?.close();
+        } catch (err) {
+          // No half-written file that could pass for a whole export.
+          target?.stream.destroy();
+          if (file) fs.rmSync(file, { force: true });
+          throw err;
+        }
+        // Reading the trail out is on record too.
+        const { from, to, ...only } = filter;
+        await recordEvent(db, { actor: cliActor(), event: 'audit.export', outcome: 'success', after: { from, to, ...only, format, count, ...(file && { file }) } });
+        if (file) io.stdout(`wrote ${count} records to ${file}\n`);
+      });
+    });
+  audit
+    .command('purge')
+    .description('delete the records older than a date, past the retention (AUDIT_RETENTION_DAYS), leaving an anchor so the chain still verifies')
+    .requiredOption('--before <date>', 'delete records older than this (YYYY-MM-DD or a date and time)')
+    .option('--export <file>', 'first write the records to this new file (JSON lines); nothing is deleted if that fails')
+    .option('--json', 'print JSON')
+    .action(async (o: { before: string; export?: string; json?: boolean }) => {
+      const before = parseInput(z.strictObject({ before: auditDate }), { before: o.before }).before;
+      const retentionDays = auditRetentionDays();
+      checkPurgeDate(before, retentionDays);
+      const file = o.export === undefined ? undefined : path.resolve(io.cwd, o.export);
+      let started = false;
+      const result = await onDb((db) =>
+        purgeTrail(db, {
+          before,
+          retentionDays,
+          actor: cliActor(),
+          exportTo: file
+            ? async () => {
+                const target = openForWriting(file, '--export', 'wx');
+                started = true;
+                return { out: target.stream, done: target.close };
+              }
+            : undefined,
+        }),
+      ).catch((err: unknown) => {
+        if (file && started) fs.rmSync(file, { force: true });
+        throw err;
+      });
+      print(
+        o.json,
+        { purged: result.purged, ...(result.anchor && { anchor: { id: result.anchor.id, last_event_id: result.anchor.lastEventId, last_hash: result.anchor.lastHash } }), ...(file && result.purged && { export: file }) },
+        result.purged
+          ? `purged ${result.purged} record${result.purged === 1 ? '' : 's'} (up to record ${result.anchor!.lastEventId}); the chain now starts at anchor ${result.anchor!.id}${file ? `; they are in ${file}` : ''}`
+          : `no record is older than ${before.toISOString()}: nothing purged`,
+      );
+    });
+
   return program;
 }
 
@@ -438,6 +557,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT.usage;
+    if (err instanceof ReportedRefusal) return EXIT.refused;
     if (err instanceof InputError) {
       io.stderr(`error: ${flagFor(err.field)}: ${err.message.slice(err.field.length + 2)}\n`);
       return EXIT.refused;

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { PASSWORD_POLICIES, type PasswordPolicy } from './accounts/password-policy.ts';
 import type { SenderSettings } from './messages/senders.ts';
+import { LOG_LEVELS, type LogLevel } from './http/logging.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -59,6 +60,8 @@ const envSchema = z.object({
   SMTP_FROM: z.string().min(3, 'must be a sender address such as "统一身份认证 <no-reply@example.cn>"').default('sme-passport <no-reply@localhost>'),
   SMS_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL that accepts a JSON POST {"to", "text"}' }).optional(),
   SMS_WEBHOOK_TOKEN: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters (openssl rand -base64 32)').optional(),
 });
 
 export type Config = {
@@ -79,6 +82,9 @@ export type Config = {
   databasePoolMax: number;
   security: SecuritySettings;
   messages: SenderSettings;
+  logLevel: LogLevel;
+  // Bearer token for /metrics; unset: /metrics is open outside production, absent in it.
+  metricsToken: string | undefined;
 };
 
 export type SecuritySettings = {
@@ -139,5 +145,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     // Outside production, messages nobody can deliver land in the development outbox.
     messages: { smtpUrl: e.SMTP_URL, smtpFrom: e.SMTP_FROM, smsWebhookUrl: e.SMS_WEBHOOK_URL, smsWebhookToken: e.SMS_WEBHOOK_TOKEN, outbox: !production },
+    logLevel: e.LOG_LEVEL,
+    metricsToken: e.METRICS_TOKEN,
   };
 }

@@ -9,6 +9,8 @@ try {
   const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`;
   console.log(`sme-passport: OpenID Connect provider at ${running.url} on ${where}`);
   console.log(`  discovery: ${running.url}/.well-known/openid-configuration`);
+  const metrics = config.metricsToken ? ' (with METRICS_TOKEN)' : config.production ? ' (off: set METRICS_TOKEN)' : '';
+  console.log(`  probes: ${running.url}/healthz ${running.url}/readyz; metrics: ${running.url}/metrics${metrics}`);
   if (config.demo) {
     for (const site of DEMO_SITES) console.log(`  demo window site: ${running.url}/demo/${site.slug}/`);
     console.log(`  sign in as "${DEMO_ACCOUNT.username}" with password "${DEMO_ACCOUNT.password}"`);

@@ -4,7 +4,8 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
-import { consoleLogger, type Logger } from './http/errors.ts';
+import type { Logger } from './http/errors.ts';
+import { createLogger } from './http/logging.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { purgeExpired } from './purge.ts';
 import { codeKey } from './accounts/codes.ts';
@@ -30,7 +31,7 @@ function selfUrl({ address, port, family }: AddressInfo): string {
 // config -> database -> migrations and first-start seed -> keys -> app -> listening.
 // A caller may hand in an open database (tests hand in a fresh copy).
 export async function startServer(config: Config, options: { database?: Database; logger?: Logger } = {}): Promise<RunningServer> {
-  const logger = options.logger ?? consoleLogger;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
   const database = options.database ?? (await openDatabase(config));
   const { db } = database;
   const server = http.createServer();
@@ -64,6 +65,8 @@ export async function startServer(config: Config, options: { database?: Database
       messages: { codeKey: codeKey(masterKey), sender: createSender(db, config.messages) },
       outboxPage: config.messages.outbox,
       logger,
+      production: config.production,
+      metricsToken: config.metricsToken,
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,
     });

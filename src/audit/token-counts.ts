@@ -14,14 +14,22 @@ export async function countToken(db: Db, t: TokenCount): Promise<void> {
   );
 }
 
-// Minutes that are over become audit records. Any node may run it; rows another node
-// is rolling up are skipped.
-export async function rollUpTokenCounts(db: Db): Promise<number> {
+// Minutes that are over become audit records, a small batch per transaction (each holds
+// the audit trail's lock until it commits). Any node may run it; rows another node is
+// rolling up are skipped.
+export async function rollUpTokenCounts(db: Db, batch = 50): Promise<number> {
+  let total = 0;
+  for (let done = await rollUpBatch(db, batch); done > 0; done = await rollUpBatch(db, batch)) total += done;
+  return total;
+}
+
+async function rollUpBatch(db: Db, batch: number): Promise<number> {
   return db.transaction(async (trx) => {
     const rows: Array<{ minute: Date; client_id: string; window_id: number | null; action: string; kind: string; count: number }> = await trx('audit_token_counts')
       .where('minute', '<', trx.raw("date_trunc('minute', now())"))
       .orderBy('minute')
       .orderBy('client_id')
+      .limit(batch)
       .forUpdate()
       .skipLocked()
       .select();

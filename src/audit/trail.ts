@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { chainHash, GENESIS, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
 
 // The one way anything is put on record. Callers that change something pass the
 // transaction of the change, so the change and its record land together or not at all.
+// Records are only ever inserted, each hashed onto the one before it (chain.ts); the
+// database refuses UPDATE and TRUNCATE of them, and verify.ts finds any other change.
 
 export type Actor = { type: 'account'; id: string } | { type: 'client'; id: string } | { type: 'system'; id?: string };
 
@@ -21,22 +24,115 @@ export type AuditEvent = {
 
 export type AuditRecord = Omit<AuditEvent, 'actor'> & { id: number; at: Date; actor: Actor };
 
-const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value));
+// Appends are serialised across every node by one advisory lock, held until the
+// transaction commits: read the last hash, hash the new records onto it, insert. In a
+// caller's transaction the lock is held until that commits: record last.
+const APPEND_LOCK = "SELECT pg_advisory_xact_lock(hashtext('sme-passport:audit-append'))";
+const MAX_BATCH = 200;
 
-export async function recordEvent(db: Db, e: AuditEvent): Promise<void> {
-  await db('audit_events').insert({
-    actor_type: e.actor.type,
-    actor_id: e.actor.id ?? null,
-    actor_ip: e.ip ?? null,
-    enterprise_id: e.enterpriseId ?? null,
-    window_id: e.windowId ?? null,
-    event: e.event,
-    target: e.target ?? null,
-    outcome: e.outcome,
-    reason: e.reason ?? null,
-    before: json(e.before),
-    after: json(e.after),
+// Records made outside a transaction (sign-ins, authorizations, sign-outs) wait in a
+// queue per database handle and go in together: one lock and one commit for all that
+// arrived while the previous group was being written, so the serialised commit does not
+// cap the node at one record per disk flush. Each caller still waits for its own record.
+type Waiting = { event: AuditEvent; at: Date; resolve: () => void; reject: (err: unknown) => void };
+const queues = new WeakMap<Db, { waiting: Waiting[]; writing: boolean }>();
+
+export function recordEvent(db: Db, e: AuditEvent): Promise<void> {
+  if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date() }]).then(() => undefined);
+  return new Promise((resolve, reject) => {
+    let queue = queues.get(db);
+    if (!queue) queues.set(db, (queue = { waiting: [], writing: false }));
+    queue.waiting.push({ event: e, at: new Date(), resolve, reject });
+    if (queue.writing) return;
+    queue.writing = true;
+    // After what else this tick records.
+    const started = queue;
+    queueMicrotask(() => void writeQueue(db, started));
   });
+}
+
+async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean }): Promise<void> {
+  try {
+    while (queue.waiting.length > 0) {
+      const group = queue.waiting.splice(0, MAX_BATCH);
+      try {
+        await db.transaction((trx) => appendEvents(trx, group));
+        for (const w of group) w.resolve();
+      } catch (err) {
+        if (group.length === 1) group[0]!.reject(err);
+        // One record the database refuses must not take the others with it.
+        else for (const w of group) await appendEvent(db, w.event, w.at).then(() => w.resolve(), w.reject);
+      }
+    }
+  } finally {
+    queue.writing = false;
+  }
+}
+
+// recordEvent with the time given (tests, and records of past events), one at a time.
+export async function appendEvent(db: Db, e: AuditEvent, at: Date = new Date()): Promise<{ id: number; hash: string }> {
+  if (!db.isTransaction) return db.transaction((trx) => appendEvent(trx, e, at));
+  const [appended] = await appendEvents(db, [{ event: e, at }]);
+  return appended!;
+}
+
+async function appendEvents(trx: Db, items: Array<{ event: AuditEvent; at: Date }>): Promise<Array<{ id: number; hash: string }>> {
+  await trx.raw(APPEND_LOCK);
+  let prevHash = await chainHead(trx);
+  const rows = items.map(({ event: e, at }) => {
+    const fields: ChainedFields = {
+      at: at.toISOString(),
+      actor_type: e.actor.type,
+      actor_id: text(e.actor.id),
+      actor_ip: text(e.ip),
+      enterprise_id: e.enterpriseId === undefined ? null : storableUuid(e.enterpriseId),
+      window_id: e.windowId ?? null,
+      event: storableText(e.event),
+      target: text(e.target),
+      outcome: e.outcome,
+      reason: text(e.reason),
+      before: storableJson(e.before),
+      after: storableJson(e.after),
+    };
+    const row = { ...fields, before: json(fields.before), after: json(fields.after), prev_hash: prevHash, hash: chainHash(prevHash, fields) };
+    prevHash = row.hash;
+    return row;
+  });
+  // The chain's order is the ids' order: they must come out in the order of the rows.
+  const inserted: Array<{ id: string | number; hash: string }> = await trx('audit_events').insert(rows).returning(['id', 'hash']);
+  const byId = inserted.map((r) => ({ id: Number(r.id), hash: r.hash })).sort((a, b) => a.id - b.id);
+  if (byId.some((r, i) => r.hash !== rows[i]!.hash)) throw new Error('audit records were given ids out of order');
+  return byId;
+}
+
+const text = (value: string | undefined) => (value === undefined ? null : storableText(value));
+const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
+
+// The hash the next record follows: the last record's, else the latest purge anchor's
+// (every record was purged), else GENESIS. Under the append lock.
+async function chainHead(trx: Db): Promise<string> {
+  const last = await trx('audit_events').orderBy('id', 'desc').first('hash');
+  if (last) return last.hash;
+  const anchor = await latestAnchor(trx);
+  return anchor?.lastHash ?? GENESIS;
+}
+
+export type Anchor = { id: number; at: Date; purgedBefore: Date; lastEventId: number; lastHash: string; count: number; by: string; dbRole: string };
+
+// Where the chain starts after purges: the hash of the last record the latest purge removed.
+export async function latestAnchor(db: Db): Promise<Anchor | undefined> {
+  const r = await db('audit_anchors').orderBy('last_event_id', 'desc').orderBy('id', 'desc').first();
+  if (!r) return undefined;
+  return {
+    id: Number(r.id),
+    at: r.at,
+    purgedBefore: r.purged_before,
+    lastEventId: Number(r.last_event_id),
+    lastHash: r.last_hash,
+    count: Number(r.count),
+    by: r.by,
+    dbRole: r.db_role,
+  };
 }
 
 export const auditFilterSchema = z.strictObject({

@@ -1,11 +1,17 @@
 import type { Context, Next } from 'koa';
+import { createLogger } from './logging.ts';
 import { render } from './render.ts';
 
-export type Logger = { error(message: string, err?: unknown): void; info(message: string): void };
+// What the code logs through. `fields` are extra structured fields for the line.
+export type Logger = { error(message: string, err?: unknown): void; info(message: string, fields?: Record<string, unknown>): void };
 
+// JSON lines through pino (./logging.ts), on standard error: the command line's own
+// output is on standard output. The server makes its own logger (LOG_LEVEL, stdout).
+let shared: Logger | undefined;
+const lazy = () => (shared ??= createLogger({ destination: 2 }));
 export const consoleLogger: Logger = {
-  error: (message, err) => console.error(`${new Date().toISOString()} ERROR ${message}`, err instanceof Error ? err.stack : (err ?? '')),
-  info: (message) => console.log(`${new Date().toISOString()} INFO ${message}`),
+  error: (message, err) => lazy().error(message, err),
+  info: (message, fields) => lazy().info(message, fields),
 };
 
 // The last safety net for our own routes: the user gets a plain page, the log gets

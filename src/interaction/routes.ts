@@ -21,6 +21,7 @@ import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
 import { recordEvent } from '../audit/trail.ts';
 import { personActor } from '../audit/actors.ts';
+import { countSignIn } from '../http/metrics.ts';
 
 // The provider's user interface: login, the choice of whom to act for, consent
 // (third-party clients only) and abort.
@@ -55,6 +56,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const windowId = await windowOfClient(db, params.client_id);
     const base = { actor: personActor(r.accountId), ip: ctx.ip, windowId, ...(r.accountId && { target: `account:${r.accountId}` }) };
     await recordEvent(db, { ...base, event: 'sign_in', outcome: r.outcome, ...(r.reason && { reason: r.reason }), after: { clientId: params.client_id, ...(r.acr && { acr: r.acr }) } });
+    countSignIn(r.outcome === 'success' ? 'success' : r.reason === 'locked' || r.reason === 'mfa_failed' ? r.reason : 'failure');
   };
   const recordLock = async (ctx: Context, params: Data, accountId: string | undefined, until: Date) => {
     const windowId = await windowOfClient(db, params.client_id);

@@ -57,8 +57,9 @@ export async function endSessionsOf(provider: Provider, db: Db, accountId: strin
 }
 
 // Sessions that ran out (idle or absolute timeout) go on record as they are cleared
-// away, a batch at a time; one node at a time does it, so none is recorded twice.
-export async function recordExpiredSessions(db: Db, batch = 500): Promise<number> {
+// away, a small batch at a time (each batch holds the audit trail's lock until it
+// commits); one node at a time does it, so none is recorded twice.
+export async function recordExpiredSessions(db: Db, batch = 50): Promise<number> {
   return db.transaction(async (trx) => {
     const { rows } = (await trx.raw("SELECT pg_try_advisory_xact_lock(hashtext('sme-passport:expired-sessions')) AS got")) as { rows: Array<{ got: boolean }> };
     if (!rows[0]?.got) return 0;
