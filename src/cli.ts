@@ -19,9 +19,10 @@ import { listKeys, retireKey, rotateSigningKeys } from './oidc/keys.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger } from './http/errors.ts';
 import { AUTH_METHODS, createClient, getClient, parseGrantTypes } from './windows/clients.ts';
-import { createWindow, listWindows, WINDOW_KINDS } from './windows/windows.ts';
+import { createWindow, listWindows, requireWindow, WINDOW_KINDS } from './windows/windows.ts';
 import { purgeExpired } from './purge.ts';
 import { recordEvent, type AuditEvent } from './audit/trail.ts';
+import { windowFigures, YEARLY_TARGET, yearSchema } from './audit/figures.ts';
 import { verifyTrail } from './audit/verify.ts';
 import { auditDate, EXPORT_FORMATS, exportEvents, exportFilterSchema, type ExportFormat } from './audit/export.ts';
 import { auditRetentionDays, checkPurgeDate, purgeTrail } from './audit/retention.ts';
@@ -132,7 +133,7 @@ export function buildCli(io: Io = processIo): Command {
   const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io.db, work, options);
   // A change from the command line goes on record in the transaction that makes it, under
   // the same event names as the admin API's operations.
-  const changeOnDb = <T>(event: string, work: (db: Db) => Promise<{ value: T; change: Pick<AuditEvent, 'target' | 'windowId' | 'before' | 'after'> }>) =>
+  const changeOnDb = <T>(event: string, work: (db: Db) => Promise<{ value: T; change: Pick<AuditEvent, 'target' | 'enterpriseId' | 'windowId' | 'before' | 'after'> }>) =>
     onDb((db) =>
       db.transaction(async (trx) => {
         const { value, change } = await work(trx);
@@ -278,7 +279,10 @@ export function buildCli(io: Io = processIo): Command {
       if (!o.passwordStdin) throw new Refused('--password-stdin is required: passwords are never taken as arguments (they would show in the process list and shell history)');
       const password = (await io.readStdin()).replace(/\r?\n$/, '');
       const policy = loadConfig().security.passwords;
-      const created = await onDb((db) => createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }, policy));
+      const created = await changeOnDb('account.created', async (db) => {
+        const a = await createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }, policy);
+        return { value: a, change: { target: `account:${a.id}`, after: { username: a.username } } };
+      });
       print(o.json, { id: created.id }, `created account ${created.id} (${created.username})`);
     });
 
@@ -294,7 +298,10 @@ export function buildCli(io: Io = processIo): Command {
     .addOption(new Option('--status <status>', 'initial status').choices(['pending', 'verified']).default('pending'))
     .option('--json', 'print JSON')
     .action(async (o: { uscc?: string; name: string; type: Enterprise['type']; region: string; industry?: string; status: 'pending' | 'verified'; json?: boolean }) => {
-      const created = await onDb((db) => createEnterprise(db, { uscc: o.uscc, name: o.name, type: o.type, region: o.region, industry: o.industry, status: o.status }));
+      const created = await changeOnDb('enterprise.created', async (db) => {
+        const e = await createEnterprise(db, { uscc: o.uscc, name: o.name, type: o.type, region: o.region, industry: o.industry, status: o.status });
+        return { value: e, change: { target: `enterprise:${e.id}`, enterpriseId: e.id, after: e } };
+      });
       print(o.json, { id: created.id }, `created enterprise ${created.id}: ${created.name} (${created.status})`);
     });
   enterprise
@@ -305,14 +312,12 @@ export function buildCli(io: Io = processIo): Command {
     .addOption(new Option('--role <role>', 'role in the enterprise').choices(ROLES).makeOptionMandatory())
     .option('--json', 'print JSON')
     .action(async (o: { enterprise: string; account: string; role: (typeof ROLES)[number]; json?: boolean }) => {
-      const done = await onDb((db) =>
-        db.transaction(async (trx) => {
-          const e = await requireEnterprise(trx, o.enterprise);
-          const account = await requireAccount(trx, o.account);
-          await addMember(trx, { enterpriseId: e.id, accountId: account.id, role: o.role });
-          return { enterprise: e, account };
-        }),
-      );
+      const done = await changeOnDb('membership.added', async (db) => {
+        const e = await requireEnterprise(db, o.enterprise);
+        const account = await requireAccount(db, o.account);
+        await addMember(db, { enterpriseId: e.id, accountId: account.id, role: o.role });
+        return { value: { enterprise: e, account }, change: { target: `enterprise:${e.id}`, enterpriseId: e.id, after: { accountId: account.id, role: o.role } } };
+      });
       print(o.json, { enterprise_id: done.enterprise.id, account_id: done.account.id, role: o.role }, `${done.account.username} is now ${o.role} of ${done.enterprise.name}`);
     });
   enterprise
@@ -322,7 +327,11 @@ export function buildCli(io: Io = processIo): Command {
     .addOption(new Option('--status <status>', 'new status').choices(ENTERPRISE_STATUSES).makeOptionMandatory())
     .option('--json', 'print JSON')
     .action(async (o: { enterprise: string; status: Enterprise['status']; json?: boolean }) => {
-      const updated = await onDb(async (db) => setEnterpriseStatus(db, (await requireEnterprise(db, o.enterprise)).id, o.status));
+      const updated = await changeOnDb('admin.setEnterpriseStatus', async (db) => {
+        const before = await requireEnterprise(db, o.enterprise);
+        const after = await setEnterpriseStatus(db, before.id, o.status);
+        return { value: after, change: { target: `enterprise:${after.id}`, enterpriseId: after.id, before, after } };
+      });
       print(o.json, { id: updated.id, status: updated.status }, `${updated.name} is now ${updated.status}`);
     });
   enterprise
@@ -374,6 +383,10 @@ export function buildCli(io: Io = processIo): Command {
         bar?.stop();
         report.end();
         await reportDone;
+      }
+      // One record for the whole file: a record per row would be a million chained writes.
+      if (!o.dryRun) {
+        await onDb((db) => recordEvent(db, { actor: cliActor(), event: 'enterprise.imported', target: `file:${path.basename(source)}`, outcome: 'success', after: summary }));
       }
       if (summary.rejected === 0) fs.rmSync(reportPath, { force: true });
       const reportNote = summary.rejected ? `; rejected rows are listed in ${reportPath}` : '';
@@ -444,6 +457,33 @@ export function buildCli(io: Io = processIo): Command {
     .action(async (o: { kid: string; json?: boolean }) => {
       await changeOnDb('admin.retireKey', async (db) => ({ value: await retireKey(db, o.kid), change: { target: `key:${o.kid}` } }));
       print(o.json, { kid: o.kid, retired: true }, `${o.kid} is retired`);
+    });
+
+  program
+    .command('stats')
+    .description('service figures from the audit trail: one window, or every window side by side')
+    .option('--window <id>', 'the window (all windows when left out)', windowId)
+    .requiredOption('--year <yyyy>', 'the year (China Standard Time)', (v) => {
+      const parsed = yearSchema.safeParse(v);
+      if (!parsed.success) throw new Refused(`--year: "${v}" ${parsed.error.issues[0]!.message}`);
+      return parsed.data;
+    })
+    .option('--json', 'print JSON')
+    .action(async (o: { window?: number; year: number; json?: boolean }) => {
+      const { windows, figures } = await onDb(async (db) => {
+        if (o.window !== undefined) await requireWindow(db, o.window);
+        return { windows: await listWindows(db), figures: await windowFigures(db, o.year, o.window) };
+      });
+      const names = new Map(windows.map((w) => [w.id, w.name]));
+      const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
+      const lines = figures.map((f) =>
+        [f.windowId, f.signIns, f.persons, f.enterprises, `${pct(f.targetProgress)} of ${YEARLY_TARGET}`, pct(f.mfaShare), f.failures, f.lockouts, names.get(f.windowId) ?? ''].join('\t'),
+      );
+      print(
+        o.json,
+        { year: o.year, target: YEARLY_TARGET, windows: figures.map((f) => ({ ...f, name: names.get(f.windowId) ?? null })) },
+        lines.length ? ['window\tsign_ins\tpersons\tenterprises\ttarget\tmfa\tfailures\tlockouts\tname', ...lines].join('\n') : `nothing on record in ${o.year}`,
+      );
     });
 
   program

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordEvent } from '../src/audit/trail.ts';
 import { PGlite } from '@electric-sql/pglite';
 import { signInWithPassword } from '../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
@@ -138,6 +139,42 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     refused(await cli(['enterprise', 'import', path.join(dataDir, 'missing.csv')]), /missing\.csv: cannot read this file/);
     fs.writeFileSync(file, 'code,name\n');
     refused(await cli(['enterprise', 'import', file]), /unknown column "code"/);
+  });
+
+  it('puts what it changes on the audit trail, as the command line', async () => {
+    const actor = `cli:${os.userInfo().username}`;
+    const records = await withDb((db) =>
+      db('audit_events').whereIn('event', ['account.created', 'enterprise.created', 'membership.added', 'admin.setEnterpriseStatus', 'enterprise.imported']).orderBy('id').select('event', 'actor_type', 'actor_id', 'target', 'after'),
+    );
+    expect(records.map((r) => [r.event, r.actor_type, r.actor_id])).toEqual([
+      ['account.created', 'system', actor],
+      ['enterprise.created', 'system', actor],
+      ['membership.added', 'system', actor],
+      ['admin.setEnterpriseStatus', 'system', actor],
+      ['admin.setEnterpriseStatus', 'system', actor],
+      ['enterprise.imported', 'system', actor],
+      ['enterprise.imported', 'system', actor],
+    ]);
+    expect(records.find((r) => r.event === 'enterprise.imported')).toMatchObject({ target: 'file:registry.csv', after: { read: 3, inserted: 1, existing: 0, rejected: 2 } });
+  });
+
+  it('prints service figures for a year, and refuses a bad year', async () => {
+    const year = new Date(Date.now() + 8 * 3600_000).getUTCFullYear();
+    const account = await withDb((db) => db('accounts').where({ username: 'wang.fang' }).first('id'));
+    // Two sign-ins served at the first window, as the provider records them.
+    await withDb(async (db) => {
+      for (const acr of ['urn:sme-passport:acr:password', 'urn:sme-passport:acr:mfa']) {
+        await recordEvent(db, { actor: { type: 'account', id: account.id }, windowId, event: 'authorization', target: 'client:x', outcome: 'success', after: { acr } });
+      }
+    });
+    const one = await cli(['stats', '--window', String(windowId), '--year', String(year), '--json']);
+    expect(one.code).toBe(0);
+    expect(JSON.parse(one.stdout).windows).toEqual([expect.objectContaining({ windowId, year, signIns: 2, persons: 1, enterprises: 0, mfaShare: 0.5, failures: 0, lockouts: 0 })]);
+    const text = await cli(['stats', '--year', String(year)]);
+    expect(text.stdout).toMatch(new RegExp(`^${windowId}\t2\t1\t0\t0\.0% of 1000\t50\.0%\t0\t0\t`, 'm'));
+    expect((await cli(['stats', '--year', String(year - 1)])).stdout).toBe(`nothing on record in ${year - 1}\n`);
+    refused(await cli(['stats', '--year', 'soon']), /--year: "soon" must be a year such as 2026/);
+    refused(await cli(['stats', '--window', '99999', '--year', String(year)]), /--window: no window with id 99999/);
   });
 
   it('grants and revokes administrator roles, with their rules', async () => {
