@@ -340,7 +340,8 @@ describe('administrators, keys and the audit trail', () => {
 
     // The security_admin has no audit trail; the audit_admin does.
     expect((await open(b, '/admin/audit')).status).toBe(403);
-    const auditor = await signInToConsole(await newAdmin([{ role: 'audit_admin' }]));
+    const auditAdmin = await newAdmin([{ role: 'audit_admin' }]);
+    const auditor = await signInToConsole(auditAdmin);
     expect(auditor.home.html).toContain('href="/admin/audit"');
     const trail = await open(auditor.b, '/admin/audit');
     expect(trail.status).toBe(200);
@@ -355,6 +356,24 @@ describe('administrators, keys and the audit trail', () => {
     expect(badFilter.status).toBe(400);
     expect(badFilter.html).toContain('<code>outcome</code>');
     expect((await open(auditor.b, '/admin/windows')).status).toBe(403);
+
+    // The trail of a period as a download, streamed; the download is itself on record.
+    const today = new Date();
+    const tomorrow = new Date(today.getTime() + 86_400_000);
+    const range = `from=${today.getFullYear() - 1}-01-01&to=${tomorrow.getFullYear()}-${String(tomorrow.getMonth() + 1).padStart(2, '0')}-${String(tomorrow.getDate()).padStart(2, '0')}`;
+    const csv = await auditor.b.fetch(`${server.url}/admin/audit/export?${range}&event=admin.grantRole&format=csv`);
+    expect(csv.status).toBe(200);
+    expect(csv.headers.get('content-disposition')).toMatch(/^attachment; filename="audit-.*\.csv"$/);
+    const lines = (await csv.text()).replace(/^\uFEFF/, '').trim().split('\n');
+    expect(lines[0]).toBe('id,at,actor_type,actor_id,actor_ip,enterprise_id,window_id,event,target,outcome,reason,before,after,prev_hash,hash');
+    expect(lines.slice(1).every((l) => l.includes(',admin.grantRole,'))).toBe(true);
+    expect(lines.slice(1).some((l) => l.includes(`account:${grantee.id}`))).toBe(true);
+    const jsonl = await auditor.b.fetch(`${server.url}/admin/audit/export?${range}&format=jsonl`);
+    const records = (await jsonl.text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.map((r) => r.event)).toContain('admin.rotateKeys');
+    expect(Number((await server.db('audit_events').where({ event: 'audit.export', actor_id: auditAdmin.account.id }).count({ n: '*' }))[0]!.n)).toBe(2);
+    expect((await auditor.b.fetch(`${server.url}/admin/audit/export?from=2026-13-01&to=2027-01-01`)).status).toBe(400);
+    expect((await b.fetch(`${server.url}/admin/audit/export?${range}`)).status).toBe(403);
     expect(server.errors).toEqual([]);
   });
 });

@@ -96,6 +96,10 @@ export const adminMessages = {
     adminDailySignIns: '每日登录次数',
     adminEnterprisesChart: '各窗口平台服务企业数',
     adminNoFigures: '该年度没有记录。',
+    adminExport: '导出审计记录',
+    adminFrom: '开始日期（含）',
+    adminTo: '结束日期（不含）',
+    adminFormat: '格式',
   },
   en: {
     adminTitle: 'Admin console',
@@ -193,5 +197,9 @@ export const adminMessages = {
     adminDailySignIns: 'Sign-ins per day',
     adminEnterprisesChart: 'Enterprises served per window',
     adminNoFigures: 'Nothing on record for this year.',
+    adminExport: 'Export the audit trail',
+    adminFrom: 'From (inclusive)',
+    adminTo: 'To (exclusive)',
+    adminFormat: 'Format',
   },
 };

@@ -2,7 +2,11 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import * as oidc from 'openid-client';
 import { seal, unseal } from '../../crypto/master-key.ts';
-import { ForbiddenError, InputError, NotFoundError } from '../../errors.ts';
+import { ForbiddenError, InputError, NotFoundError, parseInput } from '../../errors.ts';
+import { PassThrough } from 'node:stream';
+import { z } from 'zod';
+import { EXPORT_FORMATS, exportEvents, exportFilterSchema } from '../../audit/export.ts';
+import { recordEvent } from '../../audit/trail.ts';
 import { csrfToken } from '../../http/csrf.ts';
 import { formBody, formField as field, formList, rejectForgery } from '../../http/forms.ts';
 import { render } from '../../http/render.ts';
@@ -390,6 +394,30 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     const counts = new Map(result.daily.map((d) => [d.day, d.signIns]));
     const chart = barChart(daysOf(result.figures.year).map((day) => ({ label: day, value: counts.get(day) ?? 0 })));
     show(ctx, 'admin-window-figures', { ...result, chart });
+  });
+
+  // A download of the trail for a period, streamed (any size, bounded memory). Not an
+  // API operation, which answers JSON pages: the role is the same one's, checked here.
+  router.get('/audit/export', async (ctx) => {
+    if (!can(ctx, 'exportAuditEvents')) throw new ForbiddenError('role', `this needs the role ${operation('exportAuditEvents').roles.join(', ')}`);
+    const { format: formatValue, lang: _lang, ...rest } = ctx.query;
+    const filter = parseInput(exportFilterSchema, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '')));
+    const format = parseInput(z.enum(EXPORT_FORMATS, { error: 'must be csv or jsonl' }), formatValue ?? 'csv');
+    const who = ctx.state.who as Principal;
+    const day = (d: Date) => d.toISOString().slice(0, 10);
+    ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8';
+    ctx.set('Content-Disposition', `attachment; filename="audit-${day(filter.from)}-${day(filter.to)}.${format}"`);
+    ctx.set('Cache-Control', 'no-store');
+    const out = new PassThrough();
+    ctx.body = out;
+    exportEvents(services.db, filter, out, { format, bom: format === 'csv' })
+      .then((count) =>
+        recordEvent(services.db, { actor: { type: 'account', id: who.accountId }, ip: ctx.ip, event: 'audit.export', outcome: 'success', after: { ...filter, format, count, via: 'console' } }),
+      )
+      .then(
+        () => out.end(),
+        (err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))),
+      );
   });
 
   router.get('/audit', async (ctx) => {
