@@ -4,12 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
-import { PGlite } from '@electric-sql/pglite';
 import { appendEvent, recordEvent, type AuditEvent } from '../src/audit/trail.ts';
-import { knexOverPglite, openPostgres, PGLITE_OPTIONS, type Db } from '../src/db/connect.ts';
+import { openPostgres, type Db } from '../src/db/connect.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { EXPORT_COLUMNS } from '../src/audit/export.ts';
-import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { onPostgres, testDatabase, withCliDatabase, type TestDatabase } from './helpers/database.ts';
 import { ROOT, runCli, type CliResult } from './helpers/processes.ts';
 
 // `sme-passport audit verify | export | purge` as an operator runs them: each its own
@@ -21,16 +20,7 @@ let database: TestDatabase | undefined;
 let dataDir: string;
 const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { ...env, ...extraEnv });
 
-async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
-  if (database) return work(database.db);
-  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'), PGLITE_OPTIONS);
-  const db = knexOverPglite(pglite);
-  try {
-    return await work(db);
-  } finally {
-    await db.destroy();
-  }
-}
+const withDb = <T>(work: (db: Db) => Promise<T>) => withCliDatabase(dataDir, database, work);
 
 const refused = (r: CliResult, pattern: RegExp, code = 1) => {
   expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: '' });

@@ -3,12 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordEvent } from '../src/audit/trail.ts';
-import { PGlite } from '@electric-sql/pglite';
 import { signInWithPassword } from '../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
-import { knexOverPglite, PGLITE_OPTIONS, type Db } from '../src/db/connect.ts';
-import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import type { Db } from '../src/db/connect.ts';
+import { onPostgres, testDatabase, withCliDatabase, type TestDatabase } from './helpers/database.ts';
 import { runCli, startNode, type CliResult } from './helpers/processes.ts';
 
 // The CLI as an operator runs it: its own process, on PostgreSQL (DATABASE_URL) or on
@@ -19,18 +18,7 @@ let database: TestDatabase | undefined;
 let dataDir: string;
 const cli = (args: string[], stdin?: string) => runCli(args, env, stdin);
 
-// On the embedded database the CLI holds the files while it runs, so the test reads
-// them between commands.
-async function withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
-  if (database) return work(database.db);
-  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'), PGLITE_OPTIONS);
-  const db = knexOverPglite(pglite);
-  try {
-    return await work(db);
-  } finally {
-    await db.destroy();
-  }
-}
+const withDb = <T>(work: (db: Db) => Promise<T>) => withCliDatabase(dataDir, database, work);
 
 const counts = () =>
   withDb(async (db) => Object.fromEntries(await Promise.all(['windows', 'clients', 'accounts'].map(async (t) => [t, Number((await db(t).count({ n: '*' }))[0]!.n)]))));

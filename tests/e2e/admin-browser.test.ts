@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { hasChromium, launchChromium } from '../helpers/chromium.ts';
 import * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import { createAccount } from '../../src/accounts/accounts.ts';
@@ -17,9 +18,6 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 // with the new secret while the old one is refused. The client list is saved as a
 // screenshot (artifacts/admin-client-list.png) for the test run.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const hasChromium = fs.existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`browser tests skipped: ${CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM_PATH)`);
 
 const ARTIFACTS = fileURLToPath(new URL('../../artifacts/', import.meta.url));
 const now = () => Math.floor(Date.now() / 1000);
@@ -32,10 +30,7 @@ beforeAll(async () => {
   if (!hasChromium) return;
   server = await startTestServer({ SIGN_IN_RATE_LIMIT: '1000/60' });
   zhengzhou = (await listWindows(server.db)).find((w) => w.region === '410100')!;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
-import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { hasChromium, launchChromium } from '../helpers/chromium.ts';
 import { DEMO_ACCOUNT, DEMO_ENTERPRISES } from '../../src/demo/seed.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -8,9 +8,6 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 // single sign-on and single logout, clicked through as a person would. Where chromium
 // is not installed this file is skipped, so `npm test` passes on a bare machine.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const hasChromium = fs.existsSync(CHROMIUM);
-if (!hasChromium) console.warn(`browser tests skipped: ${CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM_PATH)`);
 
 let server: TestServer;
 let browser: Browser;
@@ -18,10 +15,7 @@ let browser: Browser;
 beforeAll(async () => {
   if (!hasChromium) return;
   server = await startTestServer({ DEMO: 'true' });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { inject } from 'vitest';
 import { knexOverPglite, openPostgres, PGLITE_OPTIONS, type Database } from '../../src/db/connect.ts';
@@ -40,4 +41,16 @@ export async function testDatabase(): Promise<TestDatabase> {
       if (!pglite.closed) await pglite.close();
     },
   };
+}
+
+// The database the command line works on in a test: the PostgreSQL copy, or the embedded
+// one in DATA_DIR, which the CLI holds while it runs, so a test opens it between commands.
+export async function withCliDatabase<T>(dataDir: string, database: TestDatabase | undefined, work: (db: Database['db']) => Promise<T>): Promise<T> {
+  if (database) return work(database.db);
+  const db = knexOverPglite(await PGlite.create(path.join(dataDir, 'pgdata'), PGLITE_OPTIONS));
+  try {
+    return await work(db);
+  } finally {
+    await db.destroy();
+  }
 }
