@@ -50,18 +50,18 @@ async function hop(flow: Flow, cookie: string, b: Credentials): Promise<void> {
   if (token.status !== 200 || !body.id_token) throw new Error(`token answered ${token.status} ${body.error ?? ''}`);
 }
 
-// One loop per session cookie, back to back until the time is up; each hop's latency is kept.
-async function hopFor(flow: Flow, cookies: string[], b: Credentials, seconds: number): Promise<Stats> {
+// One loop per worker, back to back until the time is up; each iteration's latency is kept.
+async function loopFor(loops: Array<() => Promise<unknown>>, seconds: number): Promise<Stats> {
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
   const start = performance.now();
   const end = start + seconds * 1000;
-  const loop = async (cookie: string) => {
+  const loop = async (work: () => Promise<unknown>) => {
     while (performance.now() < end) {
       const t0 = performance.now();
       try {
-        await hop(flow, cookie, b);
+        await work();
         latencies.push(performance.now() - t0);
       } catch (err) {
         errors++;
@@ -69,7 +69,7 @@ async function hopFor(flow: Flow, cookies: string[], b: Credentials, seconds: nu
       }
     }
   };
-  await Promise.all(cookies.map(loop));
+  await Promise.all(loops.map(loop));
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort((x, y) => x - y);
   const pct = (p: number) => latencies[Math.max(0, Math.ceil((p / 100) * latencies.length) - 1)] ?? NaN;
@@ -81,8 +81,9 @@ async function hopFor(flow: Flow, cookies: string[], b: Credentials, seconds: nu
 // whole token list on every save: bare then slows down as the run goes on (measured:
 // 414 hops/s in the first 4 s, 220 after 18 s), and the ceiling would depend on BENCH_SECONDS.
 export async function ssoHops(flow: Flow, cookies: string[], b: Credentials, seconds: number): Promise<Stats> {
-  await hopFor(flow, cookies, b, 2); // warm-up
-  return hopFor(flow, cookies, b, seconds);
+  const loops = cookies.map((cookie) => () => hop(flow, cookie, b));
+  await loopFor(loops, 2); // warm-up
+  return loopFor(loops, seconds);
 }
 
 // ---- the real sign-in that creates the session a loop of hops rides on.
@@ -158,4 +159,12 @@ export async function signIn(base: string, a: Credentials, redirectUri: string, 
     }
   }
   throw new Error('sign-in did not finish within 10 steps');
+}
+
+// ---- scenario 3: whole password sign-ins, one loop per person, each from a fresh
+// browser (no session), so every one checks a password (argon2id) and writes its records.
+export async function passwordSignIns(flow: Flow, a: Credentials, people: Person[], seconds: number): Promise<Stats> {
+  const loops = people.map((person) => () => signIn(flow.base, a, flow.redirectUri, person));
+  await loopFor(loops, 2); // warm-up
+  return loopFor(loops, seconds);
 }

@@ -9,6 +9,8 @@
 //                      (default postgres://postgres@127.0.0.1:5432/postgres)
 //   BENCH_REGISTRY_ROWS enterprises and persons for the registry at scale (default
 //                      1000000; 0 skips it)
+//   BENCH_AUDIT_ROWS   chained audit records written for timing `audit verify` (default
+//                      1000000; 0 skips it)
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,16 +20,19 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Ready, Spec } from './common.ts';
-import { clientCredentials, signIn, ssoHops, type Stats } from './load.ts';
+import { auditAtScale, type AuditFigures } from './audit.ts';
+import { clientCredentials, passwordSignIns, signIn, ssoHops, type Stats } from './load.ts';
 import { registryAtScale, signInLatency, type Latency, type RegistryFigures } from './registry.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const maintenanceUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const registryRows = Number(process.env.BENCH_REGISTRY_ROWS ?? 1_000_000);
+const auditRows = Number(process.env.BENCH_AUDIT_ROWS ?? 1_000_000);
 const BENCH_DB = 'sme_passport_bench';
 if (!(seconds > 0 && Number.isInteger(connections) && connections > 0)) throw new Error('BENCH_SECONDS and BENCH_CONNECTIONS must be positive numbers');
 if (!(Number.isInteger(registryRows) && registryRows >= 0)) throw new Error('BENCH_REGISTRY_ROWS must be a whole number (0 skips the registry at scale)');
+if (!(Number.isInteger(auditRows) && auditRows >= 0)) throw new Error('BENCH_AUDIT_ROWS must be a whole number (0 skips the audit trail at scale)');
 const SIGN_INS = 100;
 
 // Every child we start is killed, and the scratch directory removed, when we exit,
@@ -102,6 +107,17 @@ async function measureSignIns(script: string, spec: Spec, env: Record<string, st
   }
 }
 
+// Whole password sign-ins, one loop per person, on ours started with the audit trail on or off.
+async function measureSignInThroughput(trail: 'on' | 'off', spec: Spec, env: Record<string, string>): Promise<Stats> {
+  const s = await startServer(`ours, trail ${trail}`, './serve-ours.ts', { ...env, BENCH_OURS_AUDIT_TRAIL: trail });
+  try {
+    console.error(`ours, audit trail ${trail}: ${spec.people.length} people signing in over and over ...`);
+    return await passwordSignIns({ base: s.url, redirectUri: spec.redirectUri }, s.clients.a, spec.people, seconds);
+  } finally {
+    await s.stop();
+  }
+}
+
 async function measure(server: string, script: string, spec: Spec, env: Record<string, string>): Promise<Row[]> {
   const s = await startServer(server, script, env);
   try {
@@ -165,16 +181,23 @@ await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
 await admin(`CREATE DATABASE ${BENCH_DB}`);
 let rows: Row[];
 let signInsEmpty: Latency;
+let throughput: Record<'on' | 'off', Stats>;
 let registry: { figures: RegistryFigures; signIns: Latency } | undefined;
+let audit: AuditFigures | undefined;
 // One master key for every start of ours on the bench database (keys are sealed with it).
 const oursEnv = { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href, BENCH_OURS_DATA_DIR: dataDir, BENCH_MASTER_KEY: crypto.randomBytes(32).toString('base64') };
 try {
   rows = [...(await measure('ours', './serve-ours.ts', spec, oursEnv)), ...(await measure('bare', './serve-bare.ts', spec, specEnv))];
   signInsEmpty = await measureSignIns('./serve-ours.ts', spec, oursEnv);
+  throughput = { on: await measureSignInThroughput('on', spec, oursEnv), off: await measureSignInThroughput('off', spec, oursEnv) };
   if (registryRows > 0) {
     console.error(`registry: generating and importing ${registryRows} enterprises, then ${registryRows} persons ...`);
     const figures = await registryAtScale(benchUrl.href, dataDir, registryRows, spec.people[0]!.password);
     registry = { figures, signIns: await measureSignIns('./serve-ours.ts', spec, oursEnv) };
+  }
+  if (auditRows > 0) {
+    console.error(`audit: writing ${auditRows} chained records, then verifying the whole trail ...`);
+    audit = await auditAtScale(benchUrl.href, auditRows);
   }
 } finally {
   await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
@@ -197,4 +220,24 @@ if (registry) {
   console.log(`  persons (SQL)       ${(f.rows / f.personsSeconds).toFixed(0)} rows/s`);
   console.log(`  lookup by USCC      ${ms(f.byUscc)}`);
   console.log(`  name search         ${ms(f.search)}  (half 2-character prefixes, half 8+-character fragments)`);
+}
+
+const rate = (s: Stats) => `${s.perSecond.toFixed(1)} sign-ins/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  (${s.errors} errors)`;
+console.log(`\npassword sign-ins, ours, ${connections} people at once, each over and over from a fresh browser`);
+console.log(`  audit trail on                ${rate(throughput.on)}`);
+console.log(`  audit trail off               ${rate(throughput.off)}  (AUDIT_TRAIL=off: measuring only)`);
+console.log(`  ratio on/off: ${(throughput.on.perSecond / throughput.off.perSecond).toFixed(2)}  (argon2id dominates a sign-in, so near 1; one run is noisy, compare a few)`);
+for (const [trail, stats] of Object.entries(throughput)) if (stats.firstError) console.log(`first error, sign-ins with the trail ${trail}: ${stats.firstError}`);
+if (audit) {
+  const { result, verifySeconds } = audit;
+  console.log(`\naudit trail at ${audit.rows} records (written straight into the table by the bench, chained as recordEvent does)`);
+  console.log(`  written (bench, SQL)  ${(audit.rows / audit.writeSeconds).toFixed(0)} records/s`);
+  if (result.ok) {
+    const perMillion = (verifySeconds / result.count) * 1e6;
+    console.log(`  audit verify          ${(result.count / verifySeconds).toFixed(0)} records/s, ${perMillion.toFixed(1)} s per million (${verifySeconds.toFixed(1)} s for ${result.count}), intact`);
+  } else {
+    // The bench's own records must verify: this is a bug, not a measurement.
+    console.log(`  audit verify          ERROR: the trail is not intact after ${verifySeconds.toFixed(1)} s: ${result.message} (${result.count} records checked)`);
+    process.exitCode = 1;
+  }
 }

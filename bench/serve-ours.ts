@@ -22,6 +22,8 @@ const config = loadConfig({
   SIGN_IN_RATE_LIMIT: '100000000/60',
   // One log line per request would flood the bench's output (it echoes what the server prints).
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  // off only for the run that measures what the trail costs a sign-in.
+  AUDIT_TRAIL: process.env.BENCH_OURS_AUDIT_TRAIL,
 });
 const running = await startServer(config);
 const { db } = running.database;

@@ -62,6 +62,8 @@ const envSchema = z.object({
   SMS_WEBHOOK_TOKEN: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters (openssl rand -base64 32)').optional(),
+  // off only to measure what the trail costs (npm run bench); refused in production.
+  AUDIT_TRAIL: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
 });
 
 export type Config = {
@@ -85,6 +87,8 @@ export type Config = {
   logLevel: LogLevel;
   // Bearer token for /metrics; unset: /metrics is open outside production, absent in it.
   metricsToken: string | undefined;
+  // false only when measuring the trail's cost (AUDIT_TRAIL=off, never in production).
+  auditTrail: boolean;
 };
 
 export type SecuritySettings = {
@@ -120,6 +124,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throw new ConfigError('ISSUER: must use https:// when NODE_ENV=production (http:// is allowed only for localhost)');
     }
     if (e.DEMO) throw new ConfigError('DEMO: the demo cannot run when NODE_ENV=production');
+    if (e.AUDIT_TRAIL === 'off') {
+      throw new ConfigError('AUDIT_TRAIL: cannot be off when NODE_ENV=production: the audit trail is required by MLPS (等保 security audit); off is only for measuring its cost');
+    }
   }
   return {
     production,
@@ -147,5 +154,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     messages: { smtpUrl: e.SMTP_URL, smtpFrom: e.SMTP_FROM, smsWebhookUrl: e.SMS_WEBHOOK_URL, smsWebhookToken: e.SMS_WEBHOOK_TOKEN, outbox: !production },
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN,
+    auditTrail: e.AUDIT_TRAIL === 'on',
   };
 }

@@ -11,6 +11,7 @@ import { purgeExpired } from './purge.ts';
 import { codeKey } from './accounts/codes.ts';
 import { createSender } from './messages/senders.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
+import { setAuditTrail } from './audit/trail.ts';
 import { ensureAccountCenterClient } from './account-center/client.ts';
 import { ensureAdminConsoleClient } from './admin/console-client.ts';
 import { seedDemo } from './demo/seed.ts';
@@ -32,6 +33,7 @@ function selfUrl({ address, port, family }: AddressInfo): string {
 // A caller may hand in an open database (tests hand in a fresh copy).
 export async function startServer(config: Config, options: { database?: Database; logger?: Logger } = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  setAuditTrail(config.auditTrail);
   const database = options.database ?? (await openDatabase(config));
   const { db } = database;
   const server = http.createServer();

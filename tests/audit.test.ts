@@ -4,7 +4,7 @@ import { parse } from 'csv-parse/sync';
 import { chainedFields, chainHash, GENESIS } from '../src/audit/chain.ts';
 import { exportEvents, exportFilterSchema, EXPORT_COLUMNS, type ExportFilter, type ExportFormat } from '../src/audit/export.ts';
 import { auditRetentionDays, purgeTrail } from '../src/audit/retention.ts';
-import { appendEvent, listEvents, recordEvent, type AuditEvent } from '../src/audit/trail.ts';
+import { appendEvent, listEvents, recordEvent, setAuditTrail, type AuditEvent } from '../src/audit/trail.ts';
 import { verifyTrail } from '../src/audit/verify.ts';
 import { openPostgres, type Db } from '../src/db/connect.ts';
 import { ConfigError } from '../src/config.ts';
@@ -95,6 +95,19 @@ describe('the hash chain', () => {
       recordEvent(db, person(402)),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await count(db)).toBe(53);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 53 });
+  });
+
+  it('writes nothing with the trail switched off (AUDIT_TRAIL=off, for the benchmark only)', async () => {
+    setAuditTrail(false);
+    try {
+      await recordEvent(db, person(500));
+      await Promise.all([recordEvent(db, person(501)), recordEvent(db, person(502))]);
+      await db.transaction((trx) => recordEvent(trx, person(503)));
+    } finally {
+      setAuditTrail(true);
+    }
     expect(await count(db)).toBe(53);
     expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 53 });
   });

@@ -37,7 +37,16 @@ const MAX_BATCH = 200;
 type Waiting = { event: AuditEvent; at: Date; resolve: () => void; reject: (err: unknown) => void };
 const queues = new WeakMap<Db, { waiting: Waiting[]; writing: boolean }>();
 
+// AUDIT_TRAIL=off (config.ts; refused in production) makes recordEvent do nothing.
+// It exists only so the benchmark can measure what the trail costs a sign-in; a
+// deployment keeps the trail on. appendEvent (purges, past events) is not affected.
+let trailOn = true;
+export function setAuditTrail(enabled: boolean): void {
+  trailOn = enabled;
+}
+
 export function recordEvent(db: Db, e: AuditEvent): Promise<void> {
+  if (!trailOn) return Promise.resolve();
   if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date() }]).then(() => undefined);
   return new Promise((resolve, reject) => {
     let queue = queues.get(db);

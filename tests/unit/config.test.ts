@@ -50,4 +50,16 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ NODE_ENV: 'production', MASTER_KEY: key, ISSUER: 'http://localhost:3000' }).issuer).toBe('http://localhost:3000');
     expect(loadConfig({ NODE_ENV: 'production', MASTER_KEY: key, ISSUER: 'https://p.example.cn/' })).toMatchObject({ issuer: 'https://p.example.cn', demo: false, host: '0.0.0.0' });
   });
+
+  it('lets the audit trail be switched off only outside production, to measure its cost', () => {
+    expect(loadConfig({}).auditTrail).toBe(true);
+    expect(loadConfig({ AUDIT_TRAIL: 'off' }).auditTrail).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'test', AUDIT_TRAIL: 'on' }).auditTrail).toBe(true);
+    expect(() => loadConfig({ AUDIT_TRAIL: 'false' })).toThrow(/AUDIT_TRAIL: must be on or off/);
+    const production = { NODE_ENV: 'production', MASTER_KEY: key, ISSUER: 'https://p.example.cn' };
+    expect(loadConfig(production).auditTrail).toBe(true);
+    expect(loadConfig({ ...production, AUDIT_TRAIL: 'on' }).auditTrail).toBe(true);
+    expect(() => loadConfig({ ...production, AUDIT_TRAIL: 'off' })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...production, AUDIT_TRAIL: 'off' })).toThrow(/AUDIT_TRAIL: cannot be off when NODE_ENV=production: the audit trail is required by MLPS/);
+  });
 });
