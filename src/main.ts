@@ -9,6 +9,7 @@ try {
   const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`;
   console.log(`sme-passport: OpenID Connect provider at ${running.url} on ${where}`);
   console.log(`  discovery: ${running.url}/.well-known/openid-configuration`);
+  console.log(`  admin console: ${running.url}/admin (the first administrator: npx sme-passport admin grant --account NAME --role security_admin)`);
   const metrics = config.metricsToken ? ' (with METRICS_TOKEN)' : config.production ? ' (off: set METRICS_TOKEN)' : '';
   console.log(`  probes: ${running.url}/healthz ${running.url}/readyz; metrics: ${running.url}/metrics${metrics}`);
   if (config.demo) {
