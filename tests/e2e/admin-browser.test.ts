@@ -10,6 +10,7 @@ import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { listWindows, type Window } from '../../src/windows/windows.ts';
 import { makeAdmin } from '../helpers/admin.ts';
 import { browser as httpBrowser } from '../helpers/browser.ts';
+import { relyingParty } from '../helpers/window-site.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // The admin console in a real browser (Debian's chromium, as in browser.test.ts): a
@@ -93,35 +94,17 @@ describe.skipIf(!hasChromium)('the admin console in a browser', () => {
     // The relying party (openid-client) with the new secret signs an ordinary person in.
     const person = { username: 'li.na', displayName: '李娜', password: 'Shaolin-Temple-495' };
     await createAccount(server.db, person, PASSWORD_POLICIES.mlps);
-    const site = (secret: string) => oidc.discovery(new URL(server.url), clientId, undefined, oidc.ClientSecretBasic(secret), { execute: [oidc.allowInsecureRequests] });
-    const current = await site(newSecret);
+    const site = (secret: string) => relyingParty(server, { clientId, clientSecret: undefined, redirectUri, auth: oidc.ClientSecretBasic(secret) });
     const you = httpBrowser();
-    const authorize = async (config: oidc.Configuration) => {
-      const verifier = oidc.randomPKCECodeVerifier();
-      const state = oidc.randomState();
-      const nonce = oidc.randomNonce();
-      const url = oidc.buildAuthorizationUrl(config, {
-        redirect_uri: redirectUri,
-        scope: 'openid profile',
-        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state,
-        nonce,
-      });
-      return { visit: await you.visit(url, redirectUri), checks: { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce } };
-    };
-    const first = await authorize(current);
-    expect(first.visit.kind === 'page' && first.visit.html).toContain('name="password"');
-    const back = await you.submit(first.visit, '/login', { identifier: person.username, password: person.password }, redirectUri);
-    if (back.kind !== 'redirect') throw new Error(`expected the way back to the window, got a page (${back.status}):\n${back.html.slice(0, 1500)}`);
-    const tokens = await oidc.authorizationCodeGrant(current, back.to, first.checks);
-    expect(tokens.claims()).toMatchObject({ aud: clientId, name: person.displayName, preferred_username: person.username });
+    const signedIn = await (await site(newSecret)).signIn(you, { identifier: person.username, password: person.password });
+    expect(signedIn.askedForPassword).toBe(true);
+    expect(signedIn.claims).toMatchObject({ aud: clientId, name: person.displayName, preferred_username: person.username });
 
     // The old secret: the token endpoint refuses the client itself.
     const stale = await site(firstSecret);
-    const second = await authorize(stale);
+    const second = await stale.authorize(you);
     if (second.visit.kind !== 'redirect') throw new Error('expected single sign-on straight back to the window');
-    const refused = await oidc.authorizationCodeGrant(stale, second.visit.to, second.checks).then(
+    const refused = await stale.redeem(second.visit, second.checks).then(
       () => undefined,
       (err: unknown) => err,
     );

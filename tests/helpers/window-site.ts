@@ -41,22 +41,29 @@ export async function windowSite(
     ...(receiver && { backchannelLogoutUri: receiver.url }),
     ...rest,
   });
-  const config = await oidc.discovery(
-    new URL(server.url),
-    created.clientId,
-    created.clientSecret,
-    options.authMethod === 'none' ? oidc.None() : undefined,
-    { execute: [oidc.allowInsecureRequests] },
-  );
-
+  const rp = await relyingParty(server, { clientId: created.clientId, clientSecret: created.clientSecret, redirectUri, ...(options.authMethod === 'none' && { auth: oidc.None() }) });
   return {
-    config,
-    clientId: created.clientId,
+    ...rp,
     clientSecret: created.clientSecret,
-    redirectUri,
     postLogoutUri,
     logoutTokens: receiver?.tokens ?? [],
     close: async () => receiver?.close(),
+  };
+}
+
+export type RelyingParty = Awaited<ReturnType<typeof relyingParty>>;
+
+// A relying party for a client registered elsewhere (the console, the API): openid-client
+// with the code flow and PKCE, in the test's cookie-jar browser.
+// `auth`: how it authenticates at the token endpoint (openid-client's default otherwise).
+export async function relyingParty(server: Pick<TestServer, 'url'>, client: { clientId: string; clientSecret: string | undefined; redirectUri: string; auth?: oidc.ClientAuth }) {
+  const { clientId, redirectUri } = client;
+  const config = await oidc.discovery(new URL(server.url), clientId, client.clientSecret, client.auth, { execute: [oidc.allowInsecureRequests] });
+
+  return {
+    config,
+    clientId,
+    redirectUri,
 
     // Starts a sign-in: returns where the browser ended up and what finishing needs.
     async authorize(b: Browser, params: Record<string, string> = {}) {
