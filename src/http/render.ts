@@ -11,7 +11,7 @@ const eta = new Eta({
 });
 
 // Links that switch language keep the current page and query. Only the query is
-// written: a link built from the request path (`//evil.example/x`, `/\\evil.example`)
+// written: a link built from the request path (`//evil.example/x`, `/\evil.example`)
 // would lead to another site.
 function langSwitchHref(ctx: Context, lang: string): string {
   const params = new URLSearchParams(ctx.querystring);
