@@ -150,6 +150,9 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, 'badCredentials', 401);
+    // This step exists only for an expired password; anyone else changes theirs in the
+    // account center, signed in with every factor they have.
+    if (!result.passwordExpired) return ctx.throw(400, 'this sign-in does not ask for a new password');
     if (next !== field(ctx, 'confirm_password')) return showPasswordChange(ctx, uid, identifier, 'passwordsDiffer', 400);
     const accountId = result.account.id;
     try {
