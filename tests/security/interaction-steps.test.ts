@@ -136,8 +136,8 @@ async function expectRefused(res: Response, what: string) {
 
 const routerSteps = () => {
   const router = interactionRoutes({ current: undefined as never }, server.db, {} as never, Buffer.alloc(32)) as Router;
-  const posts = router.stack.filter((layer) => layer.methods.includes('POST')).map((layer) => layer.path.replace('/interaction/:uid', ''));
-  const gets = router.stack.filter((layer) => layer.methods.includes('GET')).map((layer) => layer.path.replace('/interaction/:uid', ''));
+  const posts = router.stack.filter((layer) => layer.methods.includes('POST')).map((layer) => String(layer.path).replace('/interaction/:uid', ''));
+  const gets = router.stack.filter((layer) => layer.methods.includes('GET')).map((layer) => String(layer.path).replace('/interaction/:uid', ''));
   return { posts, gets };
 };
 
