@@ -1,3 +1,7 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from 'otplib';
 import { createAccount } from '../../src/accounts/accounts.ts';
@@ -6,11 +10,16 @@ import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { confirmEnrolment, startEnrolment } from '../../src/accounts/totp.ts';
 import { ConflictError } from '../../src/errors.ts';
 import { ACR } from '../../src/oidc/claims.ts';
+import { createClient } from '../../src/windows/clients.ts';
+import { seedWindowRegistry } from '../../src/windows/seed.ts';
 import { listWindows } from '../../src/windows/windows.ts';
+import { migrate } from '../../src/db/migrate.ts';
 import { makeAdmin } from '../helpers/admin.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
+import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
+import { freePort, startNode, type Node } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+import { relyingParty, windowSite, type WindowSite } from '../helpers/window-site.ts';
 
 // Defect 1 of issue 10: after the password alone, the in-sign-in enrolment step used to
 // issue and confirm a new authenticator for an account that already had one, and its
@@ -147,5 +156,65 @@ describe('the second factor cannot be replaced during a sign-in', () => {
     expect((await site.redeem(done, checks)).claims()).toMatchObject({ acr: ACR.mfa });
     const records = await server.db('audit_events').where({ event: 'mfa.enrolled', target: `account:${admin.id}` }).select('reason');
     expect(records).toEqual([{ reason: 'administrator, during sign-in' }]);
+  });
+});
+
+// The step the pending cookie names holds whichever node takes the next post.
+describe.skipIf(!onPostgres())('the enrolment step on two nodes', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let nodes: Node[] = [];
+  let ports: number[] = [];
+  const masterKey = crypto.randomBytes(32).toString('base64');
+  const redirectUri = 'http://127.0.0.1:9/two-nodes-mfa/callback';
+  let rp: Awaited<ReturnType<typeof relyingParty>>;
+
+  beforeAll(async () => {
+    database = await testDatabase();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-nodes-'));
+    await migrate(database.db);
+    await seedWindowRegistry(database.db);
+    const [first] = await listWindows(database.db);
+    const client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes-mfa', redirectUris: [redirectUri] });
+    ports = [await freePort(), await freePort()];
+    const env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: masterKey, DATA_DIR: dataDir, SIGN_IN_RATE_LIMIT: '10000/60' };
+    nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
+    rp = await relyingParty({ url: nodes[0]!.url }, { clientId: client.clientId, clientSecret: client.clientSecret, redirectUri });
+  });
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await database?.close();
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const onNode = (url: URL, i: number) => Object.assign(new URL(url), { port: String(ports[i]) });
+
+  it('refuses on node 2 an enrolment after a password on node 1 for an account with a factor, and completes a first one', async () => {
+    const withFactor = await makeAdmin({ db: database.db, masterKey }, 'nodes.with.factor', [{ role: 'system_admin' }]);
+    const before = await database.db('totp_factors').where({ account_id: withFactor.account.id }).select('secret_sealed');
+    const you = browser();
+    const { visit } = await rp.authorize(you);
+    const mfa = await you.submit(visit, '/login', { identifier: withFactor.account.username, password: withFactor.password }, redirectUri);
+    if (mfa.kind !== 'page') throw new Error('expected the second-factor page');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(mfa.html)![1]!;
+    const uid = /\/interaction\/([^/"]+)\/mfa"/.exec(mfa.html)![1]!;
+    const elsewhere = onNode(new URL(`/interaction/${uid}/mfa-enrol`, mfa.url), 1);
+    const res = await you.fetch(elsewhere, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, password: withFactor.password, code: '000000', sealed: '' }) });
+    expect(res.status).toBe(400);
+    expect(await res.text()).not.toMatch(/<code>[A-Z2-7]{16,}<\/code>/);
+    expect(await database.db('totp_factors').where({ account_id: withFactor.account.id }).select('secret_sealed')).toEqual(before);
+
+    const firstTime = await createAccount(database.db, { username: 'nodes.first.admin', displayName: '首次', password }, PASSWORD_POLICIES.mlps);
+    await grantRole(database.db, { accountId: firstTime.id, role: 'security_admin' });
+    const admin = browser();
+    const start = await rp.authorize(admin);
+    const enrol = await admin.submit(start.visit, '/login', { identifier: 'nodes.first.admin', password }, redirectUri);
+    if (enrol.kind !== 'page') throw new Error('expected the enrolment page');
+    const secret = /<code>([A-Z2-7]+)<\/code>/.exec(enrol.html)![1]!;
+    const codes = await admin.submit({ ...enrol, url: onNode(enrol.url, 1) }, '/mfa-enrol', { password, code: await generate({ secret }) }, redirectUri);
+    expect([...html(codes).matchAll(/<code>[0-9a-f-]{19}<\/code>/g)]).toHaveLength(10);
+    const done = await admin.submit(codes, '/mfa', { code: await generate({ secret, epoch: now() + 30 }) }, redirectUri);
+    expect((await rp.redeem(done, start.checks)).claims()).toMatchObject({ acr: ACR.mfa, sub: firstTime.id });
   });
 });
