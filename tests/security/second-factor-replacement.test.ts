@@ -159,7 +159,8 @@ describe('the second factor cannot be replaced during a sign-in', () => {
   });
 });
 
-// The step the pending cookie names holds whichever node takes the next post.
+// The step the pending cookie names holds whichever node takes the next post. PostgreSQL
+// only: an embedded database belongs to one process.
 describe.skipIf(!onPostgres())('the enrolment step on two nodes', () => {
   let database: TestDatabase;
   let dataDir: string;
