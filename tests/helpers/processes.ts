@@ -17,6 +17,12 @@ export type Node = { url: string; process: ChildProcess; output: () => string; s
 // `node src/main.ts` as its own process, as an operator would run it; resolves when it
 // says it is listening.
 export async function startNode(env: Record<string, string>): Promise<Node> {
+  const { started, ...node } = spawnNode(env);
+  return { ...node, url: await started };
+}
+
+// The same, not waited for: `started` resolves with its URL once it says it is ready.
+export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { started: Promise<string> } {
   const child = spawn(process.execPath, ['src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DEMO: 'false', ...env },
@@ -25,7 +31,7 @@ export async function startNode(env: Record<string, string>): Promise<Node> {
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const url = await new Promise<string>((resolve, reject) => {
+  const started = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 30_000);
     child.stdout.on('data', () => {
       const m = /provider at (\S+)/.exec(output);
@@ -40,7 +46,7 @@ export async function startNode(env: Record<string, string>): Promise<Node> {
     });
   });
   return {
-    url,
+    started,
     process: child,
     output: () => output,
     stop: () =>
