@@ -3,8 +3,8 @@
 
 const SQL = /\bselect\b.+\bfrom\b|\binsert into\b|\bdelete from\b|\bupdate\s+"?\w+"?\s+set\b|\bon conflict\b|\breturning\s+"|\$\d+\b/i;
 
-// Each line that breaks the contract, with why; `paths` are request paths the test
-// sent, none of which may appear.
+// Each line that breaks the contract, with why; `paths` are request paths (or the ids
+// in them) the test sent, none of which may appear.
 export function logContractBreaches(output: string, paths: string[] = []): string[] {
   const breaches: string[] = [];
   for (const line of output.split('\n')) {

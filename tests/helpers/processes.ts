@@ -32,7 +32,7 @@ export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { st
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
   const started = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 60_000);
     child.stdout.on('data', () => {
       const m = /provider at (\S+)/.exec(output);
       if (m) {

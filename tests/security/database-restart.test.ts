@@ -162,7 +162,7 @@ describe.skipIf(why !== undefined)(`a PostgreSQL restart under load${why ? ` (sk
     const lastFailureEnd = Math.max(restartEnd, ...failures.map((a) => a.end));
     const recoverySeconds = (lastFailureEnd - restartEnd) / 1000;
     const seconds = (ms: number) => Math.round(ms) / 1000;
-    const breaches = nodes.map((node) => logContractBreaches(node.output(), ['/token', '/auth', redirectUri]));
+    const breaches = nodes.map((node) => logContractBreaches(node.output(), ['POST /token', '/auth?', redirectUri]));
     const figures = {
       restartSeconds: seconds(restartEnd - restartStart),
       failureWindowSeconds: failures.length ? seconds(Math.max(...failures.map((a) => a.end)) - Math.min(...failures.map((a) => a.start))) : 0,
