@@ -38,6 +38,18 @@ export class DatabaseUnavailable extends Error {
     super('temporarily_unavailable', { cause });
     this.name = 'DatabaseUnavailable';
   }
+
+  // What went wrong underneath, in a few words for an operator: a code, else a message.
+  get reason(): string {
+    let err: unknown = this.cause;
+    for (let depth = 0; err instanceof Error && depth < 3; depth++) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code) return `${code}${err.message && !err.message.includes(code) ? `: ${err.message}` : ''}`;
+      if (err.message) return err.message;
+      err = err instanceof AggregateError ? err.errors[0] : err.cause;
+    }
+    return 'no answer';
+  }
 }
 
 export function unavailableIfLost(err: unknown): unknown {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseUnavailable, isConnectionError } from '../../src/db/connection-errors.ts';
 import { openPostgres, type Database } from '../../src/db/connect.ts';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
+import { freePort, runCli } from '../helpers/processes.ts';
 import { tcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 // How statements fail: never with SQL or values in the message; a lost database as
@@ -48,6 +49,14 @@ describe('telling a lost database from a failed statement', () => {
     for (const failed of [coded('23505'), coded('22P02'), coded('40001'), coded('57014', 'canceling statement due to statement timeout'), new Error('Connection terminated'), new TypeError('x'), 'ECONNREFUSED', undefined]) {
       expect(isConnectionError(failed), String(failed)).toBe(false);
     }
+  });
+});
+
+describe('the command line without its database', () => {
+  it('says in one line that the database cannot be reached, prints nothing else, and exits with 3', async () => {
+    const nowhere = await freePort();
+    const result = await runCli(['window', 'list'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${nowhere}/none` });
+    expect(result).toEqual({ code: 3, stdout: '', stderr: 'error: the database cannot be reached (ECONNREFUSED); try again when it answers\n' });
   });
 });
 
