@@ -22,16 +22,7 @@ try {
   const config = loadConfig();
   logger = createLogger({ level: config.logLevel });
   const running = await startServer(config, { logger });
-  const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`;
-  logger.info(`sme-passport: OpenID Connect provider at ${running.url} on ${where}`);
-  logger.info(`discovery: ${running.url}/.well-known/openid-configuration`);
-  logger.info(`admin console: ${running.url}/admin (the first administrator: npx sme-passport admin grant --account NAME --role security_admin)`);
-  const metrics = config.metricsToken ? ' (with METRICS_TOKEN)' : config.production ? ' (off: set METRICS_TOKEN)' : '';
-  logger.info(`probes: ${running.url}/healthz ${running.url}/readyz; metrics: ${running.url}/metrics${metrics}`);
-  if (config.demo) {
-    for (const site of DEMO_SITES) logger.info(`demo window site: ${running.url}/demo/${site.slug}/`);
-    logger.info(`demo: sign in as "${DEMO_ACCOUNT.username}" with password "${DEMO_ACCOUNT.password}"`);
-  }
+  // Before anything is said to be running: a signal from then on shuts down cleanly.
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -42,6 +33,16 @@ try {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`;
+  logger.info(`sme-passport: OpenID Connect provider at ${running.url} on ${where}`);
+  logger.info(`discovery: ${running.url}/.well-known/openid-configuration`);
+  logger.info(`admin console: ${running.url}/admin (the first administrator: npx sme-passport admin grant --account NAME --role security_admin)`);
+  const metrics = config.metricsToken ? ' (with METRICS_TOKEN)' : config.production ? ' (off: set METRICS_TOKEN)' : '';
+  logger.info(`probes: ${running.url}/healthz ${running.url}/readyz; metrics: ${running.url}/metrics${metrics}`);
+  if (config.demo) {
+    for (const site of DEMO_SITES) logger.info(`demo window site: ${running.url}/demo/${site.slug}/`);
+    logger.info(`demo: sign in as "${DEMO_ACCOUNT.username}" with password "${DEMO_ACCOUNT.password}"`);
+  }
 } catch (err) {
   if (err instanceof ConfigError || err instanceof DatabaseInUseError) fail(`sme-passport: ${err.message}`, undefined, 2);
   else fail('sme-passport: could not start', err);

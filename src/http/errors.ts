@@ -39,7 +39,10 @@ export function errorPages(logger: Logger) {
     } catch (err) {
       if (err instanceof DatabaseUnavailable) {
         logger.error(`${ctx.method} ${routeOf(ctx)}: database unavailable`, err);
-        if (ctx.accepts('html', 'json') === 'json') {
+        // On the provider's routes (an audit record it waited for failed), JSON unless
+        // HTML is preferred, as the provider answers; on ours, a page unless JSON is.
+        const provider = (ctx as Context & { oidc?: unknown }).oidc !== undefined;
+        if (provider ? ctx.accepts('json', 'html') === 'json' : ctx.accepts('html', 'json') === 'json') {
           ctx.status = 503;
           ctx.set('Cache-Control', 'no-store');
           ctx.body = { error: err.error, error_description: err.error_description };

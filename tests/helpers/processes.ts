@@ -31,6 +31,8 @@ export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { st
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
+  // After the exit and the last of its output.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const started = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 60_000);
     child.stdout.on('data', () => {
@@ -40,7 +42,7 @@ export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { st
         resolve(m[1]!);
       }
     });
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`node exited with ${code}:\n${output}`));
     });
@@ -49,12 +51,10 @@ export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { st
     started,
     process: child,
     output: () => output,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return closed;
+    },
   };
 }
 
