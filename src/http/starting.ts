@@ -4,17 +4,23 @@ import { RETRY_AFTER_SECONDS } from './errors.ts';
 // While the process starts (migrations, seeding, hashing the demo password, loading
 // keys) its port may already be open: without an issuer set, the issuer is known only
 // once the port is bound. Whatever arrives then is told to come back, at once, rather
-// than left waiting: load balancers see /readyz say "starting", people a short page.
+// than left waiting: 503 with Retry-After, /readyz saying "starting", people a short
+// page. Only the liveness probe says the process is up: an orchestrator that saw it
+// fail during a long first start would kill the process before it could finish.
 export function answerWhileStarting(req: IncomingMessage, res: ServerResponse): void {
   const path = (req.url ?? '/').split('?')[0];
-  const probe = path === '/readyz' || path === '/healthz';
-  res.statusCode = 503;
-  res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  if (probe || /\bjson\b/.test(req.headers.accept ?? '')) {
+  if (path === '/healthz') {
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.end(JSON.stringify(probe ? { status: 'starting' } : { error: 'temporarily_unavailable', error_description: 'the service is starting; try again in a few seconds' }));
+    res.end(JSON.stringify({ status: 'ok' }));
+    return;
+  }
+  res.statusCode = 503;
+  res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+  if (path === '/readyz' || /\bjson\b/.test(req.headers.accept ?? '')) {
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify(path === '/readyz' ? { status: 'starting' } : { error: 'temporarily_unavailable', error_description: 'the service is starting; try again in a few seconds' }));
     return;
   }
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');

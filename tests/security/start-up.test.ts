@@ -12,7 +12,8 @@ import { eventually } from '../helpers/wait.ts';
 
 // A node's port opens before it can serve (without ISSUER the issuer is the bound
 // port). Whatever arrives in between is answered at once: 503, Retry-After, and
-// /readyz says "starting"; nothing is left hanging until a load balancer gives up.
+// /readyz says "starting"; nothing is left hanging until a load balancer gives up. The
+// liveness probe says the process is up, so that no orchestrator kills a long start.
 //
 // Start-up is held at a known point the honest way: the test holds the advisory lock
 // under which a starting node registers the account centre's client, as a second node
@@ -47,7 +48,7 @@ describe.skipIf(!onPostgres())(`requests while a node starts${onPostgres() ? '' 
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('answers 503 with Retry-After and /readyz "starting" until it is ready, then serves', async () => {
+  it('answers 503 with Retry-After and /readyz "starting" until it is ready (the liveness probe 200), then serves', async () => {
     await holder.query('SELECT pg_advisory_lock(hashtext($1))', [ACCOUNT_CENTER_LOCK]);
     const port = await freePort();
     const node = spawnNode({ DATABASE_URL: database.url!, PORT: String(port), MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir });
@@ -59,6 +60,8 @@ describe.skipIf(!onPostgres())(`requests while a node starts${onPostgres() ? '' 
 
       const ready = await ask('/readyz');
       expect({ status: ready.status, retryAfter: ready.headers.get('retry-after'), body: await ready.json() }).toEqual({ status: 503, retryAfter: '2', body: { status: 'starting' } });
+      const alive = await ask('/healthz');
+      expect({ status: alive.status, body: await alive.json() }).toEqual({ status: 200, body: { status: 'ok' } });
       const discovery = await ask('/.well-known/openid-configuration', { headers: { accept: 'application/json' } });
       expect({ status: discovery.status, retryAfter: discovery.headers.get('retry-after'), body: await discovery.json() }).toMatchObject({
         status: 503,
