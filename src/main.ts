@@ -1,7 +1,8 @@
+import { format } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { DatabaseInUseError } from './db/connect.ts';
 import { DEMO_ACCOUNT, DEMO_SITES } from './demo/seed.ts';
-import { createLogger } from './http/logging.ts';
+import { createLogger, scrub } from './http/logging.ts';
 import { startServer } from './server.ts';
 
 // Everything this process writes is a JSON line through the logger (README, "Logs"),
@@ -14,9 +15,14 @@ const fail = (message: string, err?: unknown, code = 1) => {
 };
 process.on('uncaughtException', (err) => fail('sme-passport: uncaught exception', err));
 process.on('unhandledRejection', (err) => fail('sme-passport: unhandled rejection', err));
-// Node prints its warnings (deprecations and the like) on standard error by itself.
+// Node prints its warnings (deprecations and the like) on standard error by itself,
+// and libraries print with console (oidc-provider's NOTICE and WARNING lines): those
+// become log lines too.
 process.removeAllListeners('warning');
 process.on('warning', (warning) => logger.info(`node warning: ${warning.name}: ${warning.message}`));
+const logged = (level: 'info' | 'error') => (...args: unknown[]) => logger[level](scrub(format(...args)));
+console.log = console.info = console.debug = logged('info');
+console.warn = console.error = console.trace = logged('error');
 
 try {
   const config = loadConfig();
