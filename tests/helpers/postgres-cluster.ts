@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
+import { openPostgres } from '../../src/db/connect.ts';
 import { freePort } from './processes.ts';
 
 // A PostgreSQL cluster of a test's own (Debian's postgresql-common), for tests that
@@ -44,7 +45,12 @@ export async function privateCluster(database: string): Promise<PostgresCluster>
   };
   try {
     await ctl('start');
-    await run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', `CREATE DATABASE ${database}`], { timeout: 30_000 });
+    const admin = openPostgres(`postgres://postgres@127.0.0.1:${port}/postgres`, 1);
+    try {
+      await admin.db.raw(`CREATE DATABASE ${database}`);
+    } finally {
+      await admin.close();
+    }
   } catch (err) {
     await drop().catch(() => undefined);
     throw err;
