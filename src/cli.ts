@@ -29,6 +29,7 @@ import { auditRetentionDays, checkPurgeDate, purgeTrail } from './audit/retentio
 import { createEnterprise, ENTERPRISE_STATUSES, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, setEnterpriseStatus, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
 import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
+import { text } from './validation/text.ts';
 
 // The administrator's command line. Exit codes scripts can rely on:
 // 0 done, 1 refused (bad input, conflict, not found), 2 usage or configuration error,
@@ -125,6 +126,22 @@ const FLAG_OF: Record<string, string> = {
   enterpriseId: '--enterprise',
   accountId: '--account',
 };
+// Every flag and argument of every command is text like any other input, checked
+// once here before any command runs; the commands' own schemas then check what each
+// value means.
+const argumentText = text({ max: 4096 });
+function refuseBadText(command: Command): void {
+  const check = (name: string, value: unknown) => {
+    for (const v of [value].flat()) {
+      const parsed = typeof v === 'string' ? argumentText.safeParse(v) : undefined;
+      if (parsed && !parsed.success) throw new Refused(`${name}: ${parsed.error.issues[0]!.message}`);
+    }
+  };
+  const values = command.opts();
+  for (const option of command.options) check(option.long ?? option.flags, values[option.attributeName()]);
+  command.registeredArguments.forEach((argument, i) => check(`<${argument.name()}>`, command.processedArgs[i]));
+}
+
 const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.split('.')[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function buildCli(io: Io = processIo): Command {
@@ -145,7 +162,8 @@ export function buildCli(io: Io = processIo): Command {
   const program = new Command('sme-passport')
     .description('Administrator command line of the sme-passport identity provider')
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .hook('preAction', (_program, command) => refuseBadText(command));
 
   program
     .command('migrate')
