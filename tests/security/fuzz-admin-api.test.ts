@@ -138,7 +138,7 @@ describe('fuzzing the admin API', () => {
         rows = await snapshot(server.db, UNTOUCHED);
         if (res.status >= 400) expect(changedTables(before, rows)).toEqual([]);
       }),
-      fuzzOptions(RUNS),
+      fuzzOptions(name, RUNS),
     );
   });
 
