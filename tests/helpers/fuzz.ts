@@ -61,17 +61,21 @@ export const formBody = (fields: Record<string, string | string[]>): string =>
     .flatMap(([k, v]) => [v].flat().map((one) => `${percentEncode(k)}=${percentEncode(one)}`))
     .join('&');
 
-// Cases tried and 5xx answers, per target; printed at the end of the file.
+// Cases tried and their answers by class (2xx, 3xx, 4xx, 5xx), per target; printed at
+// the end of the file.
 export function tally(file: string) {
-  const counts = new Map<string, { tried: number; serverErrors: number }>();
+  const counts = new Map<string, Record<string, number>>();
   afterAll(() => {
-    const lines = [...counts].map(([target, c]) => `  ${target}: ${c.tried} cases, ${c.serverErrors} answered 5xx`);
+    const lines = [...counts].map(([target, c]) => {
+      const tried = Object.values(c).reduce((a, b) => a + b, 0);
+      return `  ${target}: ${tried} cases, ${c['5xx'] ?? 0} answered 5xx (${Object.entries(c).sort().map(([k, v]) => `${k} ${v}`).join(', ')})`;
+    });
     console.log(`fuzzing ${file} (FUZZ_SEED=${FUZZ_SEED}):\n${lines.join('\n')}`);
   });
   return (target: string, status: number) => {
-    const c = counts.get(target) ?? { tried: 0, serverErrors: 0 };
-    c.tried++;
-    if (status >= 500) c.serverErrors++;
+    const c = counts.get(target) ?? {};
+    const kind = `${Math.floor(status / 100)}xx`;
+    c[kind] = (c[kind] ?? 0) + 1;
     counts.set(target, c);
   };
 }

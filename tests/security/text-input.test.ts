@@ -100,6 +100,24 @@ describe('text that PostgreSQL or a person cannot take', () => {
     }
   });
 
+  it('answers a NUL byte in OpenID Connect parameters (nonce, login hint, code) with the error the protocol gives, and writes nothing', async () => {
+    const b = browser();
+    for (const params of [{ nonce: NUL }, { login_hint: NUL }]) {
+      const { visit } = await writesNothing(() => site.authorize(b, params));
+      expect(visit.kind).toBe('redirect');
+      const back = visit.kind === 'redirect' ? visit.to.searchParams : new URLSearchParams();
+      expect({ error: back.get('error'), description: back.get('error_description') }).toEqual({ error: 'invalid_request', description: expect.stringMatching(/must not contain control characters/) });
+    }
+    const token = await writesNothing(() =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${site.clientId}:${site.clientSecret ?? ""}`).toString('base64')}` },
+        body: `grant_type=authorization_code&code=a%00b&redirect_uri=${encodeURIComponent(site.redirectUri)}&code_verifier=${'x'.repeat(43)}`,
+      }),
+    );
+    expect({ status: token.status, error: (await token.json()).error }).toEqual({ status: 400, error: 'invalid_grant' });
+  });
+
   it('refuses a NUL byte in a command-line flag with exit code 1, naming the flag, and writes nothing', async () => {
     const cases: Array<[argv: string[], flag: string]> = [
       [['window', 'create', '--kind', 'service', '--name', NUL], '--name'],
