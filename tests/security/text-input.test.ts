@@ -102,7 +102,7 @@ describe('text that PostgreSQL or a person cannot take', () => {
 
   it('answers a NUL byte in OpenID Connect parameters (nonce, login hint, code) with the error the protocol gives, and writes nothing', async () => {
     const b = browser();
-    for (const params of [{ nonce: NUL }, { login_hint: NUL }]) {
+    for (const params of [{ nonce: NUL }, { login_hint: NUL }] as Array<Record<string, string>>) {
       const { visit } = await writesNothing(() => site.authorize(b, params));
       expect(visit.kind).toBe('redirect');
       const back = visit.kind === 'redirect' ? visit.to.searchParams : new URLSearchParams();
