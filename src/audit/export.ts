@@ -11,7 +11,7 @@ import { text } from '../validation/text.ts';
 
 // A date is the start of that day in this machine's time zone; a date and time without
 // an offset is this machine's local time too; with `Z` or an offset it is that instant.
-export const auditDate = text({ max: 40 }).transform((value, ctx) => {
+export const auditDate = text({ max: 40, error: 'must be a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])' }).transform((value, ctx) => {
   const date = parseDate(value.trim());
   if (!date) {
     ctx.addIssue({ code: 'custom', message: `"${value}" is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])` });
