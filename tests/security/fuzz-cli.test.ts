@@ -112,14 +112,21 @@ async function check(target: string, argv: string[], rows: { current: Awaited<Re
   if (r.code !== 0) expect(changedTables(before, rows.current)).toEqual([]);
 }
 
+const dataDirBefore = process.env.DATA_DIR;
+
 beforeAll(async () => {
   database = await testDatabase();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-fuzz-'));
+  // Commands that read the configuration (account disable makes the provider, which
+  // needs the master key) keep their data folder in the test's own folder.
+  process.env.DATA_DIR = dir;
   windowId = String((await createWindow(database.db, { kind: 'service', name: '模糊测试机构' })).id);
   fs.writeFileSync(path.join(dir, 'registry.csv'), `uscc,name,type,region,industry\n${completeUscc('9141010000088802')},模糊导入公司,enterprise,410100,制造\n`);
 });
 
 afterAll(async () => {
+  if (dataDirBefore === undefined) delete process.env.DATA_DIR;
+  else process.env.DATA_DIR = dataDirBefore;
   await database?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
