@@ -57,7 +57,7 @@ export function parseContact(value: string): { channel: 'sms' | 'email'; destina
 }
 
 // What a person types to name their account: a username, a phone number or an email.
-export const identifierSchema = text({ max: 254 }).trim();
+export const identifierSchema = text({ max: 254 });
 
 // A username starts with a letter, so it can never be mistaken for a phone number or email.
 export const usernameSchema = z
@@ -67,7 +67,7 @@ export const usernameSchema = z
 
 export const newAccountSchema = z.strictObject({
   username: usernameSchema,
-  displayName: text({ max: 100 }).trim().min(1, 'must not be empty'),
+  displayName: text({ max: 100 }).min(1, 'must not be empty'),
   phone: z
     .string()
     .transform((v, ctx) => normalisePhone(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a mainland mobile number such as 13800138000' }), z.NEVER))

@@ -38,9 +38,9 @@ export const AUDIT_OUTCOMES = ['success', 'failure'] as const;
 const filterShape = {
   from: auditDate,
   to: auditDate,
-  actor: text({ max: 200 }).trim().min(1, 'must be an actor id').optional(),
+  actor: text({ max: 200 }).min(1, 'must be an actor id').optional(),
   windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int('must be a window id (a number)').positive('must be a window id (a number)').max(2 ** 31 - 1).optional(),
-  event: text({ max: 100 }).trim().min(1, 'must be an event type, e.g. sign_in').optional(),
+  event: text({ max: 100 }).min(1, 'must be an event type, e.g. sign_in').optional(),
   outcome: z.enum(AUDIT_OUTCOMES, { error: 'must be success or failure' }).optional(),
 };
 const toAfterFrom = (f: { from: Date; to: Date }) => f.from < f.to;

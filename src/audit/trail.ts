@@ -146,8 +146,8 @@ export async function latestAnchor(db: Db): Promise<Anchor | undefined> {
 }
 
 export const auditFilterSchema = z.strictObject({
-  event: textSchema({ max: 100 }).trim().min(1, 'must be an event type, e.g. sign_in').optional(),
-  actor: textSchema({ max: 200 }).trim().min(1, 'must be an actor id').optional(),
+  event: textSchema({ max: 100 }).min(1, 'must be an event type, e.g. sign_in').optional(),
+  actor: textSchema({ max: 200 }).min(1, 'must be an actor id').optional(),
   windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().optional(),
   outcome: z.enum(['success', 'failure'], { error: 'must be success or failure' }).optional(),
   limit: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').max(500, 'must be at most 500').default(100),

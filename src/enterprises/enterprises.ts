@@ -32,10 +32,10 @@ export const usccSchema = text({ max: 40 }).transform((value, ctx) => {
 export const newEnterpriseSchema = z
   .strictObject({
     uscc: usccSchema.optional(),
-    name: text({ max: 200 }).trim().min(2, 'must be at least 2 characters'),
+    name: text({ max: 200 }).min(2, 'must be at least 2 characters'),
     type: z.enum(ENTERPRISE_TYPES, { error: `must be one of ${ENTERPRISE_TYPES.join(', ')}` }),
     region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
-    industry: text({ max: 100 }).trim().min(1, 'must not be empty').optional(),
+    industry: text({ max: 100 }).min(1, 'must not be empty').optional(),
     status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }).default('pending'),
   })
   .refine((e) => e.uscc !== undefined || e.type === 'team', { path: ['uscc'], message: 'is required (only an entrepreneur team may have none yet)' });

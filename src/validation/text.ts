@@ -20,12 +20,14 @@ export function textProblem(value: string): string | undefined {
     : `must not contain text direction overrides (found ${code})`;
 }
 
-// Free text of at most `max` characters; `error` says what is expected when the value
-// is missing or not a string. The refinement is a check of the string schema itself,
-// so callers chain .trim(), .min() and .regex() as on any z.string().
+// Free text of at most `max` characters, trimmed first (a pasted name may end in a
+// tab or a line break); `error` says what is expected when the value is missing or not
+// a string. The refinement is a check of the string schema itself, so callers chain
+// .min() and .regex() as on any z.string().
 export const text = (o: { max: number; error?: string }) =>
   z
     .string({ error: o.error ?? 'must be text' })
+    .trim()
     .max(o.max, `must be at most ${o.max} characters`)
     .superRefine((value, ctx) => {
       const problem = textProblem(value);

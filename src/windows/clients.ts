@@ -64,7 +64,7 @@ const jwkSet = z.strictObject({ keys: z.array(publicJwk, { error: 'must be a lis
 export type JwkSet = z.output<typeof jwkSet>;
 
 const clientFields = {
-  name: text({ max: 100 }).trim().min(1, 'must not be empty'),
+  name: text({ max: 100 }).min(1, 'must not be empty'),
   redirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
   postLogoutRedirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
   backchannelLogoutUri: registeredUri,

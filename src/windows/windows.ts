@@ -40,9 +40,9 @@ const toWindow = (r: WindowRow): Window => ({
 });
 
 const windowFields = {
-  name: text({ max: 100 }).trim().min(2, 'must be at least 2 characters'),
+  name: text({ max: 100 }).min(2, 'must be at least 2 characters'),
   region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
-  cluster: text({ max: 100 }).trim().min(1, 'must not be empty'),
+  cluster: text({ max: 100 }).min(1, 'must not be empty'),
   directlyAdministered: z.boolean(),
 };
 

@@ -96,7 +96,7 @@ const kidParam = z.strictObject({ kid: opaqueId('a key id') });
 
 const clientBody = z.record(z.string(), z.unknown());
 const roleBody = z.strictObject({
-  account: text({ max: 254, error: 'must be an account id or username' }).trim().min(1, 'must be an account id or username'),
+  account: text({ max: 254, error: 'must be an account id or username' }).min(1, 'must be an account id or username'),
   role: z.enum(ADMIN_ROLES, { error: `must be one of ${ADMIN_ROLES.join(', ')}` }),
   windowId: z.number({ error: 'must be a window id (a number)' }).int().positive().optional(),
 });
@@ -352,7 +352,7 @@ export const OPERATIONS: Operation[] = [
     path: '/accounts',
     summary: 'Find an account by id, username, phone number or email',
     roles: ['system_admin', 'security_admin'],
-    query: z.strictObject({ q: text({ max: 254, error: 'is required' }).trim().min(1, 'must not be empty') }),
+    query: z.strictObject({ q: text({ max: 254, error: 'is required' }).min(1, 'must not be empty') }),
     run: async ({ db, query }) => {
       const account = await findAccountByIdOrUsername(db, query.q);
       if (!account) throw new NotFoundError('q', `no account "${query.q}"`);
