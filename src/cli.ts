@@ -29,7 +29,8 @@ import { auditDate, EXPORT_FORMATS, exportEvents, exportFilterSchema, type Expor
 import { auditRetentionDays, checkPurgeDate, purgeTrail } from './audit/retention.ts';
 import { createEnterprise, ENTERPRISE_STATUSES, ENTERPRISE_TYPES, requireEnterprise, searchEnterprises, setEnterpriseStatus, type Enterprise } from './enterprises/enterprises.ts';
 import { addMember, ROLES } from './enterprises/memberships.ts';
-import { importEnterprises, type ImportSummary } from './enterprises/import.ts';
+import { importEnterprises, ImportStopped, type ImportSummary } from './enterprises/import.ts';
+import { text } from './validation/text.ts';
 
 // The administrator's command line. Exit codes scripts can rely on:
 // 0 done, 1 refused (bad input, conflict, not found), 2 usage or configuration error,
@@ -40,6 +41,18 @@ const EXIT = { refused: 1, usage: 2, failure: 3 } as const;
 class Refused extends Error {}
 // A refusal already told on stdout (--json): exit 1 and print nothing more.
 class ReportedRefusal extends Error {}
+// An unexpected failure the command has explained itself (how far it got): exit 3.
+class Failed extends Error {}
+
+// What kind of unexpected failure, for the operator: a database's SQLSTATE or a system
+// error code, else the error's class. Never its message: database errors carry the
+// statement, and with it the values.
+function failureKind(err: unknown): string {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `database error ${code}`;
+  if (typeof code === 'string' && /^E[A-Z_]{2,30}$/.test(code)) return code;
+  return err instanceof Error ? err.name : typeof err;
+}
 
 // What a command may touch of its caller: output, input, the working directory for
 // relative paths, whether a person watches the terminal, and (relayed) the server's database.
@@ -130,6 +143,22 @@ const FLAG_OF: Record<string, string> = {
   enterpriseId: '--enterprise',
   accountId: '--account',
 };
+// Every flag and argument of every command is text like any other input, checked
+// once here before any command runs; the commands' own schemas then check what each
+// value means.
+const argumentText = text({ max: 4096 });
+function refuseBadText(command: Command): void {
+  const check = (name: string, value: unknown) => {
+    for (const v of [value].flat()) {
+      const parsed = typeof v === 'string' ? argumentText.safeParse(v) : undefined;
+      if (parsed && !parsed.success) throw new Refused(`${name}: ${parsed.error.issues[0]!.message}`);
+    }
+  };
+  const values = command.opts();
+  for (const option of command.options) check(option.long ?? option.flags, values[option.attributeName()]);
+  command.registeredArguments.forEach((argument, i) => check(`<${argument.name()}>`, command.processedArgs[i]));
+}
+
 const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.split('.')[0]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function buildCli(io: Io = processIo): Command {
@@ -150,7 +179,8 @@ export function buildCli(io: Io = processIo): Command {
   const program = new Command('sme-passport')
     .description('Administrator command line of the sme-passport identity provider')
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .hook('preAction', (_program, command) => refuseBadText(command));
 
   program
     .command('migrate')
@@ -376,6 +406,7 @@ export function buildCli(io: Io = processIo): Command {
       const bar = io.interactive ? new SingleBar({ format: 'importing [{bar}] {percentage}% | {read} rows | {inserted} new | {rejected} rejected', hideCursor: true }) : undefined;
       bar?.start(size, 0, { read: 0, inserted: 0, rejected: 0 });
       let summary: ImportSummary;
+      let stopped: ImportStopped | undefined;
       try {
         summary = await onDb((db) =>
           importEnterprises(db, input, {
@@ -384,17 +415,37 @@ export function buildCli(io: Io = processIo): Command {
             onProgress: (s) => bar?.update(input.bytesRead, s),
           }),
         );
+      } catch (err) {
+        if (!(err instanceof ImportStopped)) throw err;
+        stopped = err;
+        summary = err.summary;
       } finally {
         bar?.stop();
         report.end();
         await reportDone;
       }
-      // One record for the whole file: a record per row would be a million chained writes.
-      if (!o.dryRun) {
-        await onDb((db) => recordEvent(db, { actor: cliActor(), event: 'enterprise.imported', target: `file:${path.basename(source)}`, outcome: 'success', after: summary }));
-      }
       if (summary.rejected === 0) fs.rmSync(reportPath, { force: true });
       const reportNote = summary.rejected ? `; rejected rows are listed in ${reportPath}` : '';
+      const failure = stopped && `stopped at line ${stopped.stoppedAtLine} on an unexpected failure (${failureKind(stopped.cause)})`;
+      // One record for the whole file: a record per row would be a million chained
+      // writes. A stopped import is on record too, with what it committed.
+      let recorded = true;
+      if (!o.dryRun) {
+        const record = { actor: cliActor(), event: 'enterprise.imported', target: `file:${path.basename(source)}` };
+        await onDb((db) =>
+          recordEvent(db, stopped ? { ...record, outcome: 'failure', reason: failure, after: { ...summary, stoppedAtLine: stopped.stoppedAtLine } } : { ...record, outcome: 'success', after: summary }),
+        ).catch((err: unknown) => {
+          if (!stopped) throw err;
+          recorded = false;
+        });
+      }
+      if (stopped) {
+        if (o.dryRun) throw new Failed(`the dry run ${failure}; nothing was written`);
+        throw new Failed(
+          `the import ${failure}: ${summary.inserted} rows were imported (${summary.existing} were registered already) and stay imported, ${summary.rejected} lines were rejected${reportNote}; ` +
+            `lines from ${stopped.stoppedAtLine} on were not imported${recorded ? '' : ', and the audit record of this could not be written'}. Run the same file again to finish: rows already imported count as existing.`,
+        );
+      }
       print(
         o.json,
         { ...summary, dry_run: Boolean(o.dryRun), ...(summary.rejected && { report: reportPath }) },
@@ -616,10 +667,17 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
       return EXIT.usage;
     }
     if (err instanceof DatabaseUnavailable) {
-      io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers\n`);
+      io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers
+`);
       return EXIT.failure;
     }
-    io.stderr(`error: unexpected failure: ${(err as Error).message}\n`);
+    if (err instanceof Failed) {
+      io.stderr(`error: ${err.message}
+`);
+      return EXIT.failure;
+    }
+    io.stderr(`error: unexpected failure (${failureKind(err)})
+`);
     return EXIT.failure;
   }
 }

@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import type { Providers } from '../oidc/provider.ts';
-import { changePassword, findAccount, findAccountByIdentifier, findAccounts, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
+import { changePassword, findAccount, findAccountByIdentifier, findAccounts, identifierSchema, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
 import { useCode } from '../accounts/codes.ts';
 import { sendCode } from './send-code.ts';
 import type { CodeMessages } from './register.ts';
@@ -14,6 +14,7 @@ import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts'
 import { createEnterprise, ENTERPRISE_TYPES, findEnterprise } from '../enterprises/enterprises.ts';
 import { addMember, managesOperators, membersOf, membershipsOf, removeMember, roleIn } from '../enterprises/memberships.ts';
 import { ConflictError, InputError } from '../errors.ts';
+import { opaqueId } from '../validation/text.ts';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
@@ -251,7 +252,9 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   router.post('/sessions/:uid/end', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    const ended = await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: String(ctx.params.uid) });
+    const uid = opaqueId('a session id').safeParse(ctx.params.uid);
+    if (!uid.success) return ctx.throw(404);
+    const ended = await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: uid.data });
     await record(db, ctx, 'sign_out', { reason: 'one session, from the account center', after: ended });
     ctx.status = 303;
     ctx.redirect('/account');
@@ -358,7 +361,9 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (rejectForgery(ctx)) return;
     const found = await managed(ctx);
     if (!found) return;
-    const person = await findAccountByIdentifier(db, field(ctx, 'identifier').slice(0, 254));
+    const identifier = identifierSchema.safeParse(field(ctx, 'identifier'));
+    if (!identifier.success) return showMembers(ctx, { error: `identifier: ${identifier.error.issues[0]!.message}`, identifier: field(ctx, 'identifier') }, 400);
+    const person = await findAccountByIdentifier(db, identifier.data);
     if (!person || person.status !== 'active') return showMembers(ctx, { error: 'noSuchAccount', identifier: field(ctx, 'identifier') }, 400);
     try {
       await db.transaction(async (trx) => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
+import { text } from '../validation/text.ts';
 import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
 import { clearFailures, lockedUntil, lockKeyFor, recordFailure, type LockoutPolicy } from './lockout.ts';
@@ -55,6 +56,9 @@ export function parseContact(value: string): { channel: 'sms' | 'email'; destina
   return email.success && email.data.length <= 254 ? { channel: 'email', destination: email.data } : undefined;
 }
 
+// What a person types to name their account: a username, a phone number or an email.
+export const identifierSchema = text({ max: 254 });
+
 // A username starts with a letter, so it can never be mistaken for a phone number or email.
 export const usernameSchema = z
   .string()
@@ -63,7 +67,7 @@ export const usernameSchema = z
 
 export const newAccountSchema = z.strictObject({
   username: usernameSchema,
-  displayName: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  displayName: text({ max: 100 }).min(1, 'must not be empty'),
   phone: z
     .string()
     .transform((v, ctx) => normalisePhone(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a mainland mobile number such as 13800138000' }), z.NEVER))
@@ -133,7 +137,7 @@ export async function findAccountByIdOrUsername(db: Db, value: string): Promise<
 }
 
 export async function setDisplayName(db: Db, id: string, displayName: string): Promise<void> {
-  const name = parseInput(newAccountSchema.shape.displayName, displayName);
+  const { displayName: name } = parseInput(newAccountSchema.pick({ displayName: true }), { displayName });
   await db('accounts').where({ id }).update({ display_name: name, updated_at: db.fn.now() });
 }
 

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { text } from '../validation/text.ts';
 
 // Records of the trail as files: JSON lines (exact: each line can be checked against
 // its hash, see chain.ts) or CSV (for spreadsheets). Streamed in keyset pages, so any
@@ -10,7 +11,7 @@ import type { Db } from '../db/connect.ts';
 
 // A date is the start of that day in this machine's time zone; a date and time without
 // an offset is this machine's local time too; with `Z` or an offset it is that instant.
-export const auditDate = z.string({ error: 'must be a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])' }).transform((value, ctx) => {
+export const auditDate = text({ max: 40, error: 'must be a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])' }).transform((value, ctx) => {
   const date = parseDate(value.trim());
   if (!date) {
     ctx.addIssue({ code: 'custom', message: `"${value}" is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])` });
@@ -37,9 +38,9 @@ export const AUDIT_OUTCOMES = ['success', 'failure'] as const;
 const filterShape = {
   from: auditDate,
   to: auditDate,
-  actor: z.string().trim().min(1, 'must be an actor id').max(200, 'must be at most 200 characters').optional(),
+  actor: text({ max: 200 }).min(1, 'must be an actor id').optional(),
   windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int('must be a window id (a number)').positive('must be a window id (a number)').max(2 ** 31 - 1).optional(),
-  event: z.string().trim().min(1, 'must be an event type, e.g. sign_in').max(100, 'must be at most 100 characters').optional(),
+  event: text({ max: 100 }).min(1, 'must be an event type, e.g. sign_in').optional(),
   outcome: z.enum(AUDIT_OUTCOMES, { error: 'must be success or failure' }).optional(),
 };
 const toAfterFrom = (f: { from: Date; to: Date }) => f.from < f.to;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { text as textSchema } from '../validation/text.ts';
 import { chainHash, GENESIS, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
 
 // The one way anything is put on record. Callers that change something pass the
@@ -145,8 +146,8 @@ export async function latestAnchor(db: Db): Promise<Anchor | undefined> {
 }
 
 export const auditFilterSchema = z.strictObject({
-  event: z.string().trim().min(1).max(100).optional(),
-  actor: z.string().trim().min(1).max(100).optional(),
+  event: textSchema({ max: 100 }).min(1, 'must be an event type, e.g. sign_in').optional(),
+  actor: textSchema({ max: 200 }).min(1, 'must be an actor id').optional(),
   windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().optional(),
   outcome: z.enum(['success', 'failure'], { error: 'must be success or failure' }).optional(),
   limit: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').max(500, 'must be at most 500').default(100),

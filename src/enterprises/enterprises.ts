@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { checkUscc, normaliseUscc } from './uscc.ts';
+import { text } from '../validation/text.ts';
 
 // The registry of service objects (服务对象): enterprises, social organisations,
 // entrepreneur teams and individual businesses.
@@ -21,7 +22,7 @@ export type Enterprise = {
 
 const COLUMNS = ['id', 'uscc', 'name', 'type', 'region', 'industry', 'status'] as const;
 
-export const usccSchema = z.string().transform((value, ctx) => {
+export const usccSchema = text({ max: 40 }).transform((value, ctx) => {
   const result = checkUscc(value);
   if (result.valid) return result.code;
   ctx.addIssue({ code: 'custom', message: `"${result.code}" is not a valid Unified Social Credit Code: ${result.errors.join('; ')}` });
@@ -31,10 +32,10 @@ export const usccSchema = z.string().transform((value, ctx) => {
 export const newEnterpriseSchema = z
   .strictObject({
     uscc: usccSchema.optional(),
-    name: z.string().trim().min(2, 'must be at least 2 characters').max(200, 'must be at most 200 characters'),
+    name: text({ max: 200 }).min(2, 'must be at least 2 characters'),
     type: z.enum(ENTERPRISE_TYPES, { error: `must be one of ${ENTERPRISE_TYPES.join(', ')}` }),
     region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
-    industry: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters').optional(),
+    industry: text({ max: 100 }).min(1, 'must not be empty').optional(),
     status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }).default('pending'),
   })
   .refine((e) => e.uscc !== undefined || e.type === 'team', { path: ['uscc'], message: 'is required (only an entrepreneur team may have none yet)' });

@@ -12,6 +12,22 @@ import { newEnterpriseSchema } from './enterprises.ts';
 
 export type Rejection = { line: number; value: string; reason: string };
 export type ImportSummary = { read: number; inserted: number; existing: number; rejected: number };
+
+// An unexpected failure (the database went away, refused a statement): the batch in
+// flight is rolled back, the batches before it stay committed (they are valid rows, and
+// a re-run counts them as existing). `summary` counts the rows read, the rows of the
+// committed batches (inserted, existing) and every line in the report (rejected);
+// `stoppedAtLine` is the first line of the batch that failed. The cause is kept for the
+// caller to classify, never to print: database errors carry SQL and values.
+export class ImportStopped extends Error {
+  readonly summary: ImportSummary;
+  readonly stoppedAtLine: number;
+  constructor(summary: ImportSummary, stoppedAtLine: number, cause: unknown) {
+    super(`the import stopped at line ${stoppedAtLine}`, { cause });
+    this.summary = summary;
+    this.stoppedAtLine = stoppedAtLine;
+  }
+}
 export type ImportOptions = {
   dryRun?: boolean;
   batchSize?: number;
@@ -63,14 +79,17 @@ function toRow(header: string[], record: string[], line: number): Row | Rejectio
   return { line, uscc: e.uscc ?? null, name: e.name, type: e.type, region: e.region, industry: e.industry ?? null };
 }
 
-async function writeBatch(db: Db, rows: Row[], runStart: Date, summary: ImportSummary, onRejected: ImportOptions['onRejected']): Promise<void> {
+type BatchOutcome = { inserted: number; existing: number; duplicates: Rejection[] };
+
+// What one batch did; the caller counts it once its transaction has committed.
+async function writeBatch(db: Db, rows: Row[], runStart: Date): Promise<BatchOutcome> {
   const inserted: Array<{ uscc: string | null; type: string; region: string; name: string }> = await db('enterprises')
     .insert(rows.map(({ line: _line, ...r }) => r))
     .onConflict()
     .ignore()
     .returning(['uscc', 'type', 'region', 'name']);
-  summary.inserted += inserted.length;
-  if (inserted.length === rows.length) return;
+  const outcome: BatchOutcome = { inserted: inserted.length, existing: 0, duplicates: [] };
+  if (inserted.length === rows.length) return outcome;
   // A conflict is a row the registry had before this run (idempotent: existing), or
   // one an earlier line of this file created (a duplicate: rejected).
   const fresh = new Set(inserted.map(keyOf));
@@ -86,10 +105,10 @@ async function writeBatch(db: Db, rows: Row[], runStart: Date, summary: ImportSu
   const thisRun = new Set(found.filter((f) => f.this_run).map(keyOf));
   for (const r of conflicts) {
     if (thisRun.has(keyOf(r))) {
-      summary.rejected++;
-      onRejected({ line: r.line, value: r.uscc ?? r.name, reason: r.uscc ? 'duplicate: this USCC is on an earlier line of the file' : 'duplicate: this team is on an earlier line of the file' });
-    } else summary.existing++;
+      outcome.duplicates.push({ line: r.line, value: r.uscc ?? r.name, reason: r.uscc ? 'duplicate: this USCC is on an earlier line of the file' : 'duplicate: this team is on an earlier line of the file' });
+    } else outcome.existing++;
   }
+  return outcome;
 }
 
 export async function importEnterprises(db: Db, input: Readable, options: ImportOptions): Promise<ImportSummary> {
@@ -124,8 +143,23 @@ export async function importEnterprises(db: Db, input: Readable, options: Import
     let header: string[] | undefined;
     let batch: Row[] = [];
     let keys = new Map<string, number>();
+    // Each batch is its own transaction (in a dry run, a savepoint of the one), so a
+    // failure takes back exactly the batch in flight.
     const flush = async () => {
-      if (batch.length) await writeBatch(trx, batch, runStart, summary, options.onRejected);
+      if (batch.length) {
+        const rows = batch;
+        let done: BatchOutcome;
+        try {
+          done = await trx.transaction((batchTrx) => writeBatch(batchTrx, rows, runStart));
+        } catch (err) {
+          // The counts only ever hold committed batches (and rejected lines, which stay
+          // rejected whatever happens to the rows around them).
+          throw new ImportStopped({ ...summary }, rows[0]!.line, err);
+        }
+        summary.inserted += done.inserted;
+        summary.existing += done.existing;
+        for (const duplicate of done.duplicates) reject(duplicate);
+      }
       batch = [];
       keys = new Map();
       options.onProgress?.({ ...summary });

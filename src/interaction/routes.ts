@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Db } from '../db/connect.ts';
 import type { InteractionResults } from 'oidc-provider';
 import type { Providers } from '../oidc/provider.ts';
-import { changePassword, signInWithPassword, type SignInResult } from '../accounts/accounts.ts';
+import { changePassword, identifierSchema, signInWithPassword, type SignInResult } from '../accounts/accounts.ts';
 import { lockedUntil, lockKeyFor, recordFailure } from '../accounts/lockout.ts';
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
 import { findAccount } from '../accounts/accounts.ts';
@@ -127,6 +127,8 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const password = field(ctx, 'password').slice(0, 1024);
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
+    const typed = identifierSchema.safeParse(identifier);
+    if (!typed.success) return showLogin(ctx, uid, params, { identifier, error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
     const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
@@ -146,6 +148,8 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const next = field(ctx, 'new_password').slice(0, 1024);
+    const typed = identifierSchema.safeParse(identifier);
+    if (!typed.success) return showPasswordChange(ctx, uid, identifier, `identifier: ${typed.error.issues[0]!.message}`, 400);
     const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);

@@ -1,6 +1,7 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { findClientMetadata } from '../windows/clients.ts';
+import { jsonTextProblem, textProblem } from '../validation/text.ts';
 
 // The provider's artifacts (sessions, codes, tokens, grants, interactions) in one
 // table. Clients are not artifacts: they come from the windows module.
@@ -27,6 +28,9 @@ export async function revokeGrantArtifacts(db: Db, grantId: string): Promise<voi
 function artifactAdapter(db: Db, model: string): Adapter {
   const live = notExpired(db);
   const load = async (where: Record<string, string>): Promise<Payload | undefined> => {
+    // An id, code or token that is not text PostgreSQL can hold cannot be stored: it
+    // finds nothing, rather than failing the query.
+    if (Object.values(where).some((value) => textProblem(value))) return undefined;
     const row = await live(db(TABLE).where({ model, ...where })).first('payload', 'consumed_at');
     if (!row) return undefined;
     const payload = row.payload as Payload;
@@ -36,6 +40,10 @@ function artifactAdapter(db: Db, model: string): Adapter {
 
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn?: number) {
+      // What a client sent (a state, a nonce, a login hint) is kept in the payload; text
+      // PostgreSQL refuses is the client's error, named, not ours.
+      const problem = jsonTextProblem(payload);
+      if (problem) throw new errors.InvalidRequest(`a request parameter is not acceptable: ${problem}`);
       const row = {
         model,
         id,
@@ -83,7 +91,7 @@ function clientAdapter(db: Db): Adapter {
     throw new Error('clients are managed through the windows module, not the provider');
   };
   return {
-    find: (id: string) => findClientMetadata(db, id) as Promise<AdapterPayload | undefined>,
+    find: async (id: string) => (textProblem(id) ? undefined : ((await findClientMetadata(db, id)) as AdapterPayload | undefined)),
     upsert: readOnly,
     destroy: readOnly,
     consume: readOnly,

@@ -5,6 +5,7 @@ import { InputError, NotFoundError, parseInput } from '../errors.ts';
 import { randomSecret, sha256 } from '../crypto/secrets.ts';
 import { SCOPES } from '../oidc/claims.ts';
 import { patched, requireWindow, type Change } from './windows.ts';
+import { jsonTextProblem, text } from '../validation/text.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -20,7 +21,7 @@ const isLoopback = (hostname: string) => hostname === 'localhost' || hostname ==
 
 // Registered URIs are compared exactly, so they must be exact: absolute, no fragment,
 // https unless the host is this machine.
-const registeredUri = z.string().superRefine((value, ctx) => {
+const registeredUri = text({ max: 2000 }).superRefine((value, ctx) => {
   let url: URL;
   try {
     url = new URL(value);
@@ -40,6 +41,12 @@ const registeredUri = z.string().superRefine((value, ctx) => {
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'];
 
 const publicJwk = z.looseObject({ kty: z.enum(['RSA', 'EC'], { error: 'must be an RSA or EC public key (kty RSA or EC)' }) }).superRefine((jwk, ctx) => {
+  // Stored as it is (jsonb), so every member name and value is text like any other.
+  const problem = jsonTextProblem(jwk);
+  if (problem) {
+    ctx.addIssue({ code: 'custom', message: problem });
+    return;
+  }
   const leaked = PRIVATE_JWK_MEMBERS.filter((member) => member in jwk);
   if (leaked.length > 0) {
     ctx.addIssue({ code: 'custom', message: `must be a public key: remove its private parts (${leaked.join(', ')})` });
@@ -57,9 +64,9 @@ const jwkSet = z.strictObject({ keys: z.array(publicJwk, { error: 'must be a lis
 export type JwkSet = z.output<typeof jwkSet>;
 
 const clientFields = {
-  name: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
-  redirectUris: z.array(registeredUri),
-  postLogoutRedirectUris: z.array(registeredUri),
+  name: text({ max: 100 }).min(1, 'must not be empty'),
+  redirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
+  postLogoutRedirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
   backchannelLogoutUri: registeredUri,
   jwksUri: registeredUri,
   jwks: jwkSet,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
+import { text } from '../validation/text.ts';
 
 export const WINDOW_KINDS = ['province', 'comprehensive', 'industry', 'service'] as const;
 export type WindowKind = (typeof WINDOW_KINDS)[number];
@@ -39,9 +40,9 @@ const toWindow = (r: WindowRow): Window => ({
 });
 
 const windowFields = {
-  name: z.string().trim().min(2, 'must be at least 2 characters').max(100, 'must be at most 100 characters'),
+  name: text({ max: 100 }).min(2, 'must be at least 2 characters'),
   region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
-  cluster: z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters'),
+  cluster: text({ max: 100 }).min(1, 'must not be empty'),
   directlyAdministered: z.boolean(),
 };
 

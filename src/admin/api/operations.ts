@@ -25,6 +25,7 @@ import {
 } from '../../windows/clients.ts';
 import { createWindow, listWindows, newWindowSchema, requireWindow, setWindowDisabled, updateWindow, windowPatchSchema, type Window } from '../../windows/windows.ts';
 import type { Principal } from './token.ts';
+import { opaqueId, text } from '../../validation/text.ts';
 
 // Every operation of the admin API, as data: who may call it, what it takes, what it
 // does. The HTTP routes, the OpenAPI document, the console and the role tests all read
@@ -88,14 +89,14 @@ async function accountOf(db: Db, id: string) {
 }
 
 const windowIdParam = z.strictObject({ windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().max(2 ** 31 - 1) });
-const clientIdParam = z.strictObject({ clientId: z.string().min(1).max(200) });
+const clientIdParam = z.strictObject({ clientId: opaqueId('a client id') });
 const accountIdParam = z.strictObject({ accountId: z.uuid('must be an account id') });
 const enterpriseIdParam = z.strictObject({ enterpriseId: z.uuid('must be an enterprise id') });
-const kidParam = z.strictObject({ kid: z.string().min(1).max(200) });
+const kidParam = z.strictObject({ kid: opaqueId('a key id') });
 
 const clientBody = z.record(z.string(), z.unknown());
 const roleBody = z.strictObject({
-  account: z.string({ error: 'must be an account id or username' }).trim().min(1, 'must be an account id or username'),
+  account: text({ max: 254, error: 'must be an account id or username' }).min(1, 'must be an account id or username'),
   role: z.enum(ADMIN_ROLES, { error: `must be one of ${ADMIN_ROLES.join(', ')}` }),
   windowId: z.number({ error: 'must be a window id (a number)' }).int().positive().optional(),
 });
@@ -351,7 +352,7 @@ export const OPERATIONS: Operation[] = [
     path: '/accounts',
     summary: 'Find an account by id, username, phone number or email',
     roles: ['system_admin', 'security_admin'],
-    query: z.strictObject({ q: z.string({ error: 'is required' }).trim().min(1, 'must not be empty').max(200) }),
+    query: z.strictObject({ q: text({ max: 254, error: 'is required' }).min(1, 'must not be empty') }),
     run: async ({ db, query }) => {
       const account = await findAccountByIdOrUsername(db, query.q);
       if (!account) throw new NotFoundError('q', `no account "${query.q}"`);

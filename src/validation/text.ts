@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+// The one rule for text that people and programs send us, before it reaches a query,
+// a page or a log: PostgreSQL refuses NUL in text, control characters and broken
+// UTF-16 (lone surrogates) are never part of a name, an id or an address, and the
+// direction overrides (U+202A-202E, U+2066-2069) make a name read differently from
+// what it is. Every schema that takes free text builds on text().
+
+// C0 and C1 controls (NUL, tab, line breaks, DEL...) and the bidirectional embeddings,
+// overrides and isolates.
+const FORBIDDEN = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+export function textProblem(value: string): string | undefined {
+  if (!value.isWellFormed()) return 'must be valid Unicode text (it holds a broken character)';
+  const bad = FORBIDDEN.exec(value)?.[0];
+  if (bad === undefined) return undefined;
+  const code = `U+${bad.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  return /\p{Cc}/u.test(bad)
+    ? `must not contain control characters such as NUL, tabs or line breaks (found ${code})`
+    : `must not contain text direction overrides (found ${code})`;
+}
+
+// Free text of at most `max` characters, trimmed first (a pasted name may end in a
+// tab or a line break); `error` says what is expected when the value is missing or not
+// a string. The refinement is a check of the string schema itself, so callers chain
+// .min() and .regex() as on any z.string().
+export const text = (o: { max: number; error?: string }) =>
+  z
+    .string({ error: o.error ?? 'must be text' })
+    .trim()
+    .max(o.max, `must be at most ${o.max} characters`)
+    .superRefine((value, ctx) => {
+      const problem = textProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem, abort: true });
+    });
+
+// Ids that reach SQL as they are: what a client id or a key id can be.
+export const opaqueId = (what: string) =>
+  z.string({ error: `must be ${what}` }).regex(/^[A-Za-z0-9._~:-]{1,200}$/, `must be ${what} (letters, digits and . _ ~ : -, at most 200)`);
+
+// The first problem with any member name or string value inside a JSON value that is
+// stored as it is (jsonb refuses \u0000 as well).
+export function jsonTextProblem(value: unknown): string | undefined {
+  if (typeof value === 'string') return textProblem(value);
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const keyProblem = Array.isArray(value) ? undefined : textProblem(key);
+    if (keyProblem) return `a member name ${keyProblem}`;
+    const problem = jsonTextProblem(inner);
+    if (problem) return Array.isArray(value) ? problem : `${key}: ${problem}`;
+  }
+  return undefined;
+}
