@@ -1,4 +1,5 @@
 import argon2 from 'argon2';
+import { countPasswordCheck } from '../http/metrics.ts';
 
 // argon2id with OWASP's headline parameters (DOMAIN.md). The PHC string keeps the
 // parameters with the hash, so a change here rehashes at the next sign-in.
@@ -13,6 +14,7 @@ let dummyHash: Promise<string> | undefined;
 // Verifies against a real hash, or against a throwaway one when there is no account,
 // so an unknown identifier costs the same time as a wrong password.
 export async function verifyPassword(hash: string | undefined, password: string): Promise<boolean> {
+  countPasswordCheck();
   if (hash === undefined) {
     dummyHash ??= hashPassword('unknown-account-placeholder');
     await argon2.verify(await dummyHash, password);
