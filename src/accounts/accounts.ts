@@ -3,7 +3,7 @@ import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
-import { clearFailures, lockedUntil, lockKeyFor, recordFailure, type LockoutPolicy } from './lockout.ts';
+import { beginAttempt, clearFailures, lockKeyFor, type LockoutPolicy } from './lockout.ts';
 
 export type Account = {
   id: string;
@@ -164,17 +164,17 @@ export type SignInRules = { lockout: LockoutPolicy; passwords: PasswordPolicy };
 
 // Unknown identifier, wrong password and disabled account give the same answer in the
 // same time, and lock alike after repeated failures: the caller cannot tell them apart.
-// A locked key is answered without looking at the password.
+// The attempt is counted before the password is checked (lockout.ts), and a locked key
+// is answered without looking at the password.
 export async function signInWithPassword(db: Db, identifier: string, password: string, rules: SignInRules): Promise<SignInResult> {
   const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
   const key = lockKeyFor(row?.id, identifier);
-  const locked = await lockedUntil(db, key);
-  if (locked) return { outcome: 'locked', until: locked, accountId: row?.id };
+  const attempt = await beginAttempt(db, key, rules.lockout);
+  if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
   const ok = await verifyPassword(row?.password_hash, password);
   if (!row || !ok || row.status !== 'active') {
     const reason = !row ? 'unknown_account' : !ok ? 'wrong_password' : 'account_disabled';
-    const until = await recordFailure(db, key, rules.lockout);
-    return until ? { outcome: 'locked', until, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
+    return attempt.locksAt ? { outcome: 'locked', until: attempt.locksAt, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
   }
   await clearFailures(db, key);
   if (needsRehash(row.password_hash)) {

@@ -3,8 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generate } from 'otplib';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
+import { confirmEnrolment, startEnrolment } from '../../src/accounts/totp.ts';
 import type { Db } from '../../src/db/connect.ts';
 import { createClient } from '../../src/windows/clients.ts';
 import { seedWindowRegistry } from '../../src/windows/seed.ts';
@@ -47,9 +49,9 @@ async function concurrentAttempts(openLogin: (b: Browser, i: number) => Promise<
 
 async function signInRecords(db: Db, accountId: string) {
   const failures = await db('audit_events').where({ event: 'sign_in', target: `account:${accountId}`, outcome: 'failure' }).pluck('reason');
-  const locks = await db('audit_events').where({ event: 'account.locked', target: `account:${accountId}` }).count<[{ count: string }]>('* as count');
+  const locks = await db('audit_events').where({ event: 'account.locked', target: `account:${accountId}` }).pluck('id');
   const tally = failures.reduce<Record<string, number>>((t, reason: string) => ({ ...t, [reason]: (t[reason] ?? 0) + 1 }), {});
-  return { tally, locks: Number(locks[0].count) };
+  return { tally, locks: locks.length };
 }
 
 function expectHeldLock(answers: Visit[]) {
@@ -94,6 +96,26 @@ describe('lockout under concurrent attempts, one node', () => {
     const answers = await concurrentAttempts(async (b) => (await site.authorize(b)).visit, site.redirectUri, 'nobody.here');
     expect.soft(await passwordChecks(server.url)).toBe(checksBefore + THRESHOLD);
     expectHeldLock(answers);
+  });
+
+  it(`lets ${ATTEMPTS} concurrent wrong second-factor codes check at most ${THRESHOLD}, and then refuses a good recovery code`, async () => {
+    const masterKey = Buffer.from(server.masterKey, 'base64');
+    const account = await createAccount(server.db, { username: 'han.xue', displayName: '韩雪', password }, PASSWORD_POLICIES.mlps);
+    const enrolment = await startEnrolment(masterKey, account);
+    const [recovery] = await confirmEnrolment(server.db, masterKey, account.id, enrolment.sealed, await generate({ secret: enrolment.secret }));
+
+    const you = browser();
+    const { visit } = await site.authorize(you);
+    const mfa = await you.submit(visit, '/login', { identifier: 'han.xue', password }, site.redirectUri);
+    expect(mfa.kind === 'page' && mfa.html).toContain('/mfa"');
+    const answers = await Promise.all(Array.from({ length: ATTEMPTS }, (_, i) => you.submit(mfa, '/mfa', { code: `dead-beef-${String(i).padStart(4, '0')}-0000` }, site.redirectUri)));
+    expect.soft(answers.map((a) => (a.kind === 'page' ? a.status : a.kind))).toEqual(Array(ATTEMPTS).fill(401));
+    expect.soft(await signInRecords(server.db, account.id)).toEqual({ tally: { mfa_failed: THRESHOLD, locked: ATTEMPTS - THRESHOLD }, locks: 1 });
+
+    const right = await you.submit(mfa, '/mfa', { code: recovery! }, site.redirectUri);
+    expect(right.kind).toBe('page');
+    expect(alert(right)).toMatch(/锁定/);
+    expect(await server.db('recovery_codes').where({ account_id: account.id }).whereNotNull('used_at').pluck('account_id')).toEqual([]);
   });
 });
 
