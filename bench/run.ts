@@ -11,6 +11,9 @@
 //                      1000000; 0 skips it)
 //   BENCH_AUDIT_ROWS   chained audit records written for timing `audit verify` (default
 //                      1000000; 0 skips it)
+//
+// The resident memory (RSS) of ours is read from /proc (Linux) while idle and after a
+// mixed load: client_credentials, SSO hops and password sign-ins all at once.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -86,6 +89,7 @@ async function startServer(name: string, script: string, env: Record<string, str
   return {
     url,
     clients: ready.clients,
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM');
       const force = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -131,6 +135,40 @@ async function measure(server: string, script: string, spec: Spec, env: Record<s
       { scenario: 'client_credentials', server, stats: cc },
       { scenario: 'sso_hop', server, stats: sso },
     ];
+  } finally {
+    await s.stop();
+  }
+}
+
+type Memory = { idle: number; afterLoad: number; settled: number; peak: number; load: Record<'clientCredentials' | 'ssoHops' | 'signIns', Stats> };
+
+// VmRSS (resident now) and VmHWM (highest resident so far) of a process, in MB.
+function residentMb(pid: number): { rss: number; peak: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measureMemory(spec: Spec, env: Record<string, string>): Promise<Memory> {
+  const s = await startServer('ours, memory', './serve-ours.ts', env);
+  try {
+    await pause(2000);
+    const idle = residentMb(s.pid).rss;
+    console.error(`ours, memory: idle ${idle.toFixed(0)} MB; client_credentials, SSO hops and password sign-ins at once ...`);
+    const cookies: string[] = [];
+    for (const person of spec.people) cookies.push(await signIn(s.url, s.clients.a, spec.redirectUri, person));
+    const flow = { base: s.url, redirectUri: spec.redirectUri };
+    const [clientCredentialsStats, ssoHopsStats, signInsStats] = await Promise.all([
+      clientCredentials(s.url, s.clients.service, seconds, connections),
+      ssoHops(flow, cookies, s.clients.b, seconds),
+      passwordSignIns(flow, s.clients.a, spec.people, seconds),
+    ]);
+    const { rss: afterLoad } = residentMb(s.pid);
+    await pause(5000);
+    const { rss: settled, peak } = residentMb(s.pid);
+    return { idle, afterLoad, settled, peak, load: { clientCredentials: clientCredentialsStats, ssoHops: ssoHopsStats, signIns: signInsStats } };
   } finally {
     await s.stop();
   }
@@ -184,12 +222,14 @@ let signInsEmpty: Latency;
 let throughput: Record<'on' | 'off', Stats>;
 let registry: { figures: RegistryFigures; signIns: Latency } | undefined;
 let audit: AuditFigures | undefined;
+let memory: Memory;
 // One master key for every start of ours on the bench database (keys are sealed with it).
 const oursEnv = { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href, BENCH_OURS_DATA_DIR: dataDir, BENCH_MASTER_KEY: crypto.randomBytes(32).toString('base64') };
 try {
   rows = [...(await measure('ours', './serve-ours.ts', spec, oursEnv)), ...(await measure('bare', './serve-bare.ts', spec, specEnv))];
   signInsEmpty = await measureSignIns('./serve-ours.ts', spec, oursEnv);
   throughput = { on: await measureSignInThroughput('on', spec, oursEnv), off: await measureSignInThroughput('off', spec, oursEnv) };
+  memory = await measureMemory(spec, oursEnv);
   if (registryRows > 0) {
     console.error(`registry: generating and importing ${registryRows} enterprises, then ${registryRows} persons ...`);
     const figures = await registryAtScale(benchUrl.href, dataDir, registryRows, spec.people[0]!.password);
@@ -228,6 +268,15 @@ console.log(`  audit trail on                ${rate(throughput.on)}`);
 console.log(`  audit trail off               ${rate(throughput.off)}  (AUDIT_TRAIL=off: measuring only)`);
 console.log(`  ratio on/off: ${(throughput.on.perSecond / throughput.off.perSecond).toFixed(2)}  (argon2id dominates a sign-in, so near 1; one run is noisy, compare a few)`);
 for (const [trail, stats] of Object.entries(throughput)) if (stats.firstError) console.log(`first error, sign-ins with the trail ${trail}: ${stats.firstError}`);
+
+const mb = (n: number) => `${n.toFixed(0)} MB`;
+console.log(`\nmemory of ours (resident set, RSS), ${seconds} s of client_credentials, SSO hops and ${connections} people signing in with passwords, all at once`);
+console.log(`  idle                          ${mb(memory.idle)}`);
+console.log(`  right after the load          ${mb(memory.afterLoad)}  (highest during it ${mb(memory.peak)})`);
+console.log(`  5 s later                     ${mb(memory.settled)}`);
+const { clientCredentials: ccLoad, ssoHops: hopLoad, signIns: signInLoad } = memory.load;
+console.log(`  during it: ${ccLoad.perSecond.toFixed(0)} client_credentials/s, ${hopLoad.perSecond.toFixed(0)} hops/s, ${signInLoad.perSecond.toFixed(1)} sign-ins/s; errors ${ccLoad.errors + hopLoad.errors + signInLoad.errors}`);
+for (const [name, stats] of Object.entries(memory.load)) if (stats.firstError) console.log(`first error, ${name} under the mixed load: ${stats.firstError}`);
 if (audit) {
   const { result, verifySeconds } = audit;
   console.log(`\naudit trail at ${audit.rows} records (written straight into the table by the bench, chained as recordEvent does)`);
