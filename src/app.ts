@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
 import { errorPages, securityHeaders, type Logger } from './http/errors.ts';
+import { busyAnswers } from './http/busy.ts';
 import { healthRoutes } from './http/health.ts';
 import { rememberLang } from './http/i18n.ts';
 import { countIssuedTokens, createMetrics, metricsRoute, type Metrics } from './http/metrics.ts';
@@ -84,6 +85,7 @@ export function createApp(o: AppOptions): App {
 
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
+  app.use(busyAnswers);
   app.use(rememberLang);
   const routers = [
     home,

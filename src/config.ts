@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PASSWORD_POLICIES, type PasswordPolicy } from './accounts/password-policy.ts';
 import type { SenderSettings } from './messages/senders.ts';
 import { LOG_LEVELS, type LogLevel } from './http/logging.ts';
+import { defaultHashingConcurrency, type HashingLimits } from './accounts/passwords.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -49,6 +50,8 @@ const envSchema = z.object({
   LOCKOUT_THRESHOLD: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
   LOCKOUT_SECONDS: seconds.default(900),
   SIGN_IN_RATE_LIMIT: rate.prefault('30/300'),
+  PASSWORD_HASH_CONCURRENCY: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256').optional(),
+  PASSWORD_HASH_QUEUE: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').max(10000, 'must be at most 10000').default(64),
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
   SESSION_MAX_AGE: seconds.default(12 * 3600),
   PASSWORD_POLICY: z.enum(['mlps', 'asvs'], { error: 'must be mlps or asvs' }).optional(),
@@ -82,6 +85,8 @@ export type Config = {
   // published before it signs.
   keys: { refreshSeconds: number; rotationDelaySeconds: number };
   databasePoolMax: number;
+  // argon2 hashes one node computes at once, and how many more may wait (19 MiB each in flight).
+  passwordHashing: HashingLimits;
   security: SecuritySettings;
   messages: SenderSettings;
   logLevel: LogLevel;
@@ -141,6 +146,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     purgeIntervalSeconds: e.PURGE_INTERVAL,
     keys: { refreshSeconds: e.KEYS_REFRESH_SECONDS, rotationDelaySeconds: e.KEY_ROTATION_DELAY },
     databasePoolMax: e.DATABASE_POOL_MAX,
+    passwordHashing: { concurrency: e.PASSWORD_HASH_CONCURRENCY ?? defaultHashingConcurrency(), queue: e.PASSWORD_HASH_QUEUE },
     security: {
       lockout: { threshold: e.LOCKOUT_THRESHOLD, seconds: e.LOCKOUT_SECONDS },
       signInRateLimit: e.SIGN_IN_RATE_LIMIT,

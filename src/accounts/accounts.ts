@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
-import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
+import { hashPassword, needsRehash, PasswordHashingBusy, reserveHashing, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
-import { beginAttempt, clearFailures, lockKeyFor, type LockoutPolicy } from './lockout.ts';
+import { beginAttempt, clearFailures, lockKeyFor, type Attempt, type LockoutPolicy } from './lockout.ts';
 
 export type Account = {
   id: string;
@@ -169,16 +169,29 @@ export type SignInRules = { lockout: LockoutPolicy; passwords: PasswordPolicy };
 export async function signInWithPassword(db: Db, identifier: string, password: string, rules: SignInRules): Promise<SignInResult> {
   const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
   const key = lockKeyFor(row?.id, identifier);
-  const attempt = await beginAttempt(db, key, rules.lockout);
-  if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
-  const ok = await verifyPassword(row?.password_hash, password);
+  // A place in the node's hashing queue first: when there is none, nothing is counted.
+  const place = reserveHashing();
+  let ok: boolean;
+  let attempt: Attempt;
+  try {
+    attempt = await beginAttempt(db, key, rules.lockout);
+    if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
+    ok = await verifyPassword(row?.password_hash, password, place);
+  } finally {
+    place.release();
+  }
   if (!row || !ok || row.status !== 'active') {
     const reason = !row ? 'unknown_account' : !ok ? 'wrong_password' : 'account_disabled';
     return attempt.locksAt ? { outcome: 'locked', until: attempt.locksAt, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
   }
   await clearFailures(db, key);
   if (needsRehash(row.password_hash)) {
-    await db('accounts').where({ id: row.id }).update({ password_hash: await hashPassword(password) });
+    // A node too busy to hash again now rehashes at a later sign-in.
+    const rehashed = await hashPassword(password).catch((err: unknown) => {
+      if (err instanceof PasswordHashingBusy) return undefined;
+      throw err;
+    });
+    if (rehashed) await db('accounts').where({ id: row.id }).update({ password_hash: rehashed });
   }
   return { outcome: 'signed-in', account: toAccount(row), passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)) };
 }
