@@ -61,6 +61,7 @@ export function createApp(o: AppOptions): App {
       keys,
       logger: o.logger,
       session: o.security.session,
+      clientAuth: o.security.clientAuth,
       apis: [{ audience: adminApiAudience(o.issuer), scope: ADMIN_SCOPE, clientIds: [ADMIN_CONSOLE_CLIENT_ID], ttlSeconds: ADMIN_TOKEN_TTL_SECONDS }],
     });
     provider.proxy = o.trustProxy;

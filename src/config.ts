@@ -58,6 +58,10 @@ const envSchema = z.object({
   KEYS_REFRESH_SECONDS: seconds.default(30),
   KEY_ROTATION_DELAY: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number').min(0, 'must be 0 or more').default(3600),
   CODE_RATE_LIMIT: rate.prefault('10/3600'),
+  // Failed client authentications (wrong client secrets) before the address, or the
+  // client, is refused for the rest of the window. Successes are never counted.
+  CLIENT_AUTH_FAILURES_PER_IP: rate.prefault('20/300'),
+  CLIENT_AUTH_FAILURES_PER_CLIENT: rate.prefault('100/300'),
   REGISTER_RATE_LIMIT: rate.prefault('10/3600'),
   SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL, e.g. smtps://user:password@mail.example.cn:465' }).optional(),
   SMTP_FROM: z.string().min(3, 'must be a sender address such as "统一身份认证 <no-reply@example.cn>"').default('sme-passport <no-reply@localhost>'),
@@ -101,6 +105,7 @@ export type SecuritySettings = {
   signInRateLimit: { limit: number; windowSeconds: number };
   codeRateLimit: { limit: number; windowSeconds: number };
   registerRateLimit: { limit: number; windowSeconds: number };
+  clientAuth: { perIp: { limit: number; windowSeconds: number }; perClient: { limit: number; windowSeconds: number } };
   session: { idleSeconds: number; maxAgeSeconds: number };
   passwords: PasswordPolicy;
 };
@@ -152,6 +157,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       signInRateLimit: e.SIGN_IN_RATE_LIMIT,
       codeRateLimit: e.CODE_RATE_LIMIT,
       registerRateLimit: e.REGISTER_RATE_LIMIT,
+      clientAuth: { perIp: e.CLIENT_AUTH_FAILURES_PER_IP, perClient: e.CLIENT_AUTH_FAILURES_PER_CLIENT },
       session: { idleSeconds: e.SESSION_IDLE_TIMEOUT, maxAgeSeconds: e.SESSION_MAX_AGE },
       // MLPS is what a production deployment is assessed against.
       passwords: PASSWORD_POLICIES[e.PASSWORD_POLICY ?? (production ? 'mlps' : 'asvs')],

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { purgeExpired } from '../../src/purge.ts';
+import { listWindows } from '../../src/windows/windows.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+
+// Guessing a window's client secret at the token, introspection and revocation
+// endpoints. The server trusts X-Forwarded-For here (TRUST_PROXY), so the test can speak
+// from many addresses, as a guesser with many machines would. Limits are small so the
+// test reaches them: 5 failures per address, 12 per client, in 300 s.
+
+const PER_IP = 5;
+const PER_CLIENT = 12;
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+
+describe('guessing client secrets', () => {
+  let server: TestServer;
+  let backend: WindowSite;
+  let other: WindowSite;
+  let windowId: number;
+
+  beforeAll(async () => {
+    server = await startTestServer({ TRUST_PROXY: 'true', CLIENT_AUTH_FAILURES_PER_IP: `${PER_IP}/300`, CLIENT_AUTH_FAILURES_PER_CLIENT: `${PER_CLIENT}/300` });
+    windowId = (await listWindows(server.db))[3]!.id;
+    const service = { grantTypes: ['client_credentials' as const], redirectUris: [], postLogoutRedirectUris: [] };
+    backend = await windowSite(server, { windowId, name: 'guessed-backend', ...service });
+    other = await windowSite(server, { windowId, name: 'other-backend', ...service });
+  });
+  afterAll(() => server?.close());
+
+  async function post(path: string, from: string, clientId: string, secret: string, body: Record<string, string>) {
+    const res = await fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: basic(clientId, secret), 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from },
+      body: new URLSearchParams(body),
+    });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { error?: string; error_description?: string; access_token?: string } };
+  }
+  const token = (from: string, site: WindowSite, secret: string) => post('/token', from, site.clientId, secret, { grant_type: 'client_credentials' });
+
+  it('never counts successes: a window server may authenticate as often as it likes', async () => {
+    for (let i = 0; i < 3 * PER_CLIENT; i++) expect((await token('198.51.100.1', backend, backend.clientSecret!)).status).toBe(200);
+    expect(await server.db('rate_limits').where('key', 'like', 'client-auth%').pluck('key')).toEqual([]);
+  });
+
+  it(`answers invalid_client ${PER_IP} times to one address, then 429 with Retry-After to everything it sends, the right secret included, at all three endpoints`, async () => {
+    const guesser = '203.0.113.7';
+    for (let i = 0; i < PER_IP; i++) {
+      const wrong = await token(guesser, backend, `guess-${i}`);
+      expect(wrong.status).toBe(401);
+      expect(wrong.body.error).toBe('invalid_client');
+    }
+    const limited = await token(guesser, backend, 'guess-next');
+    expect(limited.status).toBe(429);
+    expect(Number(limited.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(Number(limited.retryAfter)).toBeLessThanOrEqual(300);
+    expect(limited.body).toEqual({ error: 'invalid_client', error_description: expect.stringMatching(/too many failed client authentications from this address; try again in \d+ s/) });
+
+    const issued = await token('198.51.100.1', backend, backend.clientSecret!);
+    expect(issued.status).toBe(200);
+    const right = [
+      await token(guesser, backend, backend.clientSecret!),
+      await post('/token/introspection', guesser, backend.clientId, backend.clientSecret!, { token: issued.body.access_token! }),
+      await post('/token/revocation', guesser, backend.clientId, backend.clientSecret!, { token: issued.body.access_token! }),
+      await token(guesser, other, other.clientSecret!),
+    ];
+    expect(right.map((r) => r.status)).toEqual([429, 429, 429, 429]);
+    expect(right.every((r) => Number(r.retryAfter) >= 1)).toBe(true);
+    // The token is still valid: the refused revocation did nothing.
+    const still = await post('/token/introspection', '198.51.100.1', backend.clientId, backend.clientSecret!, { token: issued.body.access_token! });
+    expect(still.body).toMatchObject({ active: true });
+    expect(server.errors).toEqual([]);
+  });
+
+  it(`refuses a client whose secret is guessed from many addresses once ${PER_CLIENT} have failed, whatever the address, and leaves other clients alone`, async () => {
+    // The first address here already failed above: new addresses, one failure each.
+    const failedBefore = Number((await server.db('rate_limits').where({ key: `client-auth-client:${backend.clientId}` }).first('hits'))?.hits ?? 0);
+    for (let i = failedBefore; i < PER_CLIENT; i++) expect((await token(`192.0.2.${i + 1}`, backend, `spread-guess-${i}`)).status).toBe(401);
+    const limited = await token('192.0.2.200', backend, 'spread-guess-next');
+    expect(limited.status).toBe(429);
+    expect(limited.body.error_description).toMatch(/from this client/);
+    expect((await token('192.0.2.201', backend, backend.clientSecret!)).status).toBe(429);
+    expect((await token('192.0.2.201', other, other.clientSecret!)).status).toBe(200);
+  });
+
+  it('puts every failure and refusal on the audit trail, per client, address and minute, and reaching a limit at once', async () => {
+    const limits = await server.db('audit_events').where({ event: 'client_auth.limited' }).orderBy('id').select('actor_id', 'actor_ip', 'target', 'reason', 'window_id');
+    expect(limits).toEqual([
+      { actor_id: backend.clientId, actor_ip: '203.0.113.7', target: `client:${backend.clientId}`, reason: 'per address', window_id: windowId },
+      { actor_id: backend.clientId, actor_ip: `192.0.2.${PER_CLIENT}`, target: `client:${backend.clientId}`, reason: 'per client', window_id: windowId },
+    ]);
+
+    const pending = await server.db('audit_client_auth_counts').orderBy(['ip', 'client_id', 'reason']).select('client_id', 'ip', 'reason', 'count');
+    const total = (reason: string) => pending.filter((r) => r.reason === reason).reduce((n, r) => n + Number(r.count), 0);
+    // Wrong secrets: as many as the client's limit (the guessing address's included);
+    // refusals: 1 + 4 from the guessing address, 2 for the guessed client.
+    expect(total('invalid_client')).toBe(PER_CLIENT);
+    expect(total('limited')).toBe(1 + 4 + 2);
+    expect(pending.find((r) => r.ip === '203.0.113.7' && r.reason === 'invalid_client')).toMatchObject({ client_id: backend.clientId, count: PER_IP });
+
+    // The current minute is not rolled up: move the counts into the past, then purge.
+    await server.db('audit_client_auth_counts').update({ minute: server.db.raw("minute - interval '2 minutes'") });
+    const from = Number((await server.db('audit_events').max('id as id').first())?.id ?? 0);
+    await purgeExpired(server.db);
+    const rolled = await server.db('audit_events').where('id', '>', from).where({ event: 'client_auth' }).select('actor_type', 'actor_id', 'actor_ip', 'target', 'outcome', 'reason', 'after');
+    expect(rolled).toHaveLength(pending.length);
+    expect(rolled.every((r) => r.outcome === 'failure')).toBe(true);
+    expect(rolled.filter((r) => r.reason === 'invalid_client').reduce((n, r) => n + r.after.count, 0)).toBe(PER_CLIENT);
+    expect(rolled.filter((r) => r.reason === 'limited').reduce((n, r) => n + r.after.count, 0)).toBe(1 + 4 + 2);
+    // Refused before the client was known: on record as someone unknown, from that address.
+    expect(rolled).toContainEqual(expect.objectContaining({ actor_type: 'system', actor_id: 'anonymous', actor_ip: '203.0.113.7', target: null, reason: 'limited' }));
+    expect(await server.db('audit_client_auth_counts').pluck('client_id')).toEqual([]);
+    expect(server.errors).toEqual([]);
+  });
+});
