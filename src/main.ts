@@ -1,3 +1,4 @@
+import './memory-settings.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DatabaseInUseError } from './db/connect.ts';
 import { DEMO_ACCOUNT, DEMO_SITES } from './demo/seed.ts';

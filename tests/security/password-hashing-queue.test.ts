@@ -1,8 +1,12 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { browser } from '../helpers/browser.ts';
+import { freePort, startNode, type Node } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -77,5 +81,27 @@ describe('argon2 queue under a flood of sign-ins', () => {
     }
     expect(await server.db('audit_events').where({ event: 'sign_in', outcome: 'success' }).pluck('id')).toHaveLength(PEOPLE);
     expect(server.errors).toEqual([]);
+  });
+});
+
+// glibc and V8 read these only when the process starts: the server's entry point
+// (src/memory-settings.ts) starts itself again with them, keeping its pid.
+describe.skipIf(process.platform !== 'linux')('the server process and the memory argon2 frees', () => {
+  let node: Node | undefined;
+  let dataDir: string;
+  afterAll(async () => {
+    await node?.stop();
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('runs with a fixed mmap threshold, bounded malloc arenas and small young-generation semi-spaces, as the same pid', async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-memory-'));
+    node = await startNode({ PORT: String(await freePort()), DATA_DIR: dataDir });
+    const pid = node.process.pid!;
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+    expect(environ).toContain('MALLOC_ARENA_MAX=2');
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain('--max-semi-space-size=8');
+    expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
   });
 });
