@@ -61,7 +61,7 @@ function inQueue<T>(work: () => Promise<T>, place: HashingPlace = reserveHashing
   return limit(work).finally(() => place.release());
 }
 
-export const hashPassword = (password: string, place?: HashingPlace): Promise<string> => inQueue(() => argon2.hash(password, params), place);
+export const hashPassword = (password: string): Promise<string> => inQueue(() => argon2.hash(password, params));
 
 export const needsRehash = (hash: string): boolean => argon2.needsRehash(hash, params);
 

@@ -36,7 +36,7 @@ export class ClientAuthLimited extends Error {
     super('invalid_client');
     this.name = 'ClientAuthLimited';
     this.retryAfter = retryAfter;
-    this.error_description = `too many failed client authentications from this ${who === 'address' ? 'address' : 'client'}; try again in ${retryAfter} s`;
+    this.error_description = `too many failed client authentications from this ${who}; try again in ${retryAfter} s`;
   }
 }
 
