@@ -1,6 +1,14 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { purgeExpired } from '../../src/purge.ts';
+import { createClient } from '../../src/windows/clients.ts';
+import { seedWindowRegistry } from '../../src/windows/seed.ts';
 import { listWindows } from '../../src/windows/windows.ts';
+import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
+import { freePort, startNode, type Node } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -111,5 +119,49 @@ describe('guessing client secrets', () => {
     expect(rolled).toContainEqual(expect.objectContaining({ actor_type: 'system', actor_id: 'anonymous', actor_ip: '203.0.113.7', target: null, reason: 'limited' }));
     expect(await server.db('audit_client_auth_counts').pluck('client_id')).toEqual([]);
     expect(server.errors).toEqual([]);
+  });
+});
+
+// Two server processes on one PostgreSQL database: the failures add up across them.
+describe.skipIf(!onPostgres())('guessing client secrets on two nodes', () => {
+  let database: TestDatabase;
+  let dataDir: string;
+  let ports: number[] = [];
+  let nodes: Node[] = [];
+  let client: { clientId: string; clientSecret: string | undefined };
+
+  beforeAll(async () => {
+    database = await testDatabase();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-client-auth-'));
+    await seedWindowRegistry(database.db);
+    const [first] = await listWindows(database.db);
+    client = await createClient(database.db, { windowId: first!.id, name: 'two-node-backend', grantTypes: ['client_credentials'], redirectUris: [], postLogoutRedirectUris: [] });
+    ports = [await freePort(), await freePort()];
+    const env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir, CLIENT_AUTH_FAILURES_PER_IP: `${PER_IP}/300` };
+    nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
+  });
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await database?.close();
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const tokenAt = async (i: number, secret: string) => {
+    const res = await fetch(`http://127.0.0.1:${ports[i % 2]}/token`, {
+      method: 'POST',
+      headers: { authorization: basic(client.clientId, secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+
+  it(`refuses an address on both nodes once its ${PER_IP} failures, spread over them, are used up`, async () => {
+    const wrong = [];
+    for (let i = 0; i < PER_IP; i++) wrong.push(await tokenAt(i, `guess-${i}`));
+    expect(wrong).toEqual(Array(PER_IP).fill(401));
+    expect([await tokenAt(0, 'guess-next'), await tokenAt(1, 'guess-next')]).toEqual([429, 429]);
+    expect([await tokenAt(0, client.clientSecret!), await tokenAt(1, client.clientSecret!)]).toEqual([429, 429]);
   });
 });
