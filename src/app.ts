@@ -4,7 +4,7 @@ import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
-import { errorPages, securityHeaders, type Logger } from './http/errors.ts';
+import { errorPages, retryAfterOnUnavailable, securityHeaders, type Logger } from './http/errors.ts';
 import { busyAnswers } from './http/busy.ts';
 import { healthRoutes } from './http/health.ts';
 import { rememberLang } from './http/i18n.ts';
@@ -82,6 +82,7 @@ export function createApp(o: AppOptions): App {
   healthRoutes(operations, { db: o.db, signingKeysLoaded: () => keysInUse.jwks.keys.length > 0, logger: o.logger });
   metricsRoute(operations, metrics, { token: o.metricsToken, production: o.production });
   app.use(requestHandling({ logger: o.logger, trustProxy: o.trustProxy, metrics }));
+  app.use(retryAfterOnUnavailable);
   app.use(operations.routes());
 
   app.use(securityHeaders);

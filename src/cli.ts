@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ConfigError, loadConfig } from './config.ts';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
+import { DatabaseUnavailable } from './db/connection-errors.ts';
 import { migrate } from './db/migrate.ts';
 import { InputError, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
@@ -64,10 +65,14 @@ async function refuseStaleSchema(db: Db): Promise<void> {
   if (pending.length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
 }
 
+// The database client's own warnings are about connections, which a command that
+// fails reports itself, in one line.
+const quietDatabaseClient = { error: () => {}, info: () => {} };
+
 // Runs work on the database: the one handed in (the server running a forwarded
 // command on its embedded database), or one this process opens and closes.
 async function withDatabase<T>(given: Db | undefined, work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
-  const database = given ? undefined : await openDatabase(loadConfig());
+  const database = given ? undefined : await openDatabase(loadConfig(), quietDatabaseClient);
   const db = given ?? database!.db;
   try {
     if (!options.migrating) await refuseStaleSchema(db);
@@ -609,6 +614,10 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     if (err instanceof ConfigError) {
       io.stderr(`error: ${err.message}\n`);
       return EXIT.usage;
+    }
+    if (err instanceof DatabaseUnavailable) {
+      io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers\n`);
+      return EXIT.failure;
     }
     io.stderr(`error: unexpected failure: ${(err as Error).message}\n`);
     return EXIT.failure;

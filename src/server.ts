@@ -6,6 +6,7 @@ import { migrate } from './db/migrate.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import type { Logger } from './http/errors.ts';
 import { createLogger } from './http/logging.ts';
+import { answerWhileStarting } from './http/starting.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { purgeExpired } from './purge.ts';
 import { codeKey } from './accounts/codes.ts';
@@ -30,15 +31,17 @@ function selfUrl({ address, port, family }: AddressInfo): string {
   return family === 'IPv6' || host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
 }
 
-// config -> database -> migrations and first-start seed -> keys -> app -> listening.
+// config -> database -> migrations -> keys -> listening (answering "starting", 503) ->
+// first-start seed -> app, which answers from then on.
 // A caller may hand in an open database (tests hand in a fresh copy).
 export async function startServer(config: Config, options: { database?: Database; logger?: Logger } = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   setAuditTrail(config.auditTrail);
   setHashingLimits(config.passwordHashing);
-  const database = options.database ?? (await openDatabase(config));
+  const database = options.database ?? (await openDatabase(config, logger));
   const { db } = database;
-  const server = http.createServer();
+  let handle: http.RequestListener = answerWhileStarting;
+  const server = http.createServer((req, res) => handle(req, res));
   try {
     await migrate(db);
     const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
@@ -74,7 +77,7 @@ export async function startServer(config: Config, options: { database?: Database
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,
     });
-    server.on('request', app.callback());
+    handle = app.callback();
 
     // The command line cannot open an embedded database this process holds: it sends
     // its commands here instead.

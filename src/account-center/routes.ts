@@ -13,7 +13,7 @@ import type { SecuritySettings } from '../config.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { createEnterprise, ENTERPRISE_TYPES, findEnterprise } from '../enterprises/enterprises.ts';
 import { addMember, managesOperators, membersOf, membershipsOf, removeMember, roleIn } from '../enterprises/memberships.ts';
-import { InputError } from '../errors.ts';
+import { ConflictError, InputError } from '../errors.ts';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
@@ -213,7 +213,8 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), ...(await startEnrolment(masterKey, me.account, sealed)), error }, status);
   };
 
-  router.get('/mfa', (ctx) => showEnrolment(ctx));
+  // One authenticator at a time: a new one replaces the old only after it is removed.
+  router.get('/mfa', async (ctx) => ((await hasTotp(db, meOf(ctx).account.id)) ? showAccount(ctx, { error: 'mfaAlreadyOn' }, 409) : showEnrolment(ctx)));
 
   router.post('/mfa', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
@@ -227,6 +228,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       });
       render(ctx, 'recovery-codes', { codes });
     } catch (err) {
+      if (err instanceof ConflictError) return showAccount(ctx, { error: 'mfaAlreadyOn' }, 409);
       if (err instanceof InputError) return showEnrolment(ctx, field(ctx, 'sealed'), 'badOtp', 400);
       throw err;
     }

@@ -4,7 +4,7 @@ import QRCode from 'qrcode';
 import type { Db } from '../db/connect.ts';
 import { seal, unseal, type MasterKey } from '../crypto/master-key.ts';
 import { sha256 } from '../crypto/secrets.ts';
-import { InputError } from '../errors.ts';
+import { ConflictError, InputError } from '../errors.ts';
 
 // TOTP (RFC 6238, otplib) as the second factor, with 10 single-use recovery codes.
 // Enrolment keeps no state on the server until the person proves their authenticator
@@ -38,6 +38,8 @@ const newRecoveryCode = () => crypto.randomBytes(8).toString('hex').replace(/(.{
 const normaliseRecovery = (code: string) => code.trim().toLowerCase().replace(/[^0-9a-f]/g, '');
 
 // Confirms with a code from the authenticator; returns the recovery codes, shown once.
+// Only a first factor: an existing one is never replaced here (it is removed first, with
+// the password, from the account center), and of two confirmations racing, one wins.
 export async function confirmEnrolment(db: Db, masterKey: MasterKey, accountId: string, sealed: string, code: string): Promise<string[]> {
   let secret: string;
   try {
@@ -49,10 +51,12 @@ export async function confirmEnrolment(db: Db, masterKey: MasterKey, accountId: 
   if (step === undefined) throw new InputError('code', 'is not the code your authenticator shows now');
   const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
   await db.transaction(async (trx) => {
-    await trx('totp_factors')
+    const inserted = await trx('totp_factors')
       .insert({ account_id: accountId, secret_sealed: seal(masterKey, secret, `totp:${accountId}`), last_time_step: step })
       .onConflict('account_id')
-      .merge();
+      .ignore()
+      .returning('account_id');
+    if (inserted.length === 0) throw new ConflictError('totp', 'this account already has an authenticator: remove it first');
     await trx('recovery_codes').where({ account_id: accountId }).delete();
     await trx('recovery_codes').insert(codes.map((c) => ({ account_id: accountId, code_hash: sha256(normaliseRecovery(c)) })));
   });

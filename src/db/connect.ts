@@ -1,9 +1,13 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
+import { consoleLogger, type Logger } from '../http/errors.ts';
+import { scrub } from '../http/logging.ts';
+import { withStatementFailures } from './statement-failures.ts';
 
 export type Db = Knex;
 
@@ -18,8 +22,21 @@ export type Database = {
 
 export class DatabaseInUseError extends Error {}
 
-export function openPostgres(url: string, poolMax = 10): Database {
-  const db = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: poolMax } });
+// knex writes its warnings (a failed connection attempt, a connection dropped from the
+// pool) with console.log, stack and all; here they are one log line each, first line
+// only. None of them carries a statement.
+function knexLog(logger: Logger): Knex.Config['log'] {
+  const line = (message: unknown) => logger.error(`database client: ${scrub(String(message).split('\n')[0]!)}`);
+  return { warn: line, error: line, deprecate: line, debug: () => {} };
+}
+
+const require = createRequire(import.meta.url);
+type ClientClass = new (config: Knex.Config) => never;
+// knex's own PostgreSQL client class, which its 'pg' client name stands for.
+const PostgresClient = withStatementFailures(require('knex/lib/dialects/postgres/index.js') as ClientClass);
+
+export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger): Database {
+  const db = knexFactory({ client: PostgresClient as never, connection: url, pool: { min: 0, max: poolMax }, log: knexLog(logger) });
   return { db, kind: 'postgres', close: () => db.destroy() };
 }
 
@@ -33,9 +50,11 @@ class PgliteClient extends PgliteBase {
   }
 }
 
+const EmbeddedClient = withStatementFailures(PgliteClient as unknown as ClientClass);
+
 // Knex over a PGlite instance the caller owns (tests hand in a fresh clone).
-export function knexOverPglite(pglite: PGlite): Db {
-  return knexFactory({ client: PgliteClient as unknown as typeof ClientPgLite, dialect: 'postgres', connection: () => ({ pglite }) as object } as Knex.Config);
+export function knexOverPglite(pglite: PGlite, logger: Logger = consoleLogger): Db {
+  return knexFactory({ client: EmbeddedClient as never, dialect: 'postgres', connection: () => ({ pglite }) as object, log: knexLog(logger) } as Knex.Config);
 }
 
 const embeddedLockFile = (dataDir: string) => path.join(dataDir, 'pglite.lock');
@@ -74,12 +93,12 @@ function isAlive(pid: number): boolean {
   }
 }
 
-export async function openEmbedded(dataDir: string): Promise<Database> {
+export async function openEmbedded(dataDir: string, logger: Logger = consoleLogger): Promise<Database> {
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const release = takeLock(dataDir);
   try {
     const pglite = await PGlite.create(path.join(dataDir, 'pgdata'), PGLITE_OPTIONS);
-    const db = knexOverPglite(pglite);
+    const db = knexOverPglite(pglite, logger);
     return {
       db,
       kind: 'embedded',
@@ -95,6 +114,6 @@ export async function openEmbedded(dataDir: string): Promise<Database> {
   }
 }
 
-export function openDatabase(config: { databaseUrl: string | undefined; dataDir: string; databasePoolMax: number }): Promise<Database> {
-  return config.databaseUrl ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax)) : openEmbedded(config.dataDir);
+export function openDatabase(config: { databaseUrl: string | undefined; dataDir: string; databasePoolMax: number }, logger?: Logger): Promise<Database> {
+  return config.databaseUrl ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger)) : openEmbedded(config.dataDir, logger);
 }

@@ -10,11 +10,13 @@ const eta = new Eta({
   cache: true,
 });
 
-// Links that switch language keep the current path and query.
+// Links that switch language keep the current page and query. Only the query is
+// written: a link built from the request path (`//evil.example/x`, `/\evil.example`)
+// would lead to another site.
 function langSwitchHref(ctx: Context, lang: string): string {
   const params = new URLSearchParams(ctx.querystring);
   params.set('lang', lang);
-  return `${ctx.path}?${params}`;
+  return `?${params}`;
 }
 
 export function render(ctx: Context, view: string, data: Record<string, unknown> = {}, status = 200): void {

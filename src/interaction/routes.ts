@@ -13,7 +13,7 @@ import type { SecuritySettings } from '../config.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { membershipsOf } from '../enterprises/memberships.ts';
-import { InputError } from '../errors.ts';
+import { ConflictError, InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { render } from '../http/render.ts';
@@ -150,6 +150,9 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, 'badCredentials', 401);
+    // This step exists only for an expired password; anyone else changes theirs in the
+    // account center, signed in with every factor they have.
+    if (!result.passwordExpired) return ctx.throw(400, 'this sign-in does not ask for a new password');
     if (next !== field(ctx, 'confirm_password')) return showPasswordChange(ctx, uid, identifier, 'passwordsDiffer', 400);
     const accountId = result.account.id;
     try {
@@ -164,17 +167,22 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     await afterPassword(ctx, uid, params, accountId);
   });
 
-  // The second factor. Between the password and the code, the browser holds a signed,
-  // short-lived cookie naming this interaction and the account: no server state.
+  // The second factor. Between the password and the next step, the browser holds a signed,
+  // short-lived cookie naming this interaction, the account and which step it is at
+  // (the code, or an administrator's first enrolment): no server state, so any node
+  // can take the next post. A step accepts only its own cookie.
   const PENDING = 'mfa_pending';
+  type Step = 'mfa' | 'enrol';
   const pendingOptions = (uid: string) => ({ signed: true, httpOnly: true, sameSite: 'lax' as const, path: `/interaction/${uid}`, maxAge: 300_000 });
-  const showMfa = (ctx: Context, uid: string, accountId: string, error?: string, status = 200) => {
-    ctx.cookies.set(PENDING, `${uid}.${accountId}.${Date.now() + 300_000}`, pendingOptions(uid));
-    render(ctx, 'mfa', { uid, csrf: csrfToken(ctx), error }, status);
+  const setPending = (ctx: Context, uid: string, accountId: string, step: Step) =>
+    ctx.cookies.set(PENDING, `${uid}.${accountId}.${step}.${Date.now() + 300_000}`, pendingOptions(uid));
+  const pendingAccount = (ctx: Context, uid: string, step: Step): string | undefined => {
+    const [forUid, accountId, atStep, until] = (ctx.cookies.get(PENDING, { signed: true }) ?? '').split('.');
+    return forUid === uid && accountId && atStep === step && Number(until) > Date.now() ? accountId : undefined;
   };
-  const pendingAccount = (ctx: Context, uid: string): string | undefined => {
-    const [forUid, accountId, until] = (ctx.cookies.get(PENDING, { signed: true }) ?? '').split('.');
-    return forUid === uid && accountId && Number(until) > Date.now() ? accountId : undefined;
+  const showMfa = (ctx: Context, uid: string, accountId: string, error?: string, status = 200) => {
+    setPending(ctx, uid, accountId, 'mfa');
+    render(ctx, 'mfa', { uid, csrf: csrfToken(ctx), error }, status);
   };
   const afterPassword = async (ctx: Context, uid: string, params: Data, accountId: string) => {
     if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
@@ -183,13 +191,15 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     await finish(ctx, { login: { accountId, amr: ['pwd'], acr: ACR.password, remember: true } });
   };
 
-  // Enrolment inside the sign-in, for administrators who have no second factor yet. The
-  // password was just checked (or is asked again on step-up), and the pending cookie says
-  // for whom; the new factor's first code is then asked for like at any sign-in.
+  // Enrolment inside the sign-in, only for an administrator who has no second factor
+  // yet: anyone else adds or changes theirs in the account center, signed in with it.
+  // The password was just checked (or is asked again on step-up), and the pending cookie
+  // says for whom; the new factor's first code is then asked for like at any sign-in.
+  const mayEnrolHere = async (accountId: string) => (await isAdministrator(db, accountId)) && !(await hasTotp(db, accountId));
   const showAdminEnrolment = async (ctx: Context, uid: string, accountId: string, sealed?: string, error?: string, status = 200) => {
     const account = await findAccount(db, accountId);
     if (!account) return ctx.throw(400, 'the account is gone');
-    ctx.cookies.set(PENDING, `${uid}.${accountId}.${Date.now() + 300_000}`, pendingOptions(uid));
+    setPending(ctx, uid, accountId, 'enrol');
     render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), action: `/interaction/${uid}/mfa-enrol`, adminNotice: true, ...(await startEnrolment(masterKey, account, sealed)), error }, status);
   };
 
@@ -197,9 +207,10 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (rejectForgery(ctx)) return;
     const { uid, prompt, params } = await details(ctx);
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
-    const accountId = pendingAccount(ctx, uid);
+    const accountId = pendingAccount(ctx, uid, 'enrol');
     const account = accountId ? await findAccount(db, accountId) : undefined;
     if (!account) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
+    if (!(await mayEnrolHere(account.id))) return ctx.throw(403, 'this sign-in does not set up a second factor');
     const check = await signInWithPassword(db, account.username, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (check.outcome !== 'signed-in' || check.account.id !== account.id) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badPassword', 401);
     try {
@@ -208,8 +219,11 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
         await recordEvent(trx, { actor: personActor(account.id), ip: ctx.ip, event: 'mfa.enrolled', target: `account:${account.id}`, outcome: 'success', reason: 'administrator, during sign-in' });
         return made;
       });
+      setPending(ctx, uid, account.id, 'mfa');
       render(ctx, 'recovery-codes', { codes, uid, csrf: csrfToken(ctx) });
     } catch (err) {
+      // Another sign-in of the same administrator enrolled first.
+      if (err instanceof ConflictError) return ctx.throw(403, 'this sign-in does not set up a second factor');
       if (err instanceof InputError) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badOtp', 400);
       throw err;
     }
@@ -219,7 +233,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (rejectForgery(ctx)) return;
     const { uid, prompt, params } = await details(ctx);
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
-    const accountId = pendingAccount(ctx, uid);
+    const accountId = pendingAccount(ctx, uid, 'mfa');
     if (!accountId) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
     // The same gate as the password: counted before the code is checked.
     const key = lockKeyFor(accountId, '');

@@ -14,8 +14,14 @@ const SINGLE_USE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', '
 
 const notExpired = (db: Db) => (q: ReturnType<Db>) => q.where((w) => w.whereNull('expires_at').orWhere('expires_at', '>', db.fn.now()));
 
+// What a grant issues (oidc-provider's grantable models, lib/adapters/memory_adapter.js).
+// Interactions and sessions also carry a grant id, but are not the grant's: an
+// interaction resuming after the grant was revoked (switching account) must survive it.
+const ISSUED_UNDER_GRANT = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode'];
+
+// The grant and everything issued under it.
 export async function revokeGrantArtifacts(db: Db, grantId: string): Promise<void> {
-  await db(TABLE).where({ grant_id: grantId }).delete();
+  await db(TABLE).where({ grant_id: grantId }).whereIn('model', [...ISSUED_UNDER_GRANT, 'Grant']).delete();
 }
 
 function artifactAdapter(db: Db, model: string): Adapter {
@@ -53,8 +59,10 @@ function artifactAdapter(db: Db, model: string): Adapter {
     async destroy(id: string) {
       await db(TABLE).where({ model, id }).delete();
     },
+    // The library calls this on each grantable model's adapter in turn, and destroys
+    // the grant itself: each deletes its own model's rows only.
     async revokeByGrantId(grantId: string) {
-      await revokeGrantArtifacts(db, grantId);
+      await db(TABLE).where({ model, grant_id: grantId }).delete();
     },
     // Atomic: the library checks "consumed" before calling this, but two parallel
     // redemptions both pass that check; only one UPDATE can match.

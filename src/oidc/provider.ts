@@ -85,6 +85,7 @@ function interactionSteps(db: Db) {
 const errorMessages: Record<string, string> = {
   session_not_found: 'errorSessionExpired',
   server_error: 'errorInternal',
+  temporarily_unavailable: 'errorUnavailable',
 };
 
 export function createProvider(o: ProviderOptions): Provider {

@@ -385,7 +385,7 @@ describe('signing out', () => {
     const consoleCookies = (await b.jar.getCookies(`${server.url}/admin`)).filter((c) => c.key.startsWith('admin_console')).map((c) => c.cookieString());
     expect(consoleCookies.length).toBeGreaterThan(0);
 
-    const confirm = asPage(await b.visit(`${server.url}/admin/logout`));
+    const confirm = await send(b, await open(b, '/admin'), '/admin/logout');
     expect(confirm.url.pathname).toMatch(/^\/session\/end/);
     const out = asPage(await b.submit(confirm, '/session/end/confirm', { logout: 'yes' }));
     expect({ path: out.url.pathname, status: out.status }).toEqual({ path: '/admin/signed-out', status: 200 });

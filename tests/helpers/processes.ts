@@ -17,6 +17,12 @@ export type Node = { url: string; process: ChildProcess; output: () => string; s
 // `node src/main.ts` as its own process, as an operator would run it; resolves when it
 // says it is listening.
 export async function startNode(env: Record<string, string>): Promise<Node> {
+  const { started, ...node } = spawnNode(env);
+  return { ...node, url: await started };
+}
+
+// The same, not waited for: `started` resolves with its URL once it says it is ready.
+export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { started: Promise<string> } {
   const child = spawn(process.execPath, ['src/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DEMO: 'false', ...env },
@@ -25,8 +31,10 @@ export async function startNode(env: Record<string, string>): Promise<Node> {
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 30_000);
+  // After the exit and the last of its output.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const started = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 60_000);
     child.stdout.on('data', () => {
       const m = /provider at (\S+)/.exec(output);
       if (m) {
@@ -34,21 +42,19 @@ export async function startNode(env: Record<string, string>): Promise<Node> {
         resolve(m[1]!);
       }
     });
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`node exited with ${code}:\n${output}`));
     });
   });
   return {
-    url,
+    started,
     process: child,
     output: () => output,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return closed;
+    },
   };
 }
 

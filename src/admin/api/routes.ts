@@ -1,8 +1,10 @@
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
+import { DatabaseUnavailable } from '../../db/connection-errors.ts';
 import { ConflictError, ForbiddenError, InputError, NotFoundError } from '../../errors.ts';
 import type { Logger } from '../../http/errors.ts';
+import { routeOf } from '../../http/requests.ts';
 import { invoke } from './invoke.ts';
 import { openApiDocument } from './openapi.ts';
 import { OPERATIONS, successStatus, type Services } from './operations.ts';
@@ -40,8 +42,12 @@ function answerErrors(logger: Logger) {
         // The body parser's refusals: malformed JSON, too large.
         ctx.status = err.status;
         ctx.body = { error: 'invalid_request', message: err instanceof SyntaxError ? 'the body is not valid JSON' : err.message };
+      } else if (err instanceof DatabaseUnavailable) {
+        logger.error(`${ctx.method} ${routeOf(ctx)}: database unavailable`, err);
+        ctx.status = 503;
+        ctx.body = { error: err.error, message: err.error_description };
       } else {
-        logger.error(`${ctx.method} ${ctx.path} failed`, err);
+        logger.error(`${ctx.method} ${routeOf(ctx)} failed`, err);
         ctx.status = 500;
         ctx.body = { error: 'server_error', message: 'something went wrong on our side; it has been logged' };
       }

@@ -148,9 +148,12 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   });
 
   // Signing out of the console signs out of the provider (RP-initiated logout), which
-  // ends the token with the session.
-  router.get('/logout', async (ctx) => {
+  // ends the token with the session. A change like any other: a POST with the CSRF
+  // token, so no link or image on another site can do it (GET /admin/logout is a 405).
+  router.post('/logout', formBody, async (ctx) => {
+    if (rejectForgery(ctx)) return;
     ctx.cookies.set(SESSION_COOKIE, null, cookieOptions(ctx));
+    ctx.status = 303;
     const url = oidc.buildEndSessionUrl(await configuration(), { client_id: ADMIN_CONSOLE_CLIENT_ID, post_logout_redirect_uri: uris.postLogout });
     ctx.redirect(`${url.pathname}${url.search}`);
   });
