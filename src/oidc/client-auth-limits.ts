@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa';
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
+import { DatabaseUnavailable } from '../db/connection-errors.ts';
 import { countClientAuth } from '../audit/client-auth-counts.ts';
 import { recordWithRequest } from '../audit/request-records.ts';
 import { recordEvent } from '../audit/trail.ts';
@@ -43,18 +44,31 @@ export class ClientAuthLimited extends Error {
 const windowOf = (client: { [key: string]: unknown } | undefined) => (typeof client?.window_id === 'number' ? client.window_id : null);
 
 export function limitClientAuthentication(provider: Provider, db: Db, limits: ClientAuthLimits, onRecordFailure: (err: unknown) => void): void {
-  let guarded: Set<string> | undefined;
+  let guarded: Map<string, string> | undefined;
 
   // An address that has used up its failures is refused before anything is read.
   provider.use(async (ctx: Context, next: Next) => {
-    guarded ??= new Set(ENDPOINTS.map((name) => provider.pathFor(name)));
-    if (ctx.method !== 'POST' || !guarded.has(ctx.path)) return next();
-    const address = await usedUp(db, ipKey(ctx.ip), limits.perIp);
-    if (!address.usedUp) return next();
-    const refusal = new ClientAuthLimited('address', address.retryAfter);
-    await countClientAuth(db, { clientId: undefined, windowId: null, ip: ctx.ip, reason: 'limited' });
-    ctx.status = 429;
-    ctx.set('Retry-After', String(refusal.retryAfter));
+    guarded ??= new Map(ENDPOINTS.map((name) => [provider.pathFor(name), name]));
+    const route = guarded.get(ctx.path);
+    if (ctx.method !== 'POST' || !route) return next();
+    let refusal: ClientAuthLimited | DatabaseUnavailable | undefined;
+    try {
+      const address = await usedUp(db, ipKey(ctx.ip), limits.perIp);
+      if (address.usedUp) {
+        refusal = new ClientAuthLimited('address', address.retryAfter);
+        await countClientAuth(db, { clientId: undefined, windowId: null, ip: ctx.ip, reason: 'limited' });
+      }
+    } catch (err) {
+      // This runs before the provider's own error handling: answer as it would.
+      if (!(err instanceof DatabaseUnavailable)) throw err;
+      refusal = err;
+    }
+    if (!refusal) return next();
+    // Named in the request's log line and metrics as the provider names its route
+    // (http/requests.ts routeOf), which has not run.
+    (ctx as Context & { _matchedRoute?: string })._matchedRoute = route;
+    ctx.status = refusal.statusCode;
+    if (refusal instanceof ClientAuthLimited) ctx.set('Retry-After', String(refusal.retryAfter));
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { error: refusal.error, error_description: refusal.error_description };
   });
