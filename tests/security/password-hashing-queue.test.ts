@@ -89,14 +89,17 @@ describe('argon2 queue under a flood of sign-ins', () => {
 describe.skipIf(process.platform !== 'linux')('the server process and the memory argon2 frees', () => {
   let node: Node | undefined;
   let dataDir: string;
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-memory-'));
+    node = await startNode({ PORT: String(await freePort()), DATA_DIR: dataDir });
+  });
   afterAll(async () => {
     await node?.stop();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('runs with a fixed mmap threshold, bounded malloc arenas and small young-generation semi-spaces, as the same pid', async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-memory-'));
-    node = await startNode({ PORT: String(await freePort()), DATA_DIR: dataDir });
+    if (!node) throw new Error('the node did not start');
     const pid = node.process.pid!;
     const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
     expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
