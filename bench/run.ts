@@ -11,6 +11,11 @@
 //                      1000000; 0 skips it)
 //   BENCH_AUDIT_ROWS   chained audit records written for timing `audit verify` (default
 //                      1000000; 0 skips it)
+//
+//   BENCH_ONLY         memory: only the memory scenario below (default: everything)
+//
+// The resident memory (RSS) of ours is read from /proc (Linux) while idle and after a
+// mixed load: client_credentials, SSO hops and password sign-ins all at once.
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -33,6 +38,8 @@ const BENCH_DB = 'sme_passport_bench';
 if (!(seconds > 0 && Number.isInteger(connections) && connections > 0)) throw new Error('BENCH_SECONDS and BENCH_CONNECTIONS must be positive numbers');
 if (!(Number.isInteger(registryRows) && registryRows >= 0)) throw new Error('BENCH_REGISTRY_ROWS must be a whole number (0 skips the registry at scale)');
 if (!(Number.isInteger(auditRows) && auditRows >= 0)) throw new Error('BENCH_AUDIT_ROWS must be a whole number (0 skips the audit trail at scale)');
+if (![undefined, '', 'memory'].includes(process.env.BENCH_ONLY)) throw new Error('BENCH_ONLY must be memory, or unset for every scenario');
+const memoryOnly = process.env.BENCH_ONLY === 'memory';
 const SIGN_INS = 100;
 
 // Every child we start is killed, and the scratch directory removed, when we exit,
@@ -86,6 +93,7 @@ async function startServer(name: string, script: string, env: Record<string, str
   return {
     url,
     clients: ready.clients,
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM');
       const force = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -136,6 +144,40 @@ async function measure(server: string, script: string, spec: Spec, env: Record<s
   }
 }
 
+type Memory = { idle: number; afterLoad: number; settled: number; peak: number; load: Record<'clientCredentials' | 'ssoHops' | 'signIns', Stats> };
+
+// VmRSS (resident now) and VmHWM (highest resident so far) of a process, in MB.
+function residentMb(pid: number): { rss: number; peak: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measureMemory(spec: Spec, env: Record<string, string>): Promise<Memory> {
+  const s = await startServer('ours, memory', './serve-ours.ts', env);
+  try {
+    await pause(2000);
+    const idle = residentMb(s.pid).rss;
+    console.error(`ours, memory: idle ${idle.toFixed(0)} MB; client_credentials, SSO hops and password sign-ins at once ...`);
+    const cookies: string[] = [];
+    for (const person of spec.people) cookies.push(await signIn(s.url, s.clients.a, spec.redirectUri, person));
+    const flow = { base: s.url, redirectUri: spec.redirectUri };
+    const [clientCredentialsStats, ssoHopsStats, signInsStats] = await Promise.all([
+      clientCredentials(s.url, s.clients.service, seconds, connections),
+      ssoHops(flow, cookies, s.clients.b, seconds),
+      passwordSignIns(flow, s.clients.a, spec.people, seconds),
+    ]);
+    const { rss: afterLoad } = residentMb(s.pid);
+    await pause(5000);
+    const { rss: settled, peak } = residentMb(s.pid);
+    return { idle, afterLoad, settled, peak, load: { clientCredentials: clientCredentialsStats, ssoHops: ssoHopsStats, signIns: signInsStats } };
+  } finally {
+    await s.stop();
+  }
+}
+
 function printTable(rows: Row[]): void {
   const header = ['scenario', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors'];
   const lines = rows.map(({ scenario, server, stats: s }) => [scenario, server, s.perSecond.toFixed(1), s.p50.toFixed(1), s.p99.toFixed(1), String(s.errors)]);
@@ -179,55 +221,71 @@ const benchUrl = new URL(maintenanceUrl);
 benchUrl.pathname = `/${BENCH_DB}`;
 await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
 await admin(`CREATE DATABASE ${BENCH_DB}`);
-let rows: Row[];
-let signInsEmpty: Latency;
-let throughput: Record<'on' | 'off', Stats>;
+let everything: { rows: Row[]; signInsEmpty: Latency; throughput: Record<'on' | 'off', Stats> } | undefined;
 let registry: { figures: RegistryFigures; signIns: Latency } | undefined;
 let audit: AuditFigures | undefined;
+let memory: Memory;
 // One master key for every start of ours on the bench database (keys are sealed with it).
 const oursEnv = { ...specEnv, BENCH_OURS_DATABASE_URL: benchUrl.href, BENCH_OURS_DATA_DIR: dataDir, BENCH_MASTER_KEY: crypto.randomBytes(32).toString('base64') };
 try {
-  rows = [...(await measure('ours', './serve-ours.ts', spec, oursEnv)), ...(await measure('bare', './serve-bare.ts', spec, specEnv))];
-  signInsEmpty = await measureSignIns('./serve-ours.ts', spec, oursEnv);
-  throughput = { on: await measureSignInThroughput('on', spec, oursEnv), off: await measureSignInThroughput('off', spec, oursEnv) };
-  if (registryRows > 0) {
+  if (!memoryOnly) {
+    const rows = [...(await measure('ours', './serve-ours.ts', spec, oursEnv)), ...(await measure('bare', './serve-bare.ts', spec, specEnv))];
+    const signInsEmpty = await measureSignIns('./serve-ours.ts', spec, oursEnv);
+    const throughput = { on: await measureSignInThroughput('on', spec, oursEnv), off: await measureSignInThroughput('off', spec, oursEnv) };
+    everything = { rows, signInsEmpty, throughput };
+  }
+  memory = await measureMemory(spec, oursEnv);
+  if (!memoryOnly && registryRows > 0) {
     console.error(`registry: generating and importing ${registryRows} enterprises, then ${registryRows} persons ...`);
     const figures = await registryAtScale(benchUrl.href, dataDir, registryRows, spec.people[0]!.password);
     registry = { figures, signIns: await measureSignIns('./serve-ours.ts', spec, oursEnv) };
   }
-  if (auditRows > 0) {
+  if (!memoryOnly && auditRows > 0) {
     console.error(`audit: writing ${auditRows} chained records, then verifying the whole trail ...`);
     audit = await auditAtScale(benchUrl.href, auditRows);
   }
 } finally {
   await admin(`DROP DATABASE IF EXISTS ${BENCH_DB} WITH (FORCE)`);
 }
-rows.sort((x, y) => x.scenario.localeCompare(y.scenario));
 
 console.log(`\nnode ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}), ${seconds} s per scenario after 2 s warm-up, ${connections} connections`);
 const busyNote = busyBefore > 20 ? ': something else is running, so these numbers are low and noisy' : '';
 console.log(`CPUs ${busyBefore.toFixed(0)}% busy just before the run${busyNote}; PostgreSQL on ${benchUrl.host} (shares these CPUs if local)`);
-printTable(rows);
 
 const ms = (l: Latency) => `p50 ${l.p50.toFixed(1)} ms  p99 ${l.p99.toFixed(1)} ms  (${l.count})`;
-console.log(`\npassword sign-in, ours (authorize, login page, password, code; argon2id m=19456 t=2), one after another`);
-console.log(`  almost empty database         ${ms(signInsEmpty)}`);
-if (registry) {
-  const f = registry.figures;
-  console.log(`  ${f.rows} persons + enterprises  ${ms(registry.signIns)}`);
-  console.log(`\nregistry at ${f.rows} rows (ours, PostgreSQL)`);
-  console.log(`  enterprise import   ${(f.rows / f.importSeconds).toFixed(0)} rows/s (${f.importSeconds.toFixed(1)} s, ${f.rejected} rejected)`);
-  console.log(`  persons (SQL)       ${(f.rows / f.personsSeconds).toFixed(0)} rows/s`);
-  console.log(`  lookup by USCC      ${ms(f.byUscc)}`);
-  console.log(`  name search         ${ms(f.search)}  (half 2-character prefixes, half 8+-character fragments)`);
+if (everything) {
+  const { rows, signInsEmpty, throughput } = everything;
+  rows.sort((x, y) => x.scenario.localeCompare(y.scenario));
+  printTable(rows);
+
+  console.log(`\npassword sign-in, ours (authorize, login page, password, code; argon2id m=19456 t=2), one after another`);
+  console.log(`  almost empty database         ${ms(signInsEmpty)}`);
+  if (registry) {
+    const f = registry.figures;
+    console.log(`  ${f.rows} persons + enterprises  ${ms(registry.signIns)}`);
+    console.log(`\nregistry at ${f.rows} rows (ours, PostgreSQL)`);
+    console.log(`  enterprise import   ${(f.rows / f.importSeconds).toFixed(0)} rows/s (${f.importSeconds.toFixed(1)} s, ${f.rejected} rejected)`);
+    console.log(`  persons (SQL)       ${(f.rows / f.personsSeconds).toFixed(0)} rows/s`);
+    console.log(`  lookup by USCC      ${ms(f.byUscc)}`);
+    console.log(`  name search         ${ms(f.search)}  (half 2-character prefixes, half 8+-character fragments)`);
+  }
+
+  const rate = (s: Stats) => `${s.perSecond.toFixed(1)} sign-ins/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  (${s.errors} errors)`;
+  console.log(`\npassword sign-ins, ours, ${connections} people at once, each over and over from a fresh browser`);
+  console.log(`  audit trail on                ${rate(throughput.on)}`);
+  console.log(`  audit trail off               ${rate(throughput.off)}  (AUDIT_TRAIL=off: measuring only)`);
+  console.log(`  ratio on/off: ${(throughput.on.perSecond / throughput.off.perSecond).toFixed(2)}  (argon2id dominates a sign-in, so near 1; one run is noisy, compare a few)`);
+  for (const [trail, stats] of Object.entries(throughput)) if (stats.firstError) console.log(`first error, sign-ins with the trail ${trail}: ${stats.firstError}`);
 }
 
-const rate = (s: Stats) => `${s.perSecond.toFixed(1)} sign-ins/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  (${s.errors} errors)`;
-console.log(`\npassword sign-ins, ours, ${connections} people at once, each over and over from a fresh browser`);
-console.log(`  audit trail on                ${rate(throughput.on)}`);
-console.log(`  audit trail off               ${rate(throughput.off)}  (AUDIT_TRAIL=off: measuring only)`);
-console.log(`  ratio on/off: ${(throughput.on.perSecond / throughput.off.perSecond).toFixed(2)}  (argon2id dominates a sign-in, so near 1; one run is noisy, compare a few)`);
-for (const [trail, stats] of Object.entries(throughput)) if (stats.firstError) console.log(`first error, sign-ins with the trail ${trail}: ${stats.firstError}`);
+const mb = (n: number) => `${n.toFixed(0)} MB`;
+console.log(`\nmemory of ours (resident set, RSS), ${seconds} s of client_credentials, SSO hops and ${connections} people signing in with passwords, all at once`);
+console.log(`  idle                          ${mb(memory.idle)}`);
+console.log(`  right after the load          ${mb(memory.afterLoad)}  (highest during it ${mb(memory.peak)})`);
+console.log(`  5 s later                     ${mb(memory.settled)}`);
+const { clientCredentials: ccLoad, ssoHops: hopLoad, signIns: signInLoad } = memory.load;
+console.log(`  during it: ${ccLoad.perSecond.toFixed(0)} client_credentials/s, ${hopLoad.perSecond.toFixed(0)} hops/s, ${signInLoad.perSecond.toFixed(1)} sign-ins/s; errors ${ccLoad.errors + hopLoad.errors + signInLoad.errors}`);
+for (const [name, stats] of Object.entries(memory.load)) if (stats.firstError) console.log(`first error, ${name} under the mixed load: ${stats.firstError}`);
 if (audit) {
   const { result, verifySeconds } = audit;
   console.log(`\naudit trail at ${audit.rows} records (written straight into the table by the bench, chained as recordEvent does)`);

@@ -1,6 +1,8 @@
 // Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL,
 // data directory BENCH_OURS_DATA_DIR, both the parent's to create and remove), with the
-// bench's clients and people registered through the real modules.
+// bench's clients and people registered through the real modules. First, the memory
+// settings the server's own entry point makes (src/main.ts).
+import '../src/memory-settings.ts';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
 import { createClient, findClientMetadata } from '../src/windows/clients.ts';

@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
 import { errorPages, retryAfterOnUnavailable, securityHeaders, type Logger } from './http/errors.ts';
+import { busyAnswers } from './http/busy.ts';
 import { healthRoutes } from './http/health.ts';
 import { rememberLang } from './http/i18n.ts';
 import { countIssuedTokens, createMetrics, metricsRoute, type Metrics } from './http/metrics.ts';
@@ -60,6 +61,7 @@ export function createApp(o: AppOptions): App {
       keys,
       logger: o.logger,
       session: o.security.session,
+      clientAuth: o.security.clientAuth,
       apis: [{ audience: adminApiAudience(o.issuer), scope: ADMIN_SCOPE, clientIds: [ADMIN_CONSOLE_CLIENT_ID], ttlSeconds: ADMIN_TOKEN_TTL_SECONDS }],
     });
     provider.proxy = o.trustProxy;
@@ -85,6 +87,7 @@ export function createApp(o: AppOptions): App {
 
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
+  app.use(busyAnswers);
   app.use(rememberLang);
   const routers = [
     home,

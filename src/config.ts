@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PASSWORD_POLICIES, type PasswordPolicy } from './accounts/password-policy.ts';
 import type { SenderSettings } from './messages/senders.ts';
 import { LOG_LEVELS, type LogLevel } from './http/logging.ts';
+import { defaultHashingConcurrency, type HashingLimits } from './accounts/passwords.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -49,12 +50,18 @@ const envSchema = z.object({
   LOCKOUT_THRESHOLD: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
   LOCKOUT_SECONDS: seconds.default(900),
   SIGN_IN_RATE_LIMIT: rate.prefault('30/300'),
+  PASSWORD_HASH_CONCURRENCY: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256').optional(),
+  PASSWORD_HASH_QUEUE: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0, 'must be 0 or more').max(10000, 'must be at most 10000').default(64),
   SESSION_IDLE_TIMEOUT: seconds.default(1800),
   SESSION_MAX_AGE: seconds.default(12 * 3600),
   PASSWORD_POLICY: z.enum(['mlps', 'asvs'], { error: 'must be mlps or asvs' }).optional(),
   KEYS_REFRESH_SECONDS: seconds.default(30),
   KEY_ROTATION_DELAY: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number').min(0, 'must be 0 or more').default(3600),
   CODE_RATE_LIMIT: rate.prefault('10/3600'),
+  // Failed client authentications (wrong client secrets) before the address, or the
+  // client, is refused for the rest of the window. Successes are never counted.
+  CLIENT_AUTH_FAILURES_PER_IP: rate.prefault('20/300'),
+  CLIENT_AUTH_FAILURES_PER_CLIENT: rate.prefault('100/300'),
   REGISTER_RATE_LIMIT: rate.prefault('10/3600'),
   SMTP_URL: z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL, e.g. smtps://user:password@mail.example.cn:465' }).optional(),
   SMTP_FROM: z.string().min(3, 'must be a sender address such as "统一身份认证 <no-reply@example.cn>"').default('sme-passport <no-reply@localhost>'),
@@ -82,6 +89,8 @@ export type Config = {
   // published before it signs.
   keys: { refreshSeconds: number; rotationDelaySeconds: number };
   databasePoolMax: number;
+  // argon2 hashes one node computes at once, and how many more may wait (19 MiB each in flight).
+  passwordHashing: HashingLimits;
   security: SecuritySettings;
   messages: SenderSettings;
   logLevel: LogLevel;
@@ -96,6 +105,7 @@ export type SecuritySettings = {
   signInRateLimit: { limit: number; windowSeconds: number };
   codeRateLimit: { limit: number; windowSeconds: number };
   registerRateLimit: { limit: number; windowSeconds: number };
+  clientAuth: { perIp: { limit: number; windowSeconds: number }; perClient: { limit: number; windowSeconds: number } };
   session: { idleSeconds: number; maxAgeSeconds: number };
   passwords: PasswordPolicy;
 };
@@ -141,11 +151,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     purgeIntervalSeconds: e.PURGE_INTERVAL,
     keys: { refreshSeconds: e.KEYS_REFRESH_SECONDS, rotationDelaySeconds: e.KEY_ROTATION_DELAY },
     databasePoolMax: e.DATABASE_POOL_MAX,
+    passwordHashing: { concurrency: e.PASSWORD_HASH_CONCURRENCY ?? defaultHashingConcurrency(), queue: e.PASSWORD_HASH_QUEUE },
     security: {
       lockout: { threshold: e.LOCKOUT_THRESHOLD, seconds: e.LOCKOUT_SECONDS },
       signInRateLimit: e.SIGN_IN_RATE_LIMIT,
       codeRateLimit: e.CODE_RATE_LIMIT,
       registerRateLimit: e.REGISTER_RATE_LIMIT,
+      clientAuth: { perIp: e.CLIENT_AUTH_FAILURES_PER_IP, perClient: e.CLIENT_AUTH_FAILURES_PER_CLIENT },
       session: { idleSeconds: e.SESSION_IDLE_TIMEOUT, maxAgeSeconds: e.SESSION_MAX_AGE },
       // MLPS is what a production deployment is assessed against.
       passwords: PASSWORD_POLICIES[e.PASSWORD_POLICY ?? (production ? 'mlps' : 'asvs')],

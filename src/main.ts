@@ -1,3 +1,4 @@
+import './memory-settings.ts';
 import { format } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { DatabaseInUseError } from './db/connect.ts';

@@ -7,12 +7,15 @@ import { purgeEndedSessionDetails } from './oidc/session-details.ts';
 import { purgeOldCodes } from './accounts/codes.ts';
 import { recordExpiredSessions } from './oidc/sessions.ts';
 import { rollUpTokenCounts } from './audit/token-counts.ts';
+import { rollUpClientAuthCounts } from './audit/client-auth-counts.ts';
 
 // Everything that expires, in one pass; each module deletes its own rows. Any node may
 // run it at any time (the server on a timer, operators with `sme-passport purge`).
-// Expired sessions and the token counts of past minutes go on the audit trail first.
+// Expired sessions and the counts of past minutes (tokens, failed client
+// authentications) go on the audit trail first.
 export async function purgeExpired(db: Db): Promise<number> {
   await rollUpTokenCounts(db);
+  await rollUpClientAuthCounts(db);
   let deleted = 0;
   for (let batch = await recordExpiredSessions(db); batch > 0; batch = await recordExpiredSessions(db)) deleted += batch;
   deleted += await purgeExpiredArtifacts(db);

@@ -13,6 +13,7 @@ import { codeKey } from './accounts/codes.ts';
 import { createSender } from './messages/senders.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
 import { setAuditTrail } from './audit/trail.ts';
+import { setHashingLimits } from './accounts/passwords.ts';
 import { ensureAccountCenterClient } from './account-center/client.ts';
 import { ensureAdminConsoleClient } from './admin/console-client.ts';
 import { seedDemo } from './demo/seed.ts';
@@ -36,6 +37,7 @@ function selfUrl({ address, port, family }: AddressInfo): string {
 export async function startServer(config: Config, options: { database?: Database; logger?: Logger } = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   setAuditTrail(config.auditTrail);
+  setHashingLimits(config.passwordHashing);
   const database = options.database ?? (await openDatabase(config, logger));
   const { db } = database;
   let handle: http.RequestListener = answerWhileStarting;

@@ -2,9 +2,9 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { text } from '../validation/text.ts';
-import { hashPassword, needsRehash, verifyPassword } from './passwords.ts';
+import { hashPassword, needsRehash, PasswordHashingBusy, reserveHashing, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
-import { clearFailures, lockedUntil, lockKeyFor, recordFailure, type LockoutPolicy } from './lockout.ts';
+import { beginAttempt, clearFailures, lockKeyFor, type Attempt, type LockoutPolicy } from './lockout.ts';
 
 export type Account = {
   id: string;
@@ -168,21 +168,34 @@ export type SignInRules = { lockout: LockoutPolicy; passwords: PasswordPolicy };
 
 // Unknown identifier, wrong password and disabled account give the same answer in the
 // same time, and lock alike after repeated failures: the caller cannot tell them apart.
-// A locked key is answered without looking at the password.
+// The attempt is counted before the password is checked (lockout.ts), and a locked key
+// is answered without looking at the password.
 export async function signInWithPassword(db: Db, identifier: string, password: string, rules: SignInRules): Promise<SignInResult> {
   const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
   const key = lockKeyFor(row?.id, identifier);
-  const locked = await lockedUntil(db, key);
-  if (locked) return { outcome: 'locked', until: locked, accountId: row?.id };
-  const ok = await verifyPassword(row?.password_hash, password);
+  // A place in the node's hashing queue first: when there is none, nothing is counted.
+  const place = reserveHashing();
+  let ok: boolean;
+  let attempt: Attempt;
+  try {
+    attempt = await beginAttempt(db, key, rules.lockout);
+    if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
+    ok = await verifyPassword(row?.password_hash, password, place);
+  } finally {
+    place.release();
+  }
   if (!row || !ok || row.status !== 'active') {
     const reason = !row ? 'unknown_account' : !ok ? 'wrong_password' : 'account_disabled';
-    const until = await recordFailure(db, key, rules.lockout);
-    return until ? { outcome: 'locked', until, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
+    return attempt.locksAt ? { outcome: 'locked', until: attempt.locksAt, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
   }
   await clearFailures(db, key);
   if (needsRehash(row.password_hash)) {
-    await db('accounts').where({ id: row.id }).update({ password_hash: await hashPassword(password) });
+    // A node too busy to hash again now rehashes at a later sign-in.
+    const rehashed = await hashPassword(password).catch((err: unknown) => {
+      if (err instanceof PasswordHashingBusy) return undefined;
+      throw err;
+    });
+    if (rehashed) await db('accounts').where({ id: row.id }).update({ password_hash: rehashed });
   }
   return { outcome: 'signed-in', account: toAccount(row), passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)) };
 }

@@ -1,5 +1,5 @@
 import type { Db } from '../db/connect.ts';
-import { recordEvent } from './trail.ts';
+import { rollUpMinuteCounts } from './minute-counts.ts';
 
 // Tokens go on record aggregated per client, per minute: a record each would cost the
 // token endpoint a serialised audit write per request.
@@ -14,36 +14,19 @@ export async function countToken(db: Db, t: TokenCount): Promise<void> {
   );
 }
 
-// Minutes that are over become audit records, a small batch per transaction (each holds
-// the audit trail's lock until it commits). Any node may run it; rows another node is
-// rolling up are skipped.
-export async function rollUpTokenCounts(db: Db, batch = 50): Promise<number> {
-  let total = 0;
-  for (let done = await rollUpBatch(db, batch); done > 0; done = await rollUpBatch(db, batch)) total += done;
-  return total;
-}
+type TokenCountRow = { minute: Date; client_id: string; window_id: number | null; action: string; kind: string; count: number };
 
-async function rollUpBatch(db: Db, batch: number): Promise<number> {
-  return db.transaction(async (trx) => {
-    const rows: Array<{ minute: Date; client_id: string; window_id: number | null; action: string; kind: string; count: number }> = await trx('audit_token_counts')
-      .where('minute', '<', trx.raw("date_trunc('minute', now())"))
-      .orderBy('minute')
-      .orderBy('client_id')
-      .limit(batch)
-      .forUpdate()
-      .skipLocked()
-      .select();
-    for (const r of rows) {
-      await recordEvent(trx, {
-        actor: { type: 'client', id: r.client_id },
-        windowId: r.window_id,
-        event: `token.${r.action}`,
-        target: `client:${r.client_id}`,
-        outcome: 'success',
-        after: { minute: new Date(r.minute).toISOString(), kind: r.kind, count: r.count },
-      });
-      await trx('audit_token_counts').where({ minute: r.minute, client_id: r.client_id, action: r.action, kind: r.kind }).delete();
-    }
-    return rows.length;
+// Minutes that are over become audit records (minute-counts.ts).
+export const rollUpTokenCounts = (db: Db): Promise<number> =>
+  rollUpMinuteCounts<TokenCountRow>(db, {
+    table: 'audit_token_counts',
+    key: ['minute', 'client_id', 'action', 'kind'],
+    toEvent: (r) => ({
+      actor: { type: 'client', id: r.client_id },
+      windowId: r.window_id,
+      event: `token.${r.action}`,
+      target: `client:${r.client_id}`,
+      outcome: 'success',
+      after: { minute: new Date(r.minute).toISOString(), kind: r.kind, count: r.count },
+    }),
   });
-}

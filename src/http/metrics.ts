@@ -28,6 +28,7 @@ export type Metrics = {
   registry: Registry;
   observeRequest(labels: { method: string; route: string; status: string }, seconds: number): void;
   signIns: Counter<'outcome'>;
+  passwordChecks: Counter;
   tokensIssued: Counter<'kind'>;
 };
 
@@ -50,6 +51,8 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
   });
   const signIns = new Counter({ name: 'sme_passport_sign_ins_total', help: 'Password sign-ins, by outcome', labelNames: ['outcome'] as const, registers });
   for (const outcome of SIGN_IN_OUTCOMES) signIns.inc({ outcome }, 0);
+  // Every argon2 verification a request makes: what the lockout and the hashing queue bound.
+  const passwordChecks = new Counter({ name: 'sme_passport_password_checks_total', help: 'Passwords checked with argon2 while answering requests', registers });
   const tokensIssued = new Counter({ name: 'sme_passport_tokens_issued_total', help: 'Tokens and codes issued by the provider, by kind', labelNames: ['kind'] as const, registers });
   for (const kind of Object.values(TOKEN_KINDS)) tokensIssued.inc({ kind }, 0);
 
@@ -83,6 +86,7 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
       durations.observe(labels, seconds);
     },
     signIns,
+    passwordChecks,
     tokensIssued,
   };
 }
@@ -90,6 +94,11 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
 // Counts a password sign-in of the request being handled (a no-op outside one).
 export function countSignIn(outcome: SignInOutcome): void {
   currentRequest()?.metrics?.signIns.inc({ outcome });
+}
+
+// Counts an argon2 verification made for the request being handled.
+export function countPasswordCheck(): void {
+  currentRequest()?.metrics?.passwordChecks.inc();
 }
 
 // Counts what the provider issues. Called for every provider built (a new one is built

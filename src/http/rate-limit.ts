@@ -8,7 +8,8 @@ import { render } from './render.ts';
 
 export type RateLimit = { limit: number; windowSeconds: number };
 
-export async function hit(db: Db, key: string, rule: RateLimit): Promise<{ allowed: boolean; retryAfter: number }> {
+// Counts one hit; `hits` is how many the window has had, this one included.
+export async function hit(db: Db, key: string, rule: RateLimit): Promise<{ allowed: boolean; retryAfter: number; hits: number }> {
   const { rows } = (await db.raw(
     `INSERT INTO rate_limits AS r (key, window_start, hits)
        VALUES (?, to_timestamp(floor(extract(epoch FROM now()) / ?) * ?), 1)
@@ -19,7 +20,19 @@ export async function hit(db: Db, key: string, rule: RateLimit): Promise<{ allow
     [key, rule.windowSeconds, rule.windowSeconds, rule.windowSeconds],
   )) as { rows: Array<{ hits: number; retry_after: number }> };
   const { hits, retry_after } = rows[0]!;
-  return { allowed: hits <= rule.limit, retryAfter: Math.max(1, retry_after) };
+  return { allowed: hits <= rule.limit, retryAfter: Math.max(1, retry_after), hits };
+}
+
+// Whether the key's window is used up, without counting a hit: for limits on what fails
+// (counted with hit() afterwards), checked before the attempt.
+export async function usedUp(db: Db, key: string, rule: RateLimit): Promise<{ usedUp: boolean; retryAfter: number }> {
+  const row = (await db('rate_limits')
+    .where({ key })
+    .where('window_start', db.raw('to_timestamp(floor(extract(epoch FROM now()) / ?) * ?)', [rule.windowSeconds, rule.windowSeconds]))
+    .first('hits', db.raw("ceil(extract(epoch FROM (window_start + ? * interval '1 second' - now())))::int AS retry_after", [rule.windowSeconds]))) as
+    | { hits: number; retry_after: number }
+    | undefined;
+  return { usedUp: row !== undefined && row.hits >= rule.limit, retryAfter: Math.max(1, row?.retry_after ?? 1) };
 }
 
 // A middleware answering 429 with Retry-After once the client's IP has used its window.

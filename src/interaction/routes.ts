@@ -4,7 +4,7 @@ import type { Db } from '../db/connect.ts';
 import type { InteractionResults } from 'oidc-provider';
 import type { Providers } from '../oidc/provider.ts';
 import { changePassword, identifierSchema, signInWithPassword, type SignInResult } from '../accounts/accounts.ts';
-import { lockedUntil, lockKeyFor, recordFailure } from '../accounts/lockout.ts';
+import { beginAttempt, clearFailures, lockKeyFor } from '../accounts/lockout.ts';
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
 import { findAccount } from '../accounts/accounts.ts';
 import { isAdministrator } from '../accounts/admin-roles.ts';
@@ -239,20 +239,21 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
     const accountId = pendingAccount(ctx, uid, 'mfa');
     if (!accountId) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
+    // The same gate as the password: counted before the code is checked.
     const key = lockKeyFor(accountId, '');
-    const locked = await lockedUntil(db, key);
-    if (locked) {
+    const attempt = await beginAttempt(db, key, security.lockout);
+    if (!attempt.admitted) {
       await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'locked' });
-      return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(locked) }, 401);
+      return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(attempt.lockedUntil) }, 401);
     }
     const factor = await verifySecondFactor(db, masterKey, accountId, field(ctx, 'code').slice(0, 40));
     if (!factor) {
-      const until = await recordFailure(db, key, security.lockout);
-      if (until) await recordLock(ctx, params, accountId, until);
+      if (attempt.locksAt) await recordLock(ctx, params, accountId, attempt.locksAt);
       await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'mfa_failed' });
-      if (until) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(until) }, 401);
+      if (attempt.locksAt) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(attempt.locksAt) }, 401);
       return showMfa(ctx, uid, accountId, 'badOtp', 401);
     }
+    await clearFailures(db, key);
     ctx.cookies.set(PENDING, null, pendingOptions(uid));
     await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.mfa });
     await finish(ctx, { login: { accountId, amr: factor === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'], acr: ACR.mfa, remember: true } });

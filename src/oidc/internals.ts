@@ -11,10 +11,13 @@ import { constantTimeEqual, sha256 } from '../crypto/secrets.ts';
 // During a rotation's grace period the client also carries the replaced digest as
 // `client_secret_previous`, and either one matches. Both comparisons always run, so the
 // time taken tells neither which one matched nor whether there is a previous one.
-export function compareClientSecretDigests(provider: Provider): void {
-  type Client = { clientSecret: string; client_secret_previous?: string; compareClientSecret(actual: string): boolean };
+// `admit` runs first, once the library knows which client is asking: it may refuse the
+// attempt by throwing (a client whose secret is being guessed), before any comparison.
+export function compareClientSecretDigests(provider: Provider, admit: (clientId: string) => Promise<void> = async () => {}): void {
+  type Client = { clientId: string; clientSecret: string; client_secret_previous?: string; compareClientSecret(actual: string): Promise<boolean> };
   const proto = provider.Client.prototype as unknown as Client;
-  proto.compareClientSecret = function compareClientSecret(this: Client, actual: string) {
+  proto.compareClientSecret = async function compareClientSecret(this: Client, actual: string) {
+    await admit(this.clientId);
     if (typeof actual !== 'string') return false;
     const digest = sha256(actual);
     const current = constantTimeEqual(this.clientSecret, digest);

@@ -9,7 +9,7 @@ import type { Logger } from '../http/errors.ts';
 import { render } from '../http/render.ts';
 import { createAdapter } from './adapter.ts';
 import { accountClaims, ACR, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './claims.ts';
-import { compareClientSecretDigests } from './internals.ts';
+import { limitClientAuthentication, type ClientAuthLimits } from './client-auth-limits.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { recordSessionUse } from './session-details.ts';
@@ -26,7 +26,7 @@ export type Providers = { current: Provider };
 // only the listed clients get tokens for it, opaque so they can be revoked.
 export type ProtectedApi = { audience: string; scope: string; clientIds: string[]; ttlSeconds: number };
 
-export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; apis?: ProtectedApi[] };
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; clientAuth: ClientAuthLimits; apis?: ProtectedApi[] };
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
 
@@ -197,11 +197,11 @@ export function createProvider(o: ProviderOptions): Provider {
   };
 
   const provider = new Provider(o.issuer, configuration);
-  compareClientSecretDigests(provider);
   // The records its events make (below) are written before the provider answers.
   provider.use(awaitRequestRecords);
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
   const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
+  limitClientAuthentication(provider, o.db, o.clientAuth, onRecordFailure);
   const windowOf = (client: { [key: string]: unknown } | undefined) => (typeof client?.window_id === 'number' ? client.window_id : null);
 
   // A person served at a window: every authorization, with a password or by single

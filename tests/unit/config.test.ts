@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
@@ -40,6 +41,21 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ SIGN_IN_RATE_LIMIT: '0/60' })).toThrow(/SIGN_IN_RATE_LIMIT: must have at least 1 request/);
     expect(() => loadConfig({ LOCKOUT_THRESHOLD: '0' })).toThrow(/LOCKOUT_THRESHOLD: must be at least 1/);
     expect(() => loadConfig({ SESSION_MAX_AGE: '-5' })).toThrow(/SESSION_MAX_AGE: must be positive/);
+  });
+
+  it('reads the limits on failed client authentications and on password hashing, with clear errors', () => {
+    const c = loadConfig({});
+    expect(c.security.clientAuth).toEqual({ perIp: { limit: 20, windowSeconds: 300 }, perClient: { limit: 100, windowSeconds: 300 } });
+    expect(c.passwordHashing).toEqual({ concurrency: os.availableParallelism(), queue: 64 });
+    expect(loadConfig({ CLIENT_AUTH_FAILURES_PER_IP: '5/60', CLIENT_AUTH_FAILURES_PER_CLIENT: '50/600', PASSWORD_HASH_CONCURRENCY: '3', PASSWORD_HASH_QUEUE: '0' })).toMatchObject({
+      security: { clientAuth: { perIp: { limit: 5, windowSeconds: 60 }, perClient: { limit: 50, windowSeconds: 600 } } },
+      passwordHashing: { concurrency: 3, queue: 0 },
+    });
+    expect(() => loadConfig({ CLIENT_AUTH_FAILURES_PER_IP: 'lots' })).toThrow(/CLIENT_AUTH_FAILURES_PER_IP: must be REQUESTS\/SECONDS/);
+    expect(() => loadConfig({ CLIENT_AUTH_FAILURES_PER_CLIENT: '0/300' })).toThrow(/CLIENT_AUTH_FAILURES_PER_CLIENT: must have at least 1 request/);
+    expect(() => loadConfig({ PASSWORD_HASH_CONCURRENCY: '0' })).toThrow(/PASSWORD_HASH_CONCURRENCY: must be at least 1/);
+    expect(() => loadConfig({ PASSWORD_HASH_QUEUE: '-1' })).toThrow(/PASSWORD_HASH_QUEUE: must be 0 or more/);
+    expect(() => loadConfig({ PASSWORD_HASH_QUEUE: 'many' })).toThrow(/PASSWORD_HASH_QUEUE: must be a number/);
   });
 
   it('refuses to start in production without a master key, an issuer, or with an http issuer', () => {
