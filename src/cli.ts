@@ -48,6 +48,7 @@ class Failed extends Error {}
 // error code, else the error's class. Never its message: database errors carry the
 // statement, and with it the values.
 function failureKind(err: unknown): string {
+  if (err instanceof DatabaseUnavailable) return `the database cannot be reached (${err.reason})`;
   const code = (err as { code?: unknown } | undefined)?.code;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `database error ${code}`;
   if (typeof code === 'string' && /^E[A-Z_]{2,30}$/.test(code)) return code;
@@ -667,17 +668,14 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
       return EXIT.usage;
     }
     if (err instanceof DatabaseUnavailable) {
-      io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers
-`);
+      io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers\n`);
       return EXIT.failure;
     }
     if (err instanceof Failed) {
-      io.stderr(`error: ${err.message}
-`);
+      io.stderr(`error: ${err.message}\n`);
       return EXIT.failure;
     }
-    io.stderr(`error: unexpected failure (${failureKind(err)})
-`);
+    io.stderr(`error: unexpected failure (${failureKind(err)})\n`);
     return EXIT.failure;
   }
 }

@@ -57,8 +57,15 @@ export function reserveHashing(): HashingPlace {
   };
 }
 
-function inQueue<T>(work: () => Promise<T>, place: HashingPlace = reserveHashing()): Promise<T> {
-  return limit(work).finally(() => place.release());
+// Async, so that a full queue is a rejected promise, which callers can catch like any
+// other failure of the hash, and not an exception thrown before there is a promise.
+async function inQueue<T>(work: () => Promise<T>, reserved?: HashingPlace): Promise<T> {
+  const place = reserved ?? reserveHashing();
+  try {
+    return await limit(work);
+  } finally {
+    place.release();
+  }
 }
 
 export const hashPassword = (password: string): Promise<string> => inQueue(() => argon2.hash(password, params));

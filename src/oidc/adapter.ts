@@ -19,10 +19,11 @@ const notExpired = (db: Db) => (q: ReturnType<Db>) => q.where((w) => w.whereNull
 // Interactions and sessions also carry a grant id, but are not the grant's: an
 // interaction resuming after the grant was revoked (switching account) must survive it.
 const ISSUED_UNDER_GRANT = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode'];
+export const GRANT_AND_ISSUED = ['Grant', ...ISSUED_UNDER_GRANT];
 
 // The grant and everything issued under it.
 export async function revokeGrantArtifacts(db: Db, grantId: string): Promise<void> {
-  await db(TABLE).where({ grant_id: grantId }).whereIn('model', [...ISSUED_UNDER_GRANT, 'Grant']).delete();
+  await db(TABLE).where({ grant_id: grantId }).whereIn('model', GRANT_AND_ISSUED).delete();
 }
 
 function artifactAdapter(db: Db, model: string): Adapter {

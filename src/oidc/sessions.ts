@@ -1,6 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
-import { revokeGrantArtifacts } from './adapter.ts';
+import { GRANT_AND_ISSUED, revokeGrantArtifacts } from './adapter.ts';
 import { sendBackchannelLogout } from './internals.ts';
 import { recordEvent } from '../audit/trail.ts';
 
@@ -51,7 +51,7 @@ export async function endSessionsOf(provider: Provider, db: Db, accountId: strin
     ended.sessions++;
   }
   if (options.everything) {
-    await db('oidc_artifacts').whereIn('model', ['Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode']).whereRaw("payload->>'accountId' = ?", [accountId]).delete();
+    await db('oidc_artifacts').whereIn('model', GRANT_AND_ISSUED).whereRaw("payload->>'accountId' = ?", [accountId]).delete();
   }
   return ended;
 }
