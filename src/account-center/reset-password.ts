@@ -59,6 +59,7 @@ export function resetPasswordRoutes(providers: Providers, db: Db, security: Secu
       if (err instanceof InputError) return page(ctx, { step: 'password', contact: contact.destination, error: err.message }, 400);
       throw err;
     }
+    // Only the password's lock: a reset proves the phone or mailbox, not the second factor.
     await clearFailures(db, lockKeyFor(account!.id, contact.destination));
     await endSessionsOf(providers.current, db, account!.id, { everything: true });
     render(ctx, 'done', { title: 'resetTitle', message: 'resetText', next: '/account' });

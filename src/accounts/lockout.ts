@@ -12,6 +12,10 @@ export type LockoutPolicy = { threshold: number; seconds: number };
 export const lockKeyFor = (accountId: string | undefined, identifier: string) =>
   accountId ? `account:${accountId}` : `identifier:${sha256(identifier.trim().toLowerCase())}`;
 
+// The second factor counts on a key of its own: a right password must not lift the lock
+// of the codes, or whoever knows the password could try codes without end.
+export const secondFactorLockKey = (accountId: string) => `mfa:account:${accountId}`;
+
 // What the gate says about one attempt. Admitted: check the credential; `locksAt` is set
 // when this attempt reached the threshold, so the key is locked from now on unless the
 // credential proves right. Refused: the key is locked; the credential is not looked at.
@@ -44,9 +48,9 @@ export async function beginAttempt(db: Db, key: string, policy: LockoutPolicy): 
   }
 }
 
-// A credential proved right: the count starts again.
-export async function clearFailures(db: Db, key: string): Promise<void> {
-  await db('sign_in_throttle').where({ key }).delete();
+// A credential proved right (or an administrator lifts the locks): the count starts again.
+export async function clearFailures(db: Db, ...keys: string[]): Promise<void> {
+  await db('sign_in_throttle').whereIn('key', keys).delete();
 }
 
 // Rows of keys neither locked nor failed for a day carry nothing worth keeping.

@@ -4,7 +4,7 @@ import type { Db } from '../db/connect.ts';
 import type { InteractionResults } from 'oidc-provider';
 import type { Providers } from '../oidc/provider.ts';
 import { changePassword, identifierSchema, signInWithPassword, type SignInResult } from '../accounts/accounts.ts';
-import { beginAttempt, clearFailures, lockKeyFor } from '../accounts/lockout.ts';
+import { beginAttempt, clearFailures, secondFactorLockKey } from '../accounts/lockout.ts';
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
 import { findAccount } from '../accounts/accounts.ts';
 import { isAdministrator } from '../accounts/admin-roles.ts';
@@ -15,7 +15,7 @@ import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts'
 import { membershipsOf } from '../enterprises/memberships.ts';
 import { ConflictError, InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
-import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
+import { formBody as form, formField as field, rejectForgery, type FormValues } from '../http/forms.ts';
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
@@ -133,14 +133,22 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
-    if (result.passwordExpired) return showPasswordChange(ctx, uid, identifier);
+    if (result.passwordExpired) return showPasswordChange(ctx, uid, identifier, { askCode: await hasTotp(db, result.account.id) });
     await afterPassword(ctx, uid, params, result.account.id);
   });
 
   // An expired password (the mlps profile) is changed before the sign-in completes. The
   // form asks for the current password again, so no state is kept between the two posts.
-  const showPasswordChange = (ctx: Context, uid: string, identifier: string, error?: string, status = 200) =>
-    render(ctx, 'change-password', { uid, csrf: csrfToken(ctx), identifier, rule: `rule_${security.passwords.name}`, error }, status);
+  // An account with a second factor gives its code in the same form, and the password
+  // changes only behind the second factor's gate: the expired password alone replaces
+  // nothing. `askCode` only shows the field; whether a code is needed is decided from the
+  // account once the password is right.
+  type ChangeForm = { askCode: boolean; error?: string; minutes?: number };
+  const showPasswordChange = (ctx: Context, uid: string, identifier: string, form: ChangeForm, status = 200) =>
+    render(ctx, 'change-password', { uid, csrf: csrfToken(ctx), identifier, rule: `rule_${security.passwords.name}`, ...form }, status);
+  // After a wrong password the form keeps the code field it was sent with: whether an
+  // account has a second factor is told only to whoever knows its password.
+  const postedCodeField = (ctx: Context) => Object.hasOwn((ctx.request.body as FormValues | undefined) ?? {}, 'code');
 
   router.post('/password', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;
@@ -149,26 +157,35 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const next = field(ctx, 'new_password').slice(0, 1024);
     const typed = identifierSchema.safeParse(identifier);
-    if (!typed.success) return showPasswordChange(ctx, uid, identifier, `identifier: ${typed.error.issues[0]!.message}`, 400);
+    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
     const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
-    if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, 'badCredentials', 401);
+    if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), error: 'badCredentials' }, 401);
     // This step exists only for an expired password; anyone else changes theirs in the
     // account center, signed in with every factor they have.
     if (!result.passwordExpired) return ctx.throw(400, 'this sign-in does not ask for a new password');
-    if (next !== field(ctx, 'confirm_password')) return showPasswordChange(ctx, uid, identifier, 'passwordsDiffer', 400);
     const accountId = result.account.id;
+    const askCode = await hasTotp(db, accountId);
+    const again = (error: string, status: number, minutes?: number) => showPasswordChange(ctx, uid, identifier, { askCode, error, minutes }, status);
+    if (next !== field(ctx, 'confirm_password')) return again('passwordsDiffer', 400);
+    const code = field(ctx, 'code').slice(0, 40);
+    if (askCode && !code.trim()) return again('missingCode', 400);
+    const change = async (trx: Db) => {
+      await changePassword(trx, accountId, next, security.passwords);
+      await recordEvent(trx, { actor: personActor(accountId), ip: ctx.ip, event: 'password.changed', target: `account:${accountId}`, outcome: 'success', reason: 'expired' });
+    };
+    let gate: Gate | undefined;
     try {
-      await db.transaction(async (trx) => {
-        await changePassword(trx, accountId, next, security.passwords);
-        await recordEvent(trx, { actor: personActor(accountId), ip: ctx.ip, event: 'password.changed', target: `account:${accountId}`, outcome: 'success', reason: 'expired' });
-      });
+      if (askCode) gate = await throughSecondFactor(ctx, params, accountId, code, change);
+      else await db.transaction(change);
     } catch (err) {
-      if (err instanceof InputError) return showPasswordChange(ctx, uid, identifier, err.message, 400);
+      if (err instanceof InputError) return again(err.message, 400);
       throw err;
     }
-    await afterPassword(ctx, uid, params, accountId);
+    if (!gate) return afterPassword(ctx, uid, params, accountId);
+    if (!gate.passed) return gate.lockedUntil ? again('mfaLocked', 401, minutesUntil(gate.lockedUntil)) : again('badOtp', 401);
+    await signedInWithSecondFactor(ctx, uid, params, accountId, gate.factor);
   });
 
   // The second factor. Between the password and the next step, the browser holds a signed,
@@ -184,9 +201,44 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const [forUid, accountId, atStep, until] = (ctx.cookies.get(PENDING, { signed: true }) ?? '').split('.');
     return forUid === uid && accountId && atStep === step && Number(until) > Date.now() ? accountId : undefined;
   };
-  const showMfa = (ctx: Context, uid: string, accountId: string, error?: string, status = 200) => {
+  const showMfa = (ctx: Context, uid: string, accountId: string, message: { error?: string; minutes?: number } = {}, status = 200) => {
     setPending(ctx, uid, accountId, 'mfa');
-    render(ctx, 'mfa', { uid, csrf: csrfToken(ctx), error }, status);
+    render(ctx, 'mfa', { uid, csrf: csrfToken(ctx), ...message }, status);
+  };
+
+  // The second factor's gate, for the code step and for the change of an expired password:
+  // the attempt is counted on the factor's own key before the code is checked
+  // (lockout.ts), a locked factor is refused without looking at the code, and only a right
+  // code clears the count. `then` runs in the transaction that uses the code up, so when
+  // it refuses (InputError) the code stays unused for the next try.
+  type Gate = { passed: true; factor: 'otp' | 'recovery' } | { passed: false; lockedUntil: Date | undefined };
+  const throughSecondFactor = async (ctx: Context, params: Data, accountId: string, code: string, then: (trx: Db) => Promise<void>): Promise<Gate> => {
+    const key = secondFactorLockKey(accountId);
+    const attempt = await beginAttempt(db, key, security.lockout);
+    if (!attempt.admitted) {
+      await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'locked' });
+      return { passed: false, lockedUntil: attempt.lockedUntil };
+    }
+    let right = false;
+    try {
+      const factor = await db.transaction(async (trx) => {
+        const used = await verifySecondFactor(trx, masterKey, accountId, code);
+        right = used !== undefined;
+        if (used) await then(trx);
+        return used;
+      });
+      if (factor) return { passed: true, factor };
+    } finally {
+      if (right) await clearFailures(db, key);
+    }
+    if (attempt.locksAt) await recordLock(ctx, params, accountId, attempt.locksAt);
+    await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'mfa_failed' });
+    return { passed: false, lockedUntil: attempt.locksAt };
+  };
+  const signedInWithSecondFactor = async (ctx: Context, uid: string, params: Data, accountId: string, factor: 'otp' | 'recovery') => {
+    ctx.cookies.set(PENDING, null, pendingOptions(uid));
+    await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.mfa });
+    await finish(ctx, { login: { accountId, amr: factor === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'], acr: ACR.mfa, remember: true } });
   };
   const afterPassword = async (ctx: Context, uid: string, params: Data, accountId: string) => {
     if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
@@ -239,24 +291,9 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
     const accountId = pendingAccount(ctx, uid, 'mfa');
     if (!accountId) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
-    // The same gate as the password: counted before the code is checked.
-    const key = lockKeyFor(accountId, '');
-    const attempt = await beginAttempt(db, key, security.lockout);
-    if (!attempt.admitted) {
-      await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'locked' });
-      return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(attempt.lockedUntil) }, 401);
-    }
-    const factor = await verifySecondFactor(db, masterKey, accountId, field(ctx, 'code').slice(0, 40));
-    if (!factor) {
-      if (attempt.locksAt) await recordLock(ctx, params, accountId, attempt.locksAt);
-      await recordSignIn(ctx, params, { outcome: 'failure', accountId, reason: 'mfa_failed' });
-      if (attempt.locksAt) return showLogin(ctx, uid, params, { error: 'locked', minutes: minutesUntil(attempt.locksAt) }, 401);
-      return showMfa(ctx, uid, accountId, 'badOtp', 401);
-    }
-    await clearFailures(db, key);
-    ctx.cookies.set(PENDING, null, pendingOptions(uid));
-    await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.mfa });
-    await finish(ctx, { login: { accountId, amr: factor === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'], acr: ACR.mfa, remember: true } });
+    const gate = await throughSecondFactor(ctx, params, accountId, field(ctx, 'code').slice(0, 40), async () => {});
+    if (!gate.passed) return showMfa(ctx, uid, accountId, gate.lockedUntil ? { error: 'mfaLocked', minutes: minutesUntil(gate.lockedUntil) } : { error: 'badOtp' }, 401);
+    await signedInWithSecondFactor(ctx, uid, params, accountId, gate.factor);
   });
 
   // Whom the person acts for in this session: an enterprise they belong to, or "" for themselves.

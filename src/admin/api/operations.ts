@@ -3,7 +3,7 @@ import type { Db } from '../../db/connect.ts';
 import type { Providers } from '../../oidc/provider.ts';
 import { findAccount, findAccountByIdOrUsername, setAccountStatus } from '../../accounts/accounts.ts';
 import { ADMIN_ROLES, grantRole, listAdministrators, revokeRole, type AdminRole } from '../../accounts/admin-roles.ts';
-import { clearFailures, lockKeyFor } from '../../accounts/lockout.ts';
+import { clearFailures, lockKeyFor, secondFactorLockKey } from '../../accounts/lockout.ts';
 import { auditFilterSchema, listEvents, type AuditEvent } from '../../audit/trail.ts';
 import { dailySignIns, windowFigures, YEARLY_TARGET, yearSchema } from '../../audit/figures.ts';
 import { exportedRecords, exportQuerySchema } from '../../audit/export.ts';
@@ -396,12 +396,12 @@ export const OPERATIONS: Operation[] = [
     id: 'unlockAccount',
     method: 'post',
     path: '/accounts/{accountId}/unlock',
-    summary: 'Lift a sign-in lock (after too many failed attempts)',
+    summary: "Lift an account's sign-in locks, the password's and the second factor's (after too many failed attempts)",
     roles: ['security_admin'],
     params: accountIdParam,
     run: async ({ db, params }) => {
       const account = await accountOf(db, params.accountId);
-      await clearFailures(db, lockKeyFor(account.id, account.username));
+      await clearFailures(db, lockKeyFor(account.id, account.username), secondFactorLockKey(account.id));
       return { body: { id: account.id, unlocked: true }, change: { target: `account:${account.id}` } };
     },
   }),
