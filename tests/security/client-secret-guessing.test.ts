@@ -192,7 +192,7 @@ describe('guessing client secrets at every endpoint that authenticates clients',
     for (const { name, path } of endpoints) {
       for (const spelled of spellings(path)) {
         const elsewhere = await send(spelled, '198.51.100.3', site.clientSecret!, requestAt(name));
-        expect({ spelled, status: elsewhere.status, error: elsewhere.body.error_description }).toEqual({ spelled, error: undefined, status: name === 'pushed_authorization_request' ? 201 : 200 });
+        expect({ spelled, status: elsewhere.status, problem: elsewhere.body.error_description }).toEqual({ spelled, problem: undefined, status: name === 'pushed_authorization_request' ? 201 : 200 });
         const refused = await send(spelled, guesser, site.clientSecret!, requestAt(name));
         expect({ spelled, status: refused.status, error: refused.body.error }).toEqual({ spelled, status: 429, error: 'invalid_client' });
         expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
