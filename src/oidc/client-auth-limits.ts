@@ -6,13 +6,14 @@ import { countClientAuth } from '../audit/client-auth-counts.ts';
 import { recordWithRequest } from '../audit/request-records.ts';
 import { recordEvent } from '../audit/trail.ts';
 import { hit, usedUp, type RateLimit } from '../http/rate-limit.ts';
-import { compareClientSecretDigests } from './internals.ts';
+import { windowOf } from '../windows/clients.ts';
+import { compareClientSecretDigests, providerRouteMatcher } from './internals.ts';
 
-// Client secrets cannot be guessed at full speed. Failed client authentications at the
-// token, introspection and revocation endpoints are counted per address and per client,
-// across every node (rate_limits, in PostgreSQL). Once an address has used up its
-// failures for the window, everything it sends to those endpoints is refused with 429
-// before it is looked at, a right secret included, so guessing cannot go on; once a
+// Client secrets cannot be guessed at full speed. Failed client authentications at every
+// endpoint where clients authenticate (CLIENT_AUTH_ROUTES) are counted per address and
+// per client, across every node (rate_limits, in PostgreSQL). Once an address has used
+// up its failures for the window, everything it sends to those endpoints is refused with
+// 429 before it is looked at, a right secret included, so guessing cannot go on; once a
 // client has, any attempt to authenticate as it with a secret is refused the same way
 // (a guess spread over many addresses). Successes are never counted. Failures and
 // refusals go on the audit trail per minute (audit/client-auth-counts.ts), and reaching
@@ -20,8 +21,17 @@ import { compareClientSecretDigests } from './internals.ts';
 
 export type ClientAuthLimits = { perIp: RateLimit; perClient: RateLimit };
 
-const ENDPOINTS = ['token', 'introspection', 'revocation'] as const;
-const ERROR_EVENTS = ['grant.error', 'introspection.error', 'revocation.error'] as const;
+// Every route of the library at which clients authenticate, with the event the library
+// emits when a request there fails. Those of features not enabled (provider.ts) are not
+// routed, so never matched; enabling one is guarded already.
+export const CLIENT_AUTH_ROUTES = {
+  token: 'grant.error',
+  introspection: 'introspection.error',
+  revocation: 'revocation.error',
+  pushed_authorization_request: 'pushed_authorization_request.error',
+  device_authorization: 'device_authorization.error',
+  backchannel_authentication: 'backchannel_authentication.error',
+} as const;
 const ipKey = (ip: string) => `client-auth-ip:${ip}`;
 const clientKey = (clientId: string) => `client-auth-client:${clientId}`;
 
@@ -41,16 +51,13 @@ export class ClientAuthLimited extends Error {
   }
 }
 
-const windowOf = (client: { [key: string]: unknown } | undefined) => (typeof client?.window_id === 'number' ? client.window_id : null);
-
 export function limitClientAuthentication(provider: Provider, db: Db, limits: ClientAuthLimits, onRecordFailure: (err: unknown) => void): void {
-  let guarded: Map<string, string> | undefined;
+  const routeOf = providerRouteMatcher(provider);
 
   // An address that has used up its failures is refused before anything is read.
   provider.use(async (ctx: Context, next: Next) => {
-    guarded ??= new Map(ENDPOINTS.map((name) => [provider.pathFor(name), name]));
-    const route = guarded.get(ctx.path);
-    if (ctx.method !== 'POST' || !route) return next();
+    const route = ctx.method === 'POST' ? routeOf(ctx.method, ctx.path) : undefined;
+    if (!route || !Object.hasOwn(CLIENT_AUTH_ROUTES, route)) return next();
     let refusal: ClientAuthLimited | DatabaseUnavailable | undefined;
     try {
       const address = await usedUp(db, ipKey(ctx.ip), limits.perIp);
@@ -104,7 +111,7 @@ export function limitClientAuthentication(provider: Provider, db: Db, limits: Cl
 
   // (The library emits these as (ctx, err); its typings spell each one out separately.)
   const events = provider as unknown as { on(event: string, listener: (ctx: KoaContextWithOIDC, err: unknown) => void): void };
-  for (const event of ERROR_EVENTS) {
+  for (const event of Object.values(CLIENT_AUTH_ROUTES)) {
     events.on(event, (ctx, err) => {
       if (err instanceof ClientAuthLimited) {
         ctx.set('Retry-After', String(err.retryAfter));

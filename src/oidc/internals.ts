@@ -1,5 +1,6 @@
 import type Koa from 'koa';
 import type { Provider } from 'oidc-provider';
+import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import { constantTimeEqual, sha256 } from '../crypto/secrets.ts';
 
 // The one module that reaches into oidc-provider beyond its documented configuration,
@@ -38,4 +39,14 @@ export async function signedInSession(provider: Provider, ctx: Koa.Context): Pro
 // the configured fetch), for sessions ended outside an end-session request.
 export function sendBackchannelLogout(client: object, accountId: string, sid: string): Promise<void> {
   return (client as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(accountId, sid);
+}
+
+// The name of the provider's route a request goes to, as the provider's own router
+// picks it: case-insensitively, with or without a trailing slash. Anything that guards
+// a route from in front of the router must match requests exactly as it does. Missing
+// router (a library upgrade): refuse to start rather than guard nothing.
+export function providerRouteMatcher(provider: Provider): (method: string, path: string) => string | undefined {
+  const router = instance(provider)?.router;
+  if (typeof router?.match !== 'function') throw new Error("oidc-provider's router is not where internals.ts expects it (lib/helpers/weak_cache.js)");
+  return (method, path) => router.match(method, path)?.route.name;
 }

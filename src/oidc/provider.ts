@@ -16,7 +16,7 @@ import { recordSessionUse } from './session-details.ts';
 import { recordEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
 import { countToken } from '../audit/token-counts.ts';
-import { isInternalClient } from '../windows/clients.ts';
+import { isInternalClient, windowOf } from '../windows/clients.ts';
 
 // The provider in service. Nodes replace it when the key set changes (rotation), so
 // whatever uses it reads `current` per request.
@@ -202,7 +202,6 @@ export function createProvider(o: ProviderOptions): Provider {
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
   const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
   limitClientAuthentication(provider, o.db, o.clientAuth, onRecordFailure);
-  const windowOf = (client: { [key: string]: unknown } | undefined) => (typeof client?.window_id === 'number' ? client.window_id : null);
 
   // A person served at a window: every authorization, with a password or by single
   // sign-on. The windows' service figures are counted from these.

@@ -17,6 +17,10 @@ const SECRET_METHODS = new Set<string>(['client_secret_basic', 'client_secret_po
 // their settings follow the server's own configuration, so no administrator edits them.
 export const isInternalClient = (clientId: string): boolean => clientId.startsWith('sme-passport-');
 
+// The window a client belongs to, from the client metadata the provider holds (none for
+// a client the provider could not find).
+export const windowOf = (client: { [key: string]: unknown } | undefined): number | null => (typeof client?.window_id === 'number' ? client.window_id : null);
+
 const isLoopback = (hostname: string) => hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 
 // Registered URIs are compared exactly, so they must be exact: absolute, no fragment,
