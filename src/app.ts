@@ -18,6 +18,8 @@ import { resetPasswordRoutes } from './account-center/reset-password.ts';
 import { outboxPage } from './messages/outbox-page.ts';
 import type { KeySet } from './oidc/keys.ts';
 import { createProvider, type Providers } from './oidc/provider.ts';
+import { giveBackCodes } from './oidc/adapter.ts';
+import { artifactsOfRequest } from './oidc/request-artifacts.ts';
 import { adminApiRoutes } from './admin/api/routes.ts';
 import { ADMIN_SCOPE, ADMIN_TOKEN_TTL_SECONDS, adminApiAudience } from './admin/api/token.ts';
 import { ADMIN_CONSOLE_CLIENT_ID } from './admin/console-client.ts';
@@ -85,6 +87,8 @@ export function createApp(o: AppOptions): App {
   app.use(retryAfterOnUnavailable);
   app.use(operations.routes());
 
+  // The provider's artifacts this request reads, remembered for the request.
+  app.use(artifactsOfRequest((codeIds) => giveBackCodes(o.db, codeIds)));
   app.use(securityHeaders);
   app.use(errorPages(o.logger));
   app.use(busyAnswers);

@@ -1,7 +1,9 @@
+import { isDeepStrictEqual } from 'node:util';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { jsonTextProblem, textProblem } from '../validation/text.ts';
+import { consumedWhenRead, forgetInRequest, inRequest, rememberInRequest, seenInRequest, takeConsumedWhenRead, type Seen } from './request-artifacts.ts';
 
 // The provider's artifacts (sessions, codes, tokens, grants, interactions) in one
 // table. Clients are not artifacts: they come from the windows module.
@@ -26,17 +28,121 @@ export async function revokeGrantArtifacts(db: Db, grantId: string): Promise<voi
   await db(TABLE).where({ grant_id: grantId }).whereIn('model', GRANT_AND_ISSUED).delete();
 }
 
+type Row = { id: string; payload: Payload; expires_at: Date | null; consumed_at: Date | null };
+
+const seenOf = (row: Row): Seen => ({
+  id: row.id,
+  payload: JSON.stringify(row.payload),
+  expiresAt: row.expires_at ? new Date(row.expires_at).getTime() : null,
+  consumedAt: row.consumed_at ? new Date(row.consumed_at).getTime() : null,
+});
+
+// A fresh copy each time: the library changes what it is given.
+function payloadOf(seen: Seen): Payload {
+  const payload = JSON.parse(seen.payload) as Payload;
+  if (seen.consumedAt) payload.consumed = Math.floor(seen.consumedAt / 1000);
+  return payload;
+}
+
+// Read more than once in one request; a memory of what was read must not hide a change
+// someone else makes to a long-lived artifact (grants, tokens) between two requests,
+// and each request starts with none.
+const READ_AGAIN_IN_REQUEST = new Set(['Interaction', 'Session']);
+
+// A session re-saved with nothing changed but its sliding expiry is written at most
+// once a minute: the idle timeout may end it up to this much early.
+const SESSION_EXPIRY_SLACK_MS = 60_000;
+
+// The same session but for the fields the library restamps at every save (the
+// database gives keys back in its own order, so compared as values, not text).
+const sameButStamps = (a: string, b: string) => {
+  const { exp: _e1, iat: _i1, ...x } = JSON.parse(a) as Payload;
+  const { exp: _e2, iat: _i2, ...y } = JSON.parse(b) as Payload;
+  return isDeepStrictEqual(x, y);
+};
+
+// A code, marked consumed as it is read, with the session and grant the token endpoint
+// reads next, in one statement. Expired or consumed: no row.
+const REDEEM_CODE = `
+  WITH code AS (
+    UPDATE oidc_artifacts SET consumed_at = now()
+     WHERE model = 'AuthorizationCode' AND id = ? AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+    RETURNING id, payload, grant_id, expires_at)
+  SELECT code.id, code.payload, code.expires_at,
+         s.id AS session_id, s.payload AS session_payload, s.expires_at AS session_expires_at, s.consumed_at AS session_consumed_at,
+         g.id AS grant_row_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
+    FROM code
+    LEFT JOIN oidc_artifacts s ON s.model = 'Session' AND s.uid = code.payload->>'sessionUid' AND (s.expires_at IS NULL OR s.expires_at > now())
+    LEFT JOIN oidc_artifacts g ON g.model = 'Grant' AND g.id = code.grant_id AND (g.expires_at IS NULL OR g.expires_at > now())`;
+
+type RedeemedRow = {
+  id: string;
+  payload: Payload;
+  expires_at: Date | null;
+  session_id: string | null;
+  session_payload: Payload | null;
+  session_expires_at: Date | null;
+  session_consumed_at: Date | null;
+  grant_row_id: string | null;
+  grant_payload: Payload | null;
+  grant_expires_at: Date | null;
+  grant_consumed_at: Date | null;
+};
+
+// The token endpoint reads the code, then (for a code bound to its session) the
+// session by uid, then the grant, then consumes the code: here that is one statement,
+// the rest is served from the request's memory. Of two concurrent redemptions only one
+// UPDATE matches; the other reads the consumed code as before, and the library revokes
+// the grant.
+async function redeemCode(db: Db, id: string): Promise<Payload | undefined> {
+  const { rows } = (await db.raw(REDEEM_CODE, [id])) as { rows: RedeemedRow[] };
+  const row = rows[0];
+  if (!row) return undefined;
+  consumedWhenRead(id);
+  const sessionUid = row.payload.sessionUid as string | undefined;
+  if (sessionUid) {
+    const session = row.session_id ? seenOf({ id: row.session_id, payload: row.session_payload!, expires_at: row.session_expires_at, consumed_at: row.session_consumed_at }) : null;
+    rememberInRequest('Session', 'uid', sessionUid, session);
+  }
+  if (row.payload.grantId) {
+    const grant = row.grant_row_id ? seenOf({ id: row.grant_row_id, payload: row.grant_payload!, expires_at: row.grant_expires_at, consumed_at: row.grant_consumed_at }) : null;
+    rememberInRequest('Grant', 'id', row.payload.grantId, grant);
+  }
+  return { ...row.payload };
+}
+
+// A failed redemption (wrong redirect_uri, PKCE, client) changes nothing, as in the
+// library: the codes it marked consumed are given back.
+export async function giveBackCodes(db: Db, ids: string[]): Promise<void> {
+  await db(TABLE).where({ model: 'AuthorizationCode' }).whereIn('id', ids).update({ consumed_at: null });
+}
+
 function artifactAdapter(db: Db, model: string): Adapter {
   const live = notExpired(db);
-  const load = async (where: Record<string, string>): Promise<Payload | undefined> => {
+  const load = async (by: 'id' | 'uid' | 'user_code', value: string): Promise<Payload | undefined> => {
     // An id, code or token that is not text PostgreSQL can hold cannot be stored: it
     // finds nothing, rather than failing the query.
-    if (Object.values(where).some((value) => textProblem(value))) return undefined;
-    const row = await live(db(TABLE).where({ model, ...where })).first('payload', 'consumed_at');
-    if (!row) return undefined;
-    const payload = row.payload as Payload;
-    if (row.consumed_at) payload.consumed = Math.floor(new Date(row.consumed_at).getTime() / 1000);
-    return payload;
+    if (textProblem(value)) return undefined;
+    if (by !== 'user_code') {
+      const seen = seenInRequest(model, by, value);
+      if (seen !== undefined) {
+        // What was brought along with a code is read once; what the library reads again
+        // (interactions, sessions) is kept for the request.
+        if (!READ_AGAIN_IN_REQUEST.has(model)) forgetInRequest(model, seen?.id ?? value);
+        return seen ? payloadOf(seen) : undefined;
+      }
+    }
+    if (model === 'AuthorizationCode' && by === 'id' && inRequest()) {
+      const redeemed = await redeemCode(db, value);
+      if (redeemed) return redeemed;
+    }
+    const row: Row | undefined = await live(db(TABLE).where({ model, [by]: value })).first('id', 'payload', 'expires_at', 'consumed_at');
+    const seen = row ? seenOf(row) : null;
+    if (READ_AGAIN_IN_REQUEST.has(model) && by !== 'user_code') {
+      rememberInRequest(model, by, value, seen);
+      if (seen && by === 'uid') rememberInRequest(model, 'id', seen.id, seen);
+    }
+    return seen ? payloadOf(seen) : undefined;
   };
 
   return {
@@ -45,14 +151,23 @@ function artifactAdapter(db: Db, model: string): Adapter {
       // PostgreSQL refuses is the client's error, named, not ours.
       const problem = jsonTextProblem(payload);
       if (problem) throw new errors.InvalidRequest(`a request parameter is not acceptable: ${problem}`);
+      const text = JSON.stringify(payload);
+      const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : null;
+      if (model === 'Session') {
+        const loaded = seenInRequest(model, 'id', id);
+        const unchanged =
+          loaded && loaded.expiresAt !== null && expiresAt !== null && expiresAt - loaded.expiresAt < SESSION_EXPIRY_SLACK_MS && sameButStamps(loaded.payload, text);
+        if (unchanged) return;
+      }
+      forgetInRequest(model, id);
       const row = {
         model,
         id,
-        payload: JSON.stringify(payload),
+        payload: text,
         grant_id: model === 'Grant' ? id : (payload.grantId ?? null),
         uid: payload.uid ?? null,
         user_code: payload.userCode ?? null,
-        expires_at: expiresIn ? new Date(Date.now() + expiresIn * 1000) : null,
+        expires_at: expiresAt === null ? null : new Date(expiresAt),
       };
       if (model === 'ReplayDetection') {
         // Insert-only: of two concurrent uses of one client assertion, exactly one wins.
@@ -62,10 +177,11 @@ function artifactAdapter(db: Db, model: string): Adapter {
       }
       await db(TABLE).insert(row).onConflict(['model', 'id']).merge(['payload', 'grant_id', 'uid', 'user_code', 'expires_at']);
     },
-    find: (id: string) => load({ id }),
-    findByUid: (uid: string) => load({ uid }),
-    findByUserCode: (userCode: string) => load({ user_code: userCode }),
+    find: (id: string) => load('id', id),
+    findByUid: (uid: string) => load('uid', uid),
+    findByUserCode: (userCode: string) => load('user_code', userCode),
     async destroy(id: string) {
+      forgetInRequest(model, id);
       await db(TABLE).where({ model, id }).delete();
     },
     // The library calls this on each grantable model's adapter in turn, and destroys
@@ -76,6 +192,8 @@ function artifactAdapter(db: Db, model: string): Adapter {
     // Atomic: the library checks "consumed" before calling this, but two parallel
     // redemptions both pass that check; only one UPDATE can match.
     async consume(id: string) {
+      forgetInRequest(model, id);
+      if (model === 'AuthorizationCode' && takeConsumedWhenRead(id)) return;
       const rows = await db(TABLE).where({ model, id }).whereNull('consumed_at').update({ consumed_at: db.fn.now() }).returning('grant_id');
       if (rows.length > 0) return;
       if (SINGLE_USE.has(model)) {
