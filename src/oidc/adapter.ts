@@ -3,7 +3,18 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { jsonTextProblem, textProblem } from '../validation/text.ts';
-import { consumedWhenRead, forgetInRequest, inRequest, rememberInRequest, seenInRequest, takeConsumedWhenRead, type Seen } from './request-artifacts.ts';
+import {
+  consumedWhenRead,
+  deletedWhenRead,
+  forgetInRequest,
+  inRequest,
+  isResuming,
+  rememberInRequest,
+  seenInRequest,
+  takeConsumedWhenRead,
+  takeDeletedWhenRead,
+  type Seen,
+} from './request-artifacts.ts';
 
 // The provider's artifacts (sessions, codes, tokens, grants, interactions) in one
 // table. Clients are not artifacts: they come from the windows module.
@@ -136,6 +147,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
       const redeemed = await redeemCode(db, value);
       if (redeemed) return redeemed;
     }
+    if (model === 'Interaction' && by === 'id' && isResuming()) return takeInteraction(value);
     const row: Row | undefined = await live(db(TABLE).where({ model, [by]: value })).first('id', 'payload', 'expires_at', 'consumed_at');
     const seen = row ? seenOf(row) : null;
     if (READ_AGAIN_IN_REQUEST.has(model) && by !== 'user_code') {
@@ -143,6 +155,14 @@ function artifactAdapter(db: Db, model: string): Adapter {
       if (seen && by === 'uid') rememberInRequest(model, 'id', seen.id, seen);
     }
     return seen ? payloadOf(seen) : undefined;
+  };
+  // The resume endpoint reads the interaction it finishes and destroys it before it
+  // answers (or saves it again, to switch accounts): read and deleted in one statement.
+  const takeInteraction = async (id: string): Promise<Payload | undefined> => {
+    const [row]: Row[] = await live(db(TABLE).where({ model, id })).delete().returning(['id', 'payload', 'expires_at', 'consumed_at']);
+    if (!row) return undefined;
+    deletedWhenRead(id);
+    return payloadOf(seenOf(row));
   };
 
   return {
@@ -160,6 +180,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
         if (unchanged) return;
       }
       forgetInRequest(model, id);
+      if (model === 'Interaction') takeDeletedWhenRead(id);
       const row = {
         model,
         id,
@@ -182,6 +203,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
     findByUserCode: (userCode: string) => load('user_code', userCode),
     async destroy(id: string) {
       forgetInRequest(model, id);
+      if (model === 'Interaction' && takeDeletedWhenRead(id)) return;
       await db(TABLE).where({ model, id }).delete();
     },
     // The library calls this on each grantable model's adapter in turn, and destroys

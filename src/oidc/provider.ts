@@ -12,6 +12,8 @@ import { accountClaims, ACR, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './
 import { limitClientAuthentication, type ClientAuthLimits } from './client-auth-limits.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
+import { providerRouteMatcher } from './internals.ts';
+import { markResuming } from './request-artifacts.ts';
 import { recordSessionUse } from './session-details.ts';
 import { recordEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
@@ -199,6 +201,11 @@ export function createProvider(o: ProviderOptions): Provider {
   const provider = new Provider(o.issuer, configuration);
   // The records its events make (below) are written before the provider answers.
   provider.use(awaitRequestRecords);
+  const routeOf = providerRouteMatcher(provider);
+  provider.use((ctx, next) => {
+    if (routeOf(ctx.method, ctx.path) === 'resume') markResuming();
+    return next();
+  });
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
   const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
   limitClientAuthentication(provider, o.db, o.clientAuth, onRecordFailure);

@@ -11,6 +11,10 @@ export type Seen = { id: string; payload: string; expiresAt: number | null; cons
 
 type RequestArtifacts = {
   seen: Map<string, Seen | null>;
+  // The provider's resume endpoint: it reads the interaction and then destroys it.
+  resuming: boolean;
+  // Interactions deleted when they were read: destroy() has nothing left to do.
+  deletedAtFind: Set<string>;
   // Codes marked consumed when they were read: consume() has nothing left to do, and
   // a request that ends without consuming gives them back (see artifactsOfRequest).
   consumedAtFind: Set<string>;
@@ -47,12 +51,27 @@ export function takeConsumedWhenRead(id: string): boolean {
   return store.getStore()?.consumedAtFind.delete(id) ?? false;
 }
 
+export function markResuming(): void {
+  const artifacts = store.getStore();
+  if (artifacts) artifacts.resuming = true;
+}
+
+export const isResuming = (): boolean => store.getStore()?.resuming ?? false;
+
+export function deletedWhenRead(id: string): void {
+  store.getStore()?.deletedAtFind.add(id);
+}
+
+export function takeDeletedWhenRead(id: string): boolean {
+  return store.getStore()?.deletedAtFind.delete(id) ?? false;
+}
+
 // Middleware: the request's own artifact memory. `giveBack` is called for codes marked
 // consumed when read that the request did not go on to consume (a failed redemption:
 // wrong redirect_uri, PKCE, client), so that a failed attempt changes nothing.
 export function artifactsOfRequest(giveBack: (codeIds: string[]) => Promise<void>) {
   return async (_ctx: ParameterizedContext, next: Next): Promise<void> => {
-    const artifacts: RequestArtifacts = { seen: new Map(), consumedAtFind: new Set() };
+    const artifacts: RequestArtifacts = { seen: new Map(), resuming: false, deletedAtFind: new Set(), consumedAtFind: new Set() };
     try {
       await store.run(artifacts, next);
     } finally {
