@@ -71,9 +71,11 @@ function payloadOf(seen: Seen): Payload {
 // and each request starts with none.
 const READ_AGAIN_IN_REQUEST = new Set(['Interaction', 'Session']);
 
-// A session re-saved with nothing changed but its sliding expiry is written at most
-// once a minute: the idle timeout may end it up to this much early.
-const SESSION_EXPIRY_SLACK_MS = 60_000;
+// A session re-saved with nothing changed but its sliding expiry is written only once
+// the expiry has moved a thirtieth of the lifetime it is given, and at least once a
+// minute: the idle timeout may end a session that much early (a minute of the default
+// half hour), never more.
+const sessionExpirySlackMs = (expiresInSeconds: number) => Math.min(60_000, (expiresInSeconds * 1000) / 30);
 
 // The same session but for the fields the library restamps at every save (the
 // database gives keys back in its own order, so compared as values, not text).
@@ -188,7 +190,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
       if (model === 'Session') {
         const loaded = seenInRequest(model, 'id', id);
         const unchanged =
-          loaded && loaded.expiresAt !== null && expiresAt !== null && expiresAt - loaded.expiresAt < SESSION_EXPIRY_SLACK_MS && sameButStamps(loaded.payload, text);
+          loaded && loaded.expiresAt !== null && expiresAt !== null && expiresAt - loaded.expiresAt < sessionExpirySlackMs(expiresIn ?? 0) && sameButStamps(loaded.payload, text);
         if (unchanged) return;
       }
       forgetInRequest(model, id);
