@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
@@ -10,6 +11,7 @@ import { openPostgres, type Db } from '../src/db/connect.ts';
 import { ConfigError } from '../src/config.ts';
 import { InputError, parseInput } from '../src/errors.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { ROOT } from './helpers/processes.ts';
 
 // The audit trail as the law wants it: every record chained to the one before, so any
 // change, insertion or deletion is found; kept for the retention, then purged only
@@ -204,6 +206,30 @@ describe('the hash chain', () => {
     expect(written).toEqual({ id: last.id, prev_hash: last.prev_hash, hash: chainHash(last.prev_hash, fields) });
     expect(chainedFields(last)).toEqual(fields);
     expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 63 });
+  });
+
+  it.skipIf(!onPostgres())('keeps one line when two processes append at once', async () => {
+    const script = `
+      import { openPostgres } from './src/db/connect.ts';
+      import { recordEvent } from './src/audit/trail.ts';
+      const { db, close } = openPostgres(process.env.AUDIT_TEST_URL, 4);
+      await Promise.all(Array.from({ length: 100 }, (_, n) => recordEvent(db, { actor: { type: 'system', id: 'other-process' }, event: 'sign_in', outcome: 'success', after: { n } })));
+      await db.transaction((trx) => recordEvent(trx, { actor: { type: 'system', id: 'other-process' }, event: 'sign_out', outcome: 'success' }));
+      await close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '--eval', script], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', AUDIT_TEST_URL: database.url! }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    try {
+      await Promise.all([
+        ...Array.from({ length: 100 }, (_, i) => recordEvent(db, person(700 + i))),
+        ...Array.from({ length: 5 }, (_, i) => db.transaction((trx) => recordEvent(trx, person(800 + i)))),
+      ]);
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill();
+    }
+    expect(await count(db)).toBe(63 + 206);
+    expect(await db('audit_events').where({ actor_id: 'other-process' }).count({ n: '*' }).then((r) => Number(r[0]!.n))).toBe(101);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 63 + 206 });
   });
 });
 
