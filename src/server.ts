@@ -13,6 +13,7 @@ import { codeKey } from './accounts/codes.ts';
 import { createSender } from './messages/senders.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
 import { setAuditTrail } from './audit/trail.ts';
+import { flushCountsEverySecond } from './audit/pending-counts.ts';
 import { setHashingLimits } from './accounts/passwords.ts';
 import { ensureAccountCenterClient } from './account-center/client.ts';
 import { ensureAdminConsoleClient } from './admin/console-client.ts';
@@ -103,6 +104,7 @@ export async function startServer(config: Config, options: { database?: Database
       purgeExpired(db).catch((err) => logger.error('purging expired rows failed', err));
     }, config.purgeIntervalSeconds * 1000);
     purge.unref();
+    const counts = flushCountsEverySecond(db, logger);
 
     return {
       url: issuer,
@@ -114,6 +116,7 @@ export async function startServer(config: Config, options: { database?: Database
         await relay?.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await counts.stop();
         if (!options.database) await database.close();
       },
     };

@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
-import { chainedFields, chainHash, GENESIS } from '../src/audit/chain.ts';
+import { chainedFields, chainedText, chainHash, GENESIS } from '../src/audit/chain.ts';
 import { exportEvents, exportFilterSchema, EXPORT_COLUMNS, type ExportFilter, type ExportFormat } from '../src/audit/export.ts';
 import { auditRetentionDays, purgeTrail } from '../src/audit/retention.ts';
 import { appendEvent, listEvents, recordEvent, setAuditTrail, type AuditEvent } from '../src/audit/trail.ts';
@@ -10,6 +11,7 @@ import { openPostgres, type Db } from '../src/db/connect.ts';
 import { ConfigError } from '../src/config.ts';
 import { InputError, parseInput } from '../src/errors.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { ROOT } from './helpers/processes.ts';
 
 // The audit trail as the law wants it: every record chained to the one before, so any
 // change, insertion or deletion is found; kept for the retention, then purged only
@@ -169,6 +171,65 @@ describe('the hash chain', () => {
     expect(truncated).toMatchObject({ ok: true, count: 53 });
     expect(intact.ok && truncated.ok && truncated.head).not.toBe(intact.ok && intact.head);
     await db('audit_events').insert(rowInsert(rows.at(-1)));
+  });
+
+  it('appends in one statement: a record alone, a group at once, or in a caller\'s transaction', async () => {
+    const statements: string[] = [];
+    const seen = (q: { sql: string }) => statements.push(q.sql);
+    const appendsOf = async (work: () => Promise<unknown>) => {
+      statements.length = 0;
+      db.on('query', seen);
+      try {
+        await work();
+      } finally {
+        db.off('query', seen);
+      }
+      return statements.filter((sql) => !/^(BEGIN|COMMIT)/i.test(sql.trim()));
+    };
+    expect(await appendsOf(() => recordEvent(db, person(600)))).toEqual([expect.stringMatching(/audit_append/)]);
+    expect(await appendsOf(() => Promise.all(Array.from({ length: 5 }, (_, i) => recordEvent(db, person(601 + i)))))).toHaveLength(1);
+    expect(await appendsOf(() => db.transaction((trx) => recordEvent(trx, person(610))))).toHaveLength(1);
+    expect(await appendsOf(() => appendEvent(db, person(611), daysAgo(1)))).toHaveLength(1);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 62 });
+  });
+
+  it('refuses, before anything is written, a record whose stored form is not the text it was hashed from', async () => {
+    const fields = chainedFields({ at: new Date(), actor_type: 'system', actor_id: 'cli:root', event: 'admin.rotateKeys', outcome: 'success', window_id: 3 });
+    const append = (record: object) => db.raw('SELECT * FROM audit_append(?::jsonb)', [JSON.stringify([record])]);
+    await expect(append({ ...fields, jcs: chainedText({ ...fields, outcome: 'failure' }) })).rejects.toThrow(/differs from the text it was hashed from/);
+    // PostgreSQL prints a uuid in lower case: hashed in upper case, it would not verify.
+    const upper = { ...fields, enterprise_id: 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' };
+    await expect(append({ ...upper, jcs: chainedText(upper) })).rejects.toThrow(/differs/);
+    expect(await count(db)).toBe(62);
+    const [written] = (await append({ ...fields, jcs: chainedText(fields) })).rows;
+    const last = (await rowsOf(db)).at(-1);
+    expect(written).toEqual({ id: last.id, prev_hash: last.prev_hash, hash: chainHash(last.prev_hash, fields) });
+    expect(chainedFields(last)).toEqual(fields);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 63 });
+  });
+
+  it.skipIf(!onPostgres())('keeps one line when two processes append at once', async () => {
+    const script = `
+      import { openPostgres } from './src/db/connect.ts';
+      import { recordEvent } from './src/audit/trail.ts';
+      const { db, close } = openPostgres(process.env.AUDIT_TEST_URL, 4);
+      await Promise.all(Array.from({ length: 100 }, (_, n) => recordEvent(db, { actor: { type: 'system', id: 'other-process' }, event: 'sign_in', outcome: 'success', after: { n } })));
+      await db.transaction((trx) => recordEvent(trx, { actor: { type: 'system', id: 'other-process' }, event: 'sign_out', outcome: 'success' }));
+      await close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '--eval', script], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', AUDIT_TEST_URL: database.url! }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    try {
+      await Promise.all([
+        ...Array.from({ length: 100 }, (_, i) => recordEvent(db, person(700 + i))),
+        ...Array.from({ length: 5 }, (_, i) => db.transaction((trx) => recordEvent(trx, person(800 + i)))),
+      ]);
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill();
+    }
+    expect(await count(db)).toBe(63 + 206);
+    expect(await db('audit_events').where({ actor_id: 'other-process' }).count({ n: '*' }).then((r) => Number(r[0]!.n))).toBe(101);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 63 + 206 });
   });
 });
 

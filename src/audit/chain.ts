@@ -32,9 +32,15 @@ export type ChainedFields = {
   after: unknown;
 };
 
+// JCS(fields): the text that is hashed. The database hashes it too (audit_append), so
+// it travels to the database as the exact text hashed here.
+export const chainedText = (fields: ChainedFields): string => canonicalize(fields)!;
+
 export function chainHash(prevHash: string, fields: ChainedFields): string {
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalize(fields)!).digest('hex');
+  return hashOnto(prevHash, chainedText(fields));
 }
+
+export const hashOnto = (prevHash: string, text: string): string => createHash('sha256').update(prevHash).update('\n').update(text).digest('hex');
 
 // The fields of a row as the database returns it.
 export function chainedFields(row: Record<string, unknown>): ChainedFields {

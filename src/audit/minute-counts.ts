@@ -4,7 +4,12 @@ import { recordEvent, type AuditEvent } from './trail.ts';
 // Things too frequent for a record each (tokens, failed client authentications) are
 // counted per minute in a table of their own and become audit records once their minute
 // is over, a small batch per transaction (each holds the audit trail's lock until it
-// commits). Any node may run it; rows another node is rolling up are skipped.
+// commits). Any node may run it; rows another node is rolling up are skipped. A minute is
+// read ROLL_UP_DELAY after it ends: nodes write their counts once a second
+// (pending-counts.ts), and the last of them should land before the minute is read, so
+// that it goes on record as one record per key.
+
+const ROLL_UP_DELAY = "interval '10 seconds'";
 
 export type MinuteCounts<Row extends { minute: Date }> = { table: string; key: Array<keyof Row & string>; toEvent(row: Row): AuditEvent };
 
@@ -17,7 +22,7 @@ export async function rollUpMinuteCounts<Row extends { minute: Date }>(db: Db, c
 async function rollUpBatch<Row extends { minute: Date }>(db: Db, counts: MinuteCounts<Row>, batch: number): Promise<number> {
   return db.transaction(async (trx) => {
     const rows: Row[] = await trx(counts.table)
-      .where('minute', '<', trx.raw("date_trunc('minute', now())"))
+      .where('minute', '<', trx.raw(`date_trunc('minute', now() - ${ROLL_UP_DELAY})`))
       .orderBy(counts.key)
       .limit(batch)
       .forUpdate()

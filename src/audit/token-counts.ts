@@ -1,18 +1,21 @@
 import type { Db } from '../db/connect.ts';
 import { rollUpMinuteCounts } from './minute-counts.ts';
+import { addCount, type CountTable } from './pending-counts.ts';
 
 // Tokens go on record aggregated per client, per minute: a record each would cost the
-// token endpoint a serialised audit write per request.
+// token endpoint a serialised audit write per request. They are counted in memory and
+// written once a second (pending-counts.ts).
 
 export type TokenCount = { clientId: string; windowId: number | null; action: 'issued' | 'revoked'; kind: string };
 
-export async function countToken(db: Db, t: TokenCount): Promise<void> {
-  await db.raw(
-    `INSERT INTO audit_token_counts (minute, client_id, window_id, action, kind, count) VALUES (date_trunc('minute', now()), ?, ?, ?, ?, 1)
-     ON CONFLICT (minute, client_id, action, kind) DO UPDATE SET count = audit_token_counts.count + 1`,
-    [t.clientId, t.windowId, t.action, t.kind],
-  );
-}
+const TOKEN_COUNTS: CountTable = {
+  table: 'audit_token_counts',
+  columns: { client_id: 'text', window_id: 'integer', action: 'text', kind: 'text' },
+  key: ['client_id', 'action', 'kind'],
+};
+
+export const countToken = (db: Db, t: TokenCount): Promise<void> =>
+  addCount(db, TOKEN_COUNTS, { client_id: t.clientId, window_id: t.windowId, action: t.action, kind: t.kind });
 
 type TokenCountRow = { minute: Date; client_id: string; window_id: number | null; action: string; kind: string; count: number };
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { text as textSchema } from '../validation/text.ts';
-import { chainHash, GENESIS, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
+import { chainedText, hashOnto, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
 
 // The one way anything is put on record. Callers that change something pass the
 // transaction of the change, so the change and its record land together or not at all.
@@ -26,9 +26,10 @@ export type AuditEvent = {
 export type AuditRecord = Omit<AuditEvent, 'actor'> & { id: number; at: Date; actor: Actor };
 
 // Appends are serialised across every node by one advisory lock, held until the
-// transaction commits: read the last hash, hash the new records onto it, insert. In a
+// transaction commits: audit_append (migrations/20261201000010_audit_append.ts) takes it,
+// reads the last hash and inserts the records hashed onto it, in one statement. In a
 // caller's transaction the lock is held until that commits: record last.
-const APPEND_LOCK = "SELECT pg_advisory_xact_lock(hashtext('sme-passport:audit-append'))";
+const APPEND = 'SELECT id, prev_hash, hash FROM audit_append(?::jsonb)';
 const MAX_BATCH = 200;
 
 // Records made outside a transaction (sign-ins, authorizations, sign-outs) wait in a
@@ -66,7 +67,7 @@ async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean 
     while (queue.waiting.length > 0) {
       const group = queue.waiting.splice(0, MAX_BATCH);
       try {
-        await db.transaction((trx) => appendEvents(trx, group));
+        await appendEvents(db, group);
         for (const w of group) w.resolve();
       } catch (err) {
         if (group.length === 1) group[0]!.reject(err);
@@ -81,15 +82,15 @@ async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean 
 
 // recordEvent with the time given (tests, and records of past events), one at a time.
 export async function appendEvent(db: Db, e: AuditEvent, at: Date = new Date()): Promise<{ id: number; hash: string }> {
-  if (!db.isTransaction) return db.transaction((trx) => appendEvent(trx, e, at));
   const [appended] = await appendEvents(db, [{ event: e, at }]);
   return appended!;
 }
 
-async function appendEvents(trx: Db, items: Array<{ event: AuditEvent; at: Date }>): Promise<Array<{ id: number; hash: string }>> {
-  await trx.raw(APPEND_LOCK);
-  let prevHash = await chainHead(trx);
-  const rows = items.map(({ event: e, at }) => {
+// One statement, in the caller's transaction or on its own. The database hashes each
+// record's JCS text onto the one before; the same hash is computed here and must agree,
+// so that what audit verify recomputes is what was written.
+async function appendEvents(db: Db, items: Array<{ event: AuditEvent; at: Date }>): Promise<Array<{ id: number; hash: string }>> {
+  const records = items.map(({ event: e, at }) => {
     const fields: ChainedFields = {
       at: at.toISOString(),
       actor_type: e.actor.type,
@@ -104,28 +105,16 @@ async function appendEvents(trx: Db, items: Array<{ event: AuditEvent; at: Date 
       before: storableJson(e.before),
       after: storableJson(e.after),
     };
-    const row = { ...fields, before: json(fields.before), after: json(fields.after), prev_hash: prevHash, hash: chainHash(prevHash, fields) };
-    prevHash = row.hash;
-    return row;
+    return { ...fields, jcs: chainedText(fields) };
   });
-  // The chain's order is the ids' order: they must come out in the order of the rows.
-  const inserted: Array<{ id: string | number; hash: string }> = await trx('audit_events').insert(rows).returning(['id', 'hash']);
-  const byId = inserted.map((r) => ({ id: Number(r.id), hash: r.hash })).sort((a, b) => a.id - b.id);
-  if (byId.some((r, i) => r.hash !== rows[i]!.hash)) throw new Error('audit records were given ids out of order');
-  return byId;
+  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(APPEND, [JSON.stringify(records)])).rows;
+  if (appended.length !== records.length || appended.some((r, i) => r.hash !== hashOnto(r.prev_hash, records[i]!.jcs))) {
+    throw new Error('the audit trail chained records differently from this process');
+  }
+  return appended.map((r) => ({ id: Number(r.id), hash: r.hash }));
 }
 
 const text = (value: string | undefined) => (value === undefined ? null : storableText(value));
-const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
-
-// The hash the next record follows: the last record's, else the latest purge anchor's
-// (every record was purged), else GENESIS. Under the append lock.
-async function chainHead(trx: Db): Promise<string> {
-  const last = await trx('audit_events').orderBy('id', 'desc').first('hash');
-  if (last) return last.hash;
-  const anchor = await latestAnchor(trx);
-  return anchor?.lastHash ?? GENESIS;
-}
 
 export type Anchor = { id: number; at: Date; purgedBefore: Date; lastEventId: number; lastHash: string; count: number; by: string; dbRole: string };
 

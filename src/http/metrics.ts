@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import type { Db } from '../db/connect.ts';
+import { pendingCountKeys } from '../audit/pending-counts.ts';
 import { currentRequest } from './requests.ts';
 
 // Prometheus metrics, one registry per app (several servers in one process, as in the
@@ -77,6 +78,17 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
     gauge('sme_passport_db_pool_pending_acquires', 'Requests waiting for a database connection', (p) => p.numPendingAcquires());
     gauge('sme_passport_db_pool_pending_creates', 'Database connections being opened', (p) => p.numPendingCreates());
     gauge('sme_passport_db_pool_max', 'Most database connections this node opens', (p) => p.max);
+  }
+  const db = o.db;
+  if (db) {
+    new Gauge({
+      name: 'sme_passport_pending_counts',
+      help: 'Per-minute counts (tokens, failed client authentications) kept in memory until the next write',
+      registers,
+      collect() {
+        this.set(pendingCountKeys(db));
+      },
+    });
   }
 
   return {

@@ -1,11 +1,35 @@
 import type { Db } from '../db/connect.ts';
 
 // Device, address and times of each sign-in session, recorded when the session
-// authorizes a window (at most once a minute per session, to keep sign-ins cheap).
+// authorizes a window, at most once a minute per session: each node remembers when it
+// last wrote a session's details and issues no statement at all within the minute (the
+// database keeps the minute across nodes). The memory is bounded; a session forgotten
+// early is written once more, which the database's own minute check makes harmless.
 
 export type SessionDetails = { sessionUid: string; ip: string | null; userAgent: string | null; signedInAt: Date; lastSeenAt: Date; clientIds: string[] };
 
-export async function recordSessionUse(db: Db, s: { sessionUid: string; accountId: string; ip: string; userAgent: string | undefined }): Promise<void> {
+const WRITE_EVERY_MS = 60_000;
+const REMEMBERED_SESSIONS = 10_000;
+const lastWrites = new WeakMap<Db, Map<string, number>>();
+
+export function recordSessionUse(db: Db, s: { sessionUid: string; accountId: string; ip: string; userAgent: string | undefined }): Promise<void> {
+  let written = lastWrites.get(db);
+  if (!written) lastWrites.set(db, (written = new Map()));
+  const now = Date.now();
+  const last = written.get(s.sessionUid);
+  if (last !== undefined && now - last < WRITE_EVERY_MS) return Promise.resolve();
+  // Oldest write first: re-inserted on each write, the first key is the one to forget.
+  written.delete(s.sessionUid);
+  written.set(s.sessionUid, now);
+  if (written.size > REMEMBERED_SESSIONS) written.delete(written.keys().next().value!);
+  const remembered = written;
+  return writeSessionUse(db, s).catch((err: unknown) => {
+    if (remembered.get(s.sessionUid) === now) remembered.delete(s.sessionUid);
+    throw err;
+  });
+}
+
+async function writeSessionUse(db: Db, s: { sessionUid: string; accountId: string; ip: string; userAgent: string | undefined }): Promise<void> {
   await db.raw(
     `INSERT INTO session_details AS d (session_uid, account_id, ip, user_agent) VALUES (?, ?, ?, ?)
      ON CONFLICT (session_uid) DO UPDATE SET last_seen_at = now(), ip = EXCLUDED.ip

@@ -9,6 +9,7 @@ import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
 import { ACR } from '../../src/oidc/claims.ts';
 import { grantsOf, sessionsOf } from '../../src/oidc/session-details.ts';
+import { flushPendingCounts } from '../../src/audit/pending-counts.ts';
 import { purgeExpired } from '../../src/purge.ts';
 import { listWindows, type Window } from '../../src/windows/windows.ts';
 import { adminToken, api, makeAdmin, type TestAdmin } from '../helpers/admin.ts';
@@ -314,11 +315,13 @@ describe('the audit trail of real flows', () => {
     await oidc.tokenRevocation(backend.config, first.access_token);
     await oidc.tokenRevocation(site.config, user.tokens.access_token);
 
-    // Revocations are counted after the answer: wait for them.
+    // Counts are written once a second, and revocations are counted after the answer:
+    // write what this node counted until they are there.
     const counts = () => server.db('audit_token_counts').whereIn('client_id', mine).orderBy(['minute', 'client_id', 'action', 'kind']);
     const total = (rows: Row[], clientId: string, action: string, kind: string) =>
       rows.filter((r) => r.client_id === clientId && r.action === action && r.kind === kind).reduce((n, r) => n + Number(r.count), 0);
     await eventually(async () => {
+      await flushPendingCounts(server.db);
       const rows = await counts();
       return total(rows, backend.clientId, 'revoked', 'client_credentials') === 1 && total(rows, site.clientId, 'revoked', 'access_token') === 1;
     });

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_AUTH_ROUTES } from '../../src/oidc/client-auth-limits.ts';
+import { flushPendingCounts } from '../../src/audit/pending-counts.ts';
 import { purgeExpired } from '../../src/purge.ts';
 import { createClient } from '../../src/windows/clients.ts';
 import { seedWindowRegistry } from '../../src/windows/seed.ts';
@@ -103,6 +104,7 @@ describe('guessing client secrets', () => {
       { actor_id: backend.clientId, actor_ip: `192.0.2.${PER_CLIENT}`, target: `client:${backend.clientId}`, reason: 'per client', window_id: windowId },
     ]);
 
+    await flushPendingCounts(server.db);
     const pending = await server.db('audit_client_auth_counts').orderBy(['ip', 'client_id', 'reason']).select('client_id', 'ip', 'reason', 'count');
     const total = (reason: string) => pending.filter((r) => r.reason === reason).reduce((n, r) => n + Number(r.count), 0);
     // Wrong secrets: as many as the client's limit (the guessing address's included);

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAccount } from '../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
+import type { Db } from '../src/db/connect.ts';
+import { recordSessionUse } from '../src/oidc/session-details.ts';
+import { testDatabase, type TestDatabase } from './helpers/database.ts';
+
+// A session's details (device, address, last use) are written when it authorizes a
+// window, at most once a minute per session; in between the node issues no statement.
+
+describe('session details', () => {
+  let database: TestDatabase;
+  let db: Db;
+  let accountId: string;
+  beforeAll(async () => {
+    database = await testDatabase();
+    db = database.db;
+    accountId = (await createAccount(db, { username: 'lu.yan', displayName: '陆燕', password: 'Luoyang-Peony-Garden-1983' }, PASSWORD_POLICIES.mlps)).id;
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  const statementsOf = async (work: () => Promise<unknown>) => {
+    const statements: string[] = [];
+    const seen = (q: { sql: string }) => statements.push(q.sql);
+    db.on('query', seen);
+    try {
+      await work();
+    } finally {
+      db.off('query', seen);
+    }
+    return statements;
+  };
+  const use = (sessionUid: string, account = accountId) => recordSessionUse(db, { sessionUid, accountId: account, ip: '198.51.100.7', userAgent: 'Firefox' });
+
+  it('writes a session on its first use, then nothing within the minute', async () => {
+    expect(await statementsOf(() => use('session-one'))).toHaveLength(1);
+    expect(await db('session_details').where({ session_uid: 'session-one' }).select('account_id', 'ip', 'user_agent')).toEqual([{ account_id: accountId, ip: '198.51.100.7', user_agent: 'Firefox' }]);
+    expect(await statementsOf(() => Promise.all([use('session-one'), use('session-one'), use('session-one')]))).toEqual([]);
+    // Another session is its own.
+    expect(await statementsOf(() => use('session-two'))).toHaveLength(1);
+  });
+
+  it('writes again at the next use after a write that failed', async () => {
+    await expect(use('session-three', '00000000-0000-4000-8000-000000000000')).rejects.toThrow(/foreign key/);
+    expect(await statementsOf(() => use('session-three'))).toHaveLength(1);
+    expect(await db('session_details').where({ session_uid: 'session-three' }).pluck('account_id')).toEqual([accountId]);
+  });
+});
