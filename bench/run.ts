@@ -59,10 +59,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 console.error(`bench database ${database.name} on ${new URL(settings.serverUrl).host}; ${settings.rounds} rounds of ${settings.roundSeconds} s per server and scenario`);
 
 const specEnv = { BENCH_SPEC: JSON.stringify(spec) };
+// One master key for the run: two nodes on one database unseal the same signing keys.
+const masterKey = crypto.randomBytes(32).toString('base64');
 const oursEnv = (dataDir: string, databaseUrl?: string) => ({
   ...specEnv,
   BENCH_OURS_DATA_DIR: path.join(dir, dataDir),
-  BENCH_MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+  BENCH_MASTER_KEY: masterKey,
   ...(databaseUrl && { BENCH_OURS_DATABASE_URL: databaseUrl }),
 });
 const startOursOnPostgres = (name: string, extra: Record<string, string> = {}) => startServer(name, './serve-ours.ts', { ...oursEnv(name, database.url), ...extra });

@@ -77,7 +77,7 @@ function trailRow({ rounds, on, off }: TrailResult): string[] {
 }
 
 export function benchTable(results: ScenarioResult[], memory: Memory, mixed: { result: MixedResult; seconds: number } | undefined, trail: TrailResult | undefined): string {
-  const header = ['figure', 'ours/bare median (spread)', 'target / before issue 11', 'absolute per s (median)', 'statements per operation', 'CPU ms per operation'];
+  const header = ['figure', 'ours/bare median (spread)', 'target / before issue 11', 'absolute ops/s (median)', 'statements per operation', 'CPU ms per operation'];
   const rows = [
     ...results.map(scenarioRow),
     ...results.map(pgliteRow),
