@@ -15,9 +15,9 @@ import { clientCredentials, passwordSignIns, signIn, ssoHops, type Stats } from 
 import { cpuBusyPercent, resetPeak, residentMb } from './proc.ts';
 import { registryAtScale, signInLatency, type Latency, type RegistryFigures } from './registry.ts';
 import { pairedRounds, type Target } from './rounds.ts';
-import { scenarios } from './scenarios.ts';
+import { scenarios, type Scenario } from './scenarios.ts';
 import { killServers, startServer, type Server } from './servers.ts';
-import { readSettings, SettingsError, type Settings } from './settings.ts';
+import { readSettings, SettingsError, type ScenarioName, type Settings } from './settings.ts';
 import { BARE, benchTable, PG, PGLITE, type Memory, type MixedResult, type ScenarioResult, type TrailResult } from './table.ts';
 
 let settings: Settings;
@@ -76,7 +76,7 @@ const targetOn = (server: Server, pg: BenchDatabase | undefined): Target => ({
 
 type Prepared = (seconds: number) => Promise<Stats>;
 
-async function runScenario(targets: Target[], scenario: (typeof scenarios)[keyof typeof scenarios]): Promise<ScenarioResult> {
+async function runScenario(targets: Target[], scenario: Scenario): Promise<ScenarioResult> {
   const loads = new Map<string, Prepared>();
   for (const { server } of targets) loads.set(server.name, await scenario.prepare(server, spec, settings.connections));
   // JIT, connection pools, caches; not measured.
@@ -86,7 +86,7 @@ async function runScenario(targets: Target[], scenario: (typeof scenarios)[keyof
 }
 
 // Everything at once on one server: tokens, hops and password sign-ins.
-async function mixedLoad(server: Server, seconds: number): Promise<Record<keyof typeof scenarios, Stats>> {
+async function mixedLoad(server: Server, seconds: number): Promise<Record<ScenarioName, Stats>> {
   const cookies: string[] = [];
   for (const person of spec.people) cookies.push(await signIn(server.url, server.clients.a, spec.redirectUri, person));
   const flow = { base: server.url, redirectUri: spec.redirectUri };
@@ -155,6 +155,8 @@ try {
   }
 } finally {
   await Promise.all(servers.map((s) => s.stop()));
+  // Any that started while another failed to.
+  killServers();
   await cleanUp();
 }
 
