@@ -1,11 +1,12 @@
-// What the parent and the two server processes agree on, and the little bit of
-// process plumbing both servers share.
+// What the parent and the server processes agree on, and the little bit of process
+// plumbing the servers share.
+import readline from 'node:readline';
 
 export type Credentials = { id: string; secret: string };
 
 export type Person = { username: string; password: string };
 
-// The parent makes this up once and hands the same one to both servers, so both
+// The parent makes this up once and hands the same one to every server, so all
 // are measured with identical clients and people (one per concurrent hop loop).
 export type Spec = {
   clients: { service: Credentials; a: Credentials; b: Credentials };
@@ -24,7 +25,9 @@ export function readSpec(): Spec {
 
 // Announce readiness, then live until the parent says stop (SIGTERM) or goes away
 // (our stdin is a pipe from the parent: it closes when the parent dies, even by SIGKILL).
-export function serveUntilStopped(ready: Ready, close: () => Promise<void>): void {
+// Meanwhile each line the parent writes on our stdin is a question, and `answer`'s
+// reply goes back as one JSON line {"reply": ...} on stdout, in order.
+export function serveUntilStopped(ready: Ready, close: () => Promise<void>, answer: (question: string) => unknown = () => null): void {
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -35,6 +38,8 @@ export function serveUntilStopped(ready: Ready, close: () => Promise<void>): voi
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  process.stdin.on('end', stop).on('close', stop).resume();
+  readline.createInterface({ input: process.stdin }).on('line', (question) => {
+    process.stdout.write(`${JSON.stringify({ reply: answer(question) ?? null })}\n`);
+  }).on('close', stop);
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }

@@ -1,8 +1,10 @@
-// Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL,
-// data directory BENCH_OURS_DATA_DIR, both the parent's to create and remove), with the
-// bench's clients and people registered through the real modules. First, the memory
-// settings the server's own entry point makes (src/main.ts).
+// Child process: our server on PostgreSQL (the database named in BENCH_OURS_DATABASE_URL)
+// or, without it, on embedded PGlite in BENCH_OURS_DATA_DIR (both the parent's to create
+// and remove), with the bench's clients and people registered through the real modules.
+// First, the memory settings the server's own entry point makes (src/main.ts), then
+// the statement counter, before anything opens a database.
 import '../src/memory-settings.ts';
+import { statementCounts } from './statements.ts';
 import { loadConfig } from '../src/config.ts';
 import { startServer } from '../src/server.ts';
 import { createClient, findClientMetadata } from '../src/windows/clients.ts';
@@ -15,6 +17,7 @@ const spec = readSpec();
 const config = loadConfig({
   NODE_ENV: 'test',
   PORT: '0',
+  // Unset: the embedded database in DATA_DIR.
   DATABASE_URL: process.env.BENCH_OURS_DATABASE_URL,
   DATA_DIR: process.env.BENCH_OURS_DATA_DIR,
   DEMO: 'false',
@@ -45,4 +48,5 @@ for (const { username, password } of spec.people) {
   if (!(await findAccountByIdOrUsername(db, username))) await createAccount(db, { username, displayName: username, password }, config.security.passwords);
 }
 
-serveUntilStopped({ url: running.url, clients: spec.clients }, () => running.close());
+// The parent asks "statements" before and after each measured stretch.
+serveUntilStopped({ url: running.url, clients: spec.clients }, () => running.close(), (question) => (question === 'statements' ? statementCounts() : null));
