@@ -1,5 +1,5 @@
 // How the server process uses memory, settled before anything else runs: main.ts
-// imports this first. Measured with `BENCH_ONLY=memory npm run bench` (a mixed load
+// imports this first. Measured with `BENCH_MIXED_SECONDS=10 npm run bench` (a mixed load
 // with password sign-ins): resident memory stayed at about 355 MB after the load
 // without these settings, about 170 MB with them.
 //
