@@ -3,6 +3,8 @@ import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import type { Db } from '../db/connect.ts';
+import { cacheCounts, type CacheCounts } from '../db/cache.ts';
+import { changeFeedOf } from '../db/change-feed.ts';
 import { currentRequest } from './requests.ts';
 
 // Prometheus metrics, one registry per app (several servers in one process, as in the
@@ -77,6 +79,33 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
     gauge('sme_passport_db_pool_pending_acquires', 'Requests waiting for a database connection', (p) => p.numPendingAcquires());
     gauge('sme_passport_db_pool_pending_creates', 'Database connections being opened', (p) => p.numPendingCreates());
     gauge('sme_passport_db_pool_max', 'Most database connections this node opens', (p) => p.max);
+  }
+
+  // The node's caches (src/db/cache.ts), counted where they are kept.
+  if (o.db) {
+    const db = o.db;
+    const counted = (name: string, help: string, read: (c: CacheCounts) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['cache'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const [cache, counts] of Object.entries(cacheCounts(db))) this.inc({ cache }, read(counts));
+        },
+      });
+    counted('sme_passport_cache_hits_total', 'Reads answered from the node cache, by cache', (c) => c.hits);
+    counted('sme_passport_cache_misses_total', 'Reads that went to the database and were cached, by cache', (c) => c.misses);
+    counted('sme_passport_cache_bypassed_total', 'Reads that went past the cache (change notifications down, or a change of this node not yet committed), by cache', (c) => c.bypassed);
+    new Gauge({
+      name: 'sme_passport_change_feed_up',
+      help: 'Whether this node receives change notifications (1), and so uses its caches, or not (0)',
+      registers,
+      collect() {
+        this.set(changeFeedOf(db)?.state === 'up' ? 1 : 0);
+      },
+    });
   }
 
   return {
