@@ -85,8 +85,8 @@ describe('a node cache', () => {
     expect(await counted(() => findClientMetadata(db, clientId))).toEqual({ statements: 1, value: undefined });
     await notified('windows', () => elsewhere('windows').where({ id: windowId }).update({ disabled_at: null }));
     expect((await findClientMetadata(db, clientId))?.client_id).toBe(clientId);
-    expect(cacheCounts(db).client).toMatchObject({ hits: expect.any(Number), misses: expect.any(Number) });
-    expect(cacheCounts(db).client!.hits).toBeGreaterThan(0);
+    expect(cacheCounts(db).caches.client!.hits).toBeGreaterThan(0);
+    expect(cacheCounts(db).changesHeard.windows).toBeGreaterThanOrEqual(3);
   });
 
   it('does not keep what a read found when a change arrives while it runs', async () => {
@@ -175,7 +175,7 @@ describe.skipIf(!onPostgres())(`a node whose change feed is lost${onPostgres() ?
     expect((await counted(() => findWindow(db, windowId))).statements).toBe(1);
     await elsewhere('windows').where({ id: windowId }).update({ name: '缓存测试机构（断线时改）' });
     expect(await counted(() => findWindow(db, windowId))).toMatchObject({ statements: 1, value: { name: '缓存测试机构（断线时改）' } });
-    expect(cacheCounts(db).window!.bypassed).toBeGreaterThanOrEqual(3);
+    expect(cacheCounts(db).caches.window!.bypassed).toBeGreaterThanOrEqual(3);
 
     await eventually(() => feed.state === 'up', { ms: 10_000 });
     stop();

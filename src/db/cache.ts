@@ -27,6 +27,8 @@ type NodeCaches = {
   // Tables changed by this node's transactions still open: read from the database
   // until they end, since another node's notification of them comes only later.
   open: Map<string, number>;
+  // Notifications of changes heard, by table.
+  heard: Map<string, number>;
 };
 
 const nodes = new WeakMap<ChangeFeed, NodeCaches>();
@@ -34,8 +36,11 @@ const nodes = new WeakMap<ChangeFeed, NodeCaches>();
 function cachesOf(feed: ChangeFeed): NodeCaches {
   const known = nodes.get(feed);
   if (known) return known;
-  const node: NodeCaches = { caches: new Map(), generations: new Map(), epoch: 0, open: new Map() };
-  feed.subscribe(CHANGES_CHANNEL, (table) => dropTables(node, [table]));
+  const node: NodeCaches = { caches: new Map(), generations: new Map(), epoch: 0, open: new Map(), heard: new Map() };
+  feed.subscribe(CHANGES_CHANNEL, (table) => {
+    node.heard.set(table, (node.heard.get(table) ?? 0) + 1);
+    dropTables(node, [table]);
+  });
   feed.onState(() => {
     node.epoch++;
     for (const cache of node.caches.values()) cache.entries.clear();
@@ -126,9 +131,11 @@ export function tablesChanged(db: Db, ...tables: CachedTable[]): void {
   outermost(db as Knex.Transaction).executionPromise.then(ended, ended);
 }
 
-// Hits, misses and reads that went past the cache (the feed down), per cache.
-export function cacheCounts(db: Db): Record<string, CacheCounts> {
+// Hits, misses and reads that went past the cache (the feed down), per cache, and the
+// notifications of changes the node has heard, per table.
+export function cacheCounts(db: Db): { caches: Record<string, CacheCounts>; changesHeard: Record<string, number> } {
   const feed = changeFeedOf(db);
-  const node = feed && nodes.get(feed);
-  return node ? Object.fromEntries([...node.caches].map(([name, cache]) => [name, { ...cache.counts }])) : {};
+  if (!feed) return { caches: {}, changesHeard: {} };
+  const node = cachesOf(feed);
+  return { caches: Object.fromEntries([...node.caches].map(([name, cache]) => [name, { ...cache.counts }])), changesHeard: Object.fromEntries(node.heard) };
 }

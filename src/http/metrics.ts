@@ -92,12 +92,22 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
         registers,
         collect() {
           this.reset();
-          for (const [cache, counts] of Object.entries(cacheCounts(db))) this.inc({ cache }, read(counts));
+          for (const [cache, counts] of Object.entries(cacheCounts(db).caches)) this.inc({ cache }, read(counts));
         },
       });
     counted('sme_passport_cache_hits_total', 'Reads answered from the node cache, by cache', (c) => c.hits);
     counted('sme_passport_cache_misses_total', 'Reads that went to the database and were cached, by cache', (c) => c.misses);
     counted('sme_passport_cache_bypassed_total', 'Reads that went past the cache (change notifications down, or a change of this node not yet committed), by cache', (c) => c.bypassed);
+    new Counter({
+      name: 'sme_passport_change_notifications_total',
+      help: 'Notifications of changes this node has heard, by table (each drops the caches read from it)',
+      labelNames: ['table'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [table, count] of Object.entries(cacheCounts(db).changesHeard)) this.inc({ table }, count);
+      },
+    });
     new Gauge({
       name: 'sme_passport_change_feed_up',
       help: 'Whether this node receives change notifications (1), and so uses its caches, or not (0)',
