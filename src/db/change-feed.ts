@@ -106,8 +106,9 @@ function runFeed(source: Source, channels: string[], logger: Logger): ChangeFeed
     }, RECONNECT_MS);
     retry.unref();
   };
+  // Only the open connection can be lost: one still opening fails in connect instead.
   const lose = (from: Connection | undefined, err: unknown) => {
-    if (state === 'closed' || connection !== from) return;
+    if (state === 'closed' || !from || connection !== from) return;
     connection = undefined;
     void from?.stop();
     if (!complained) logger.error('change notifications lost: every cache is bypassed until they are back', err);
