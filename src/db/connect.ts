@@ -118,6 +118,6 @@ export function openDatabase(
   logger?: Logger,
 ): Promise<Database> {
   return config.databaseUrl
-    ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger, config.databaseListenUrl ?? config.databaseUrl))
+    ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger, config.databaseListenUrl))
     : openEmbedded(config.dataDir, logger);
 }
