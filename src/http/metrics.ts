@@ -96,7 +96,7 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
         },
       });
     counted('sme_passport_cache_hits_total', 'Reads answered from the node cache, by cache', (c) => c.hits);
-    counted('sme_passport_cache_misses_total', 'Reads that went to the database and were cached, by cache', (c) => c.misses);
+    counted('sme_passport_cache_misses_total', 'Reads the node cache did not hold, which went to the database, by cache', (c) => c.misses);
     counted('sme_passport_cache_bypassed_total', 'Reads that went past the cache (change notifications down, or a change of this node not yet committed), by cache', (c) => c.bypassed);
     new Counter({
       name: 'sme_passport_change_notifications_total',
