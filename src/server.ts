@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
 import { migrate } from './db/migrate.ts';
+import { startChangeFeed, type ChangeFeed } from './db/change-feed.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import type { Logger } from './http/errors.ts';
 import { createLogger } from './http/logging.ts';
@@ -43,8 +44,11 @@ export async function startServer(config: Config, options: { database?: Database
   const { db } = database;
   let handle: http.RequestListener = answerWhileStarting;
   const server = http.createServer((req, res) => handle(req, res));
+  let feed: ChangeFeed | undefined;
   try {
     await migrate(db);
+    // What this node caches is dropped when another changes it (src/db/cache.ts).
+    feed = await startChangeFeed(database, logger);
     const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
     await ensureKeys(db, masterKey);
     await seedWindowRegistry(db);
@@ -117,11 +121,13 @@ export async function startServer(config: Config, options: { database?: Database
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await counts.stop();
+        await feed?.close();
         if (!options.database) await database.close();
       },
     };
   } catch (err) {
     server.close();
+    await feed?.close();
     if (!options.database) await database.close();
     throw err;
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { text } from '../validation/text.ts';
 import { hashPassword, needsRehash, PasswordHashingBusy, reserveHashing, verifyPassword } from './passwords.ts';
@@ -98,6 +99,7 @@ export async function createAccount(db: Db, input: NewAccount, policy: PasswordP
         password_hash: passwordHash,
       })
       .returning('*');
+    tablesChanged(db, 'accounts');
     return toAccount(row!);
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
@@ -115,10 +117,22 @@ function identifierQuery(db: Db, identifier: string) {
   return db<AccountRow>('accounts').whereRaw('lower(username) = ?', [value.toLowerCase()]);
 }
 
+// The provider finds the account of every token, code and session: cached per node
+// (src/db/cache.ts), so a disabled account still stops at its next request.
+const cachedAccount = cachedRead({
+  name: 'account',
+  tables: ['accounts'],
+  max: 10_000,
+  key: (id: string) => id,
+  load: async (db: Db, id: string) => {
+    const row = await db<AccountRow>('accounts').where({ id }).first();
+    return row && toAccount(row);
+  },
+});
+
 export async function findAccount(db: Db, id: string): Promise<Account | undefined> {
   if (!z.uuid().safeParse(id).success) return undefined;
-  const row = await db<AccountRow>('accounts').where({ id }).first();
-  return row && toAccount(row);
+  return cachedAccount(db, id);
 }
 
 // By username, phone number or email, as a person types them at sign-in.
@@ -139,6 +153,7 @@ export async function findAccountByIdOrUsername(db: Db, value: string): Promise<
 export async function setDisplayName(db: Db, id: string, displayName: string): Promise<void> {
   const { displayName: name } = parseInput(newAccountSchema.pick({ displayName: true }), { displayName });
   await db('accounts').where({ id }).update({ display_name: name, updated_at: db.fn.now() });
+  tablesChanged(db, 'accounts');
 }
 
 // A phone number or email address the person has just proven with a code.
@@ -146,6 +161,7 @@ export async function setContact(db: Db, id: string, contact: { channel: 'sms' |
   const column = contact.channel === 'sms' ? 'phone' : 'email';
   try {
     await db('accounts').where({ id }).update({ [column]: contact.destination, [`${column}_verified`]: true, updated_at: db.fn.now() });
+    tablesChanged(db, 'accounts');
   } catch (err) {
     if (isUniqueViolation(err)) throw new ConflictError(column, 'is already used by another account');
     throw err;
@@ -154,6 +170,7 @@ export async function setContact(db: Db, id: string, contact: { channel: 'sms' |
 
 export async function setAccountStatus(db: Db, id: string, status: Account['status']): Promise<void> {
   await db('accounts').where({ id }).update({ status, updated_at: db.fn.now() });
+  tablesChanged(db, 'accounts');
 }
 
 // `reason` and `accountId` are for the audit trail only: the person is told the same
@@ -195,7 +212,10 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
       if (err instanceof PasswordHashingBusy) return undefined;
       throw err;
     });
-    if (rehashed) await db('accounts').where({ id: row.id }).update({ password_hash: rehashed });
+    if (rehashed) {
+      await db('accounts').where({ id: row.id }).update({ password_hash: rehashed });
+      tablesChanged(db, 'accounts');
+    }
   }
   return { outcome: 'signed-in', account: toAccount(row), passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)) };
 }
@@ -216,6 +236,7 @@ export async function changePassword(db: Db, accountId: string, password: string
     }
     await trx('password_history').insert({ account_id: accountId, password_hash: row.password_hash });
     await trx('accounts').where({ id: accountId }).update({ password_hash: await hashPassword(password), password_changed_at: trx.fn.now(), updated_at: trx.fn.now() });
+    tablesChanged(trx, 'accounts');
     // Only as many earlier hashes as the policy compares are worth keeping.
     const keep = trx('password_history').where({ account_id: accountId }).orderBy('created_at', 'desc').limit(Math.max(policy.historySize - 1, 0)).select('id');
     await trx('password_history').where({ account_id: accountId }).whereNotIn('id', keep).delete();

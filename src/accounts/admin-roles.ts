@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, InputError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { requireWindow } from '../windows/windows.ts';
 
@@ -24,13 +25,21 @@ const grantSchema = z
     message: 'is needed for window_admin, and only for it',
   });
 
-export async function rolesOf(db: Db, accountId: string): Promise<RoleGrant[]> {
-  const rows = await db('admin_roles').where({ account_id: accountId }).orderBy('id').select('role', 'window_id');
-  return rows.map((r) => ({ role: r.role, windowId: r.window_id }));
-}
+// Read on every admin API call and every sign-in (administrators need a second factor):
+// cached per node (src/db/cache.ts), so a revoked role still stops at the next call.
+export const rolesOf = cachedRead({
+  name: 'admin_roles',
+  tables: ['admin_roles'],
+  max: 10_000,
+  key: (accountId: string) => accountId,
+  load: async (db: Db, accountId: string): Promise<RoleGrant[]> => {
+    const rows = await db('admin_roles').where({ account_id: accountId }).orderBy('id').select('role', 'window_id');
+    return rows.map((r) => ({ role: r.role, windowId: r.window_id }));
+  },
+});
 
 export async function isAdministrator(db: Db, accountId: string): Promise<boolean> {
-  return (await db('admin_roles').where({ account_id: accountId }).first('id')) !== undefined;
+  return (await rolesOf(db, accountId)).length > 0;
 }
 
 export async function grantRole(db: Db, input: z.input<typeof grantSchema>, grantedBy?: string): Promise<void> {
@@ -46,6 +55,7 @@ export async function grantRole(db: Db, input: z.input<typeof grantSchema>, gran
     }
     try {
       await trx('admin_roles').insert({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null, granted_by: grantedBy ?? null });
+      tablesChanged(trx, 'admin_roles');
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError('role', `the account holds ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''} already`);
       throw err;
@@ -56,6 +66,7 @@ export async function grantRole(db: Db, input: z.input<typeof grantSchema>, gran
 export async function revokeRole(db: Db, input: z.input<typeof grantSchema>): Promise<void> {
   const g = parseInput(grantSchema, input);
   const removed = await db('admin_roles').where({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null }).delete();
+  tablesChanged(db, 'admin_roles');
   if (removed === 0) throw new NotFoundError('role', `the account does not hold ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''}`);
 }
 

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
 import type { Db } from '../db/connect.ts';
+import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { seal, unseal, type MasterKey } from '../crypto/master-key.ts';
 import { sha256 } from '../crypto/secrets.ts';
 import { ConflictError, InputError } from '../errors.ts';
@@ -57,20 +58,27 @@ export async function confirmEnrolment(db: Db, masterKey: MasterKey, accountId: 
       .ignore()
       .returning('account_id');
     if (inserted.length === 0) throw new ConflictError('totp', 'this account already has an authenticator: remove it first');
+    tablesChanged(trx, 'totp_factors');
     await trx('recovery_codes').where({ account_id: accountId }).delete();
     await trx('recovery_codes').insert(codes.map((c) => ({ account_id: accountId, code_hash: sha256(normaliseRecovery(c)) })));
   });
   return codes;
 }
 
-export async function hasTotp(db: Db, accountId: string): Promise<boolean> {
-  return (await db('totp_factors').where({ account_id: accountId }).first('account_id')) !== undefined;
-}
+// Asked at every sign-in and on the account page: cached per node (src/db/cache.ts).
+export const hasTotp = cachedRead({
+  name: 'totp',
+  tables: ['totp_factors'],
+  max: 10_000,
+  key: (accountId: string) => accountId,
+  load: async (db: Db, accountId: string) => (await db('totp_factors').where({ account_id: accountId }).first('account_id')) !== undefined,
+});
 
 export async function removeTotp(db: Db, accountId: string): Promise<void> {
   await db.transaction(async (trx) => {
     await trx('recovery_codes').where({ account_id: accountId }).delete();
     await trx('totp_factors').where({ account_id: accountId }).delete();
+    tablesChanged(trx, 'totp_factors');
   });
 }
 
@@ -85,6 +93,7 @@ export async function verifySecondFactor(db: Db, masterKey: MasterKey, accountId
     const step = await checkCode(secret, token);
     if (step === undefined) return undefined;
     const fresh = await db('totp_factors').where({ account_id: accountId }).where('last_time_step', '<', step).update({ last_time_step: step });
+    tablesChanged(db, 'totp_factors');
     return fresh === 1 ? 'otp' : undefined;
   }
   const used = await db('recovery_codes')

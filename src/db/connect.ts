@@ -14,11 +14,9 @@ export type Db = Knex;
 // Every embedded database loads the extensions the migrations create.
 export const PGLITE_OPTIONS: PGliteOptions = { extensions: { pg_trgm } };
 
-export type Database = {
-  db: Db;
-  kind: 'postgres' | 'embedded';
-  close(): Promise<void>;
-};
+// listenUrl: where the node's LISTEN connection goes (change-feed.ts); pglite: the
+// embedded database itself, whose notifications arrive in this process.
+export type Database = { db: Db; close(): Promise<void> } & ({ kind: 'postgres'; listenUrl: string } | { kind: 'embedded'; pglite: PGlite });
 
 export class DatabaseInUseError extends Error {}
 
@@ -35,9 +33,9 @@ type ClientClass = new (config: Knex.Config) => never;
 // knex's own PostgreSQL client class, which its 'pg' client name stands for.
 const PostgresClient = withStatementFailures(require('knex/lib/dialects/postgres/index.js') as ClientClass);
 
-export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger): Database {
+export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger, listenUrl = url): Database {
   const db = knexFactory({ client: PostgresClient as never, connection: url, pool: { min: 0, max: poolMax }, log: knexLog(logger) });
-  return { db, kind: 'postgres', close: () => db.destroy() };
+  return { db, kind: 'postgres', listenUrl, close: () => db.destroy() };
 }
 
 // knex-pglite answers DELETE and UPDATE without RETURNING with something other than the
@@ -102,6 +100,7 @@ export async function openEmbedded(dataDir: string, logger: Logger = consoleLogg
     return {
       db,
       kind: 'embedded',
+      pglite,
       async close() {
         await db.destroy(); // knex-pglite closes the PGlite instance with its connection
         if (!pglite.closed) await pglite.close();
@@ -114,6 +113,11 @@ export async function openEmbedded(dataDir: string, logger: Logger = consoleLogg
   }
 }
 
-export function openDatabase(config: { databaseUrl: string | undefined; dataDir: string; databasePoolMax: number }, logger?: Logger): Promise<Database> {
-  return config.databaseUrl ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger)) : openEmbedded(config.dataDir, logger);
+export function openDatabase(
+  config: { databaseUrl: string | undefined; databaseListenUrl?: string | undefined; dataDir: string; databasePoolMax: number },
+  logger?: Logger,
+): Promise<Database> {
+  return config.databaseUrl
+    ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger, config.databaseListenUrl))
+    : openEmbedded(config.dataDir, logger);
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { checkUscc, normaliseUscc } from './uscc.ts';
 import { text } from '../validation/text.ts';
@@ -48,6 +49,7 @@ export async function createEnterprise(db: Db, input: NewEnterprise): Promise<En
     const [row] = await db('enterprises')
       .insert({ uscc: e.uscc ?? null, name: e.name, type: e.type, region: e.region, industry: e.industry ?? null, status: e.status })
       .returning(COLUMNS);
+    tablesChanged(db, 'enterprises');
     return row as Enterprise;
   } catch (err) {
     if (isUniqueViolation(err)) {
@@ -110,6 +112,7 @@ export async function enterprisesInRegion(db: Db, region: string, options: { sta
 export async function setEnterpriseStatus(db: Db, id: string, status: Enterprise['status']): Promise<Enterprise> {
   const parsed = parseInput(z.strictObject({ status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }) }), { status });
   const [row] = await db('enterprises').where({ id }).update({ status: parsed.status, updated_at: db.fn.now() }).returning(COLUMNS);
+  tablesChanged(db, 'enterprises');
   if (!row) throw new NotFoundError('enterprise', `no enterprise with id ${id}`);
   return row as Enterprise;
 }

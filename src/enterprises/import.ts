@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
 import type { Db } from '../db/connect.ts';
+import { tablesChanged } from '../db/cache.ts';
 import { InputError } from '../errors.ts';
 import { newEnterpriseSchema } from './enterprises.ts';
 
@@ -88,6 +89,7 @@ async function writeBatch(db: Db, rows: Row[], runStart: Date): Promise<BatchOut
     .onConflict()
     .ignore()
     .returning(['uscc', 'type', 'region', 'name']);
+  tablesChanged(db, 'enterprises');
   const outcome: BatchOutcome = { inserted: inserted.length, existing: 0, duplicates: [] };
   if (inserted.length === rows.length) return outcome;
   // A conflict is a row the registry had before this run (idempotent: existing), or

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, parseInput } from '../errors.ts';
 import type { Enterprise } from './enterprises.ts';
 
@@ -20,6 +21,7 @@ export async function addMember(db: Db, input: z.input<typeof membershipSchema>)
   const m = parseInput(membershipSchema, input);
   try {
     await db('memberships').insert({ enterprise_id: m.enterpriseId, account_id: m.accountId, role: m.role });
+    tablesChanged(db, 'memberships');
   } catch (err) {
     if (isUniqueViolation(err)) throw new ConflictError('account', 'is already a member of this enterprise');
     throw err;
@@ -27,7 +29,9 @@ export async function addMember(db: Db, input: z.input<typeof membershipSchema>)
 }
 
 export async function removeMember(db: Db, enterpriseId: string, accountId: string): Promise<boolean> {
-  return (await db('memberships').where({ enterprise_id: enterpriseId, account_id: accountId }).delete()) > 0;
+  const removed = await db('memberships').where({ enterprise_id: enterpriseId, account_id: accountId }).delete();
+  tablesChanged(db, 'memberships');
+  return removed > 0;
 }
 
 export async function membershipsOf(db: Db, accountId: string): Promise<Membership[]> {

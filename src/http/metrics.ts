@@ -4,6 +4,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import type { Db } from '../db/connect.ts';
 import { pendingCountKeys } from '../audit/pending-counts.ts';
+import { cacheCounts, type CacheCounts } from '../db/cache.ts';
+import { changeFeedOf } from '../db/change-feed.ts';
 import { currentRequest } from './requests.ts';
 
 // Prometheus metrics, one registry per app (several servers in one process, as in the
@@ -79,14 +81,48 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
     gauge('sme_passport_db_pool_pending_creates', 'Database connections being opened', (p) => p.numPendingCreates());
     gauge('sme_passport_db_pool_max', 'Most database connections this node opens', (p) => p.max);
   }
-  const db = o.db;
-  if (db) {
+  // The node's caches (src/db/cache.ts) and per-minute counts (audit/pending-counts.ts),
+  // counted where they are kept.
+  if (o.db) {
+    const db = o.db;
     new Gauge({
       name: 'sme_passport_pending_counts',
       help: 'Per-minute counts (tokens, failed client authentications) kept in memory until the next write',
       registers,
       collect() {
         this.set(pendingCountKeys(db));
+      },
+    });
+    const counted = (name: string, help: string, read: (c: CacheCounts) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['cache'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const [cache, counts] of Object.entries(cacheCounts(db).caches)) this.inc({ cache }, read(counts));
+        },
+      });
+    counted('sme_passport_cache_hits_total', 'Reads answered from the node cache, by cache', (c) => c.hits);
+    counted('sme_passport_cache_misses_total', 'Reads the node cache did not hold, which went to the database, by cache', (c) => c.misses);
+    counted('sme_passport_cache_bypassed_total', 'Reads that went past the cache (change notifications down, or a change of this node not yet committed), by cache', (c) => c.bypassed);
+    new Counter({
+      name: 'sme_passport_change_notifications_total',
+      help: 'Notifications of changes this node has heard, by table (each drops the caches read from it)',
+      labelNames: ['table'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [table, count] of Object.entries(cacheCounts(db).changesHeard)) this.inc({ table }, count);
+      },
+    });
+    new Gauge({
+      name: 'sme_passport_change_feed_up',
+      help: 'Whether this node receives change notifications (1), and so uses its caches, or not (0)',
+      registers,
+      collect() {
+        this.set(changeFeedOf(db)?.state === 'up' ? 1 : 0);
       },
     });
   }

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { InputError, NotFoundError, parseInput } from '../errors.ts';
 import { randomSecret, sha256 } from '../crypto/secrets.ts';
 import { SCOPES } from '../oidc/claims.ts';
@@ -270,11 +271,12 @@ export async function createClient(db: Db, input: NewClient, options: { clientId
     metadata: toMetadata(c),
     third_party: c.thirdParty,
   });
+  tablesChanged(db, 'clients');
   return { clientId, clientSecret: secret, windowId: c.windowId };
 }
 
-// Whether the previous secret is still live is decided by the database's clock, the
-// same for every node.
+// What administrators are shown of the grace period follows the database's clock; the
+// provider's check follows each node's (findClientMetadata): keep them in time (NTP).
 const livePreviousUntil = (db: Db) => db.raw('CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END AS previous_secret_valid_until');
 
 async function findClient(db: Db, clientId: string, { lock = false } = {}): Promise<Client | undefined> {
@@ -315,6 +317,7 @@ export async function updateClient(db: Db, clientId: string, patch: ClientPatch)
     const before = await requireClient(trx, clientId, { lock: true });
     const c = parseInput(newClientSchema, patched(settingsOf(before), p));
     await trx('clients').where({ client_id: clientId }).update({ name: c.name, metadata: toMetadata(c), third_party: c.thirdParty, updated_at: trx.fn.now() });
+    tablesChanged(trx, 'clients');
     return { before, after: await requireClient(trx, clientId) };
   });
 }
@@ -344,6 +347,7 @@ export async function rotateClientSecret(db: Db, clientId: string, graceSeconds 
       updated_at: db.fn.now(),
     })
     .returning('previous_secret_expires_at');
+  tablesChanged(db, 'clients');
   if (!row) throw new NotFoundError('client', `no client with id ${clientId}`);
   return { clientSecret, previousSecretValidUntil: row.previous_secret_expires_at };
 }
@@ -356,6 +360,7 @@ export async function setClientDisabled(db: Db, clientId: string, disabled: bool
     await trx('clients')
       .where({ client_id: clientId })
       .update({ disabled_at: disabled ? trx.raw('coalesce(disabled_at, now())') : null, updated_at: trx.fn.now() });
+    tablesChanged(trx, 'clients');
     return { before, after: await requireClient(trx, clientId) };
   });
 }
@@ -367,6 +372,7 @@ export async function deleteClient(db: Db, clientId: string): Promise<Client> {
     const client = await requireClient(trx, clientId, { lock: true });
     await trx('oidc_artifacts').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
     await trx('clients').where({ client_id: clientId }).delete();
+    tablesChanged(trx, 'clients');
     return client;
   });
 }
@@ -378,27 +384,38 @@ export async function updateRedirectUris(db: Db, clientId: string, redirectUris:
   await db('clients')
     .where({ client_id: clientId })
     .update({ metadata: db.raw("metadata || jsonb_build_object('redirect_uris', ?::jsonb, 'post_logout_redirect_uris', ?::jsonb)", [JSON.stringify(uris), JSON.stringify(postLogout)]) });
+  tablesChanged(db, 'clients');
 }
+
+// A live client (it and its window enabled) as the provider sees it, with the replaced
+// digest and when it stops; read with its window on every request, so cached per node
+// (src/db/cache.ts) and dropped when either table changes anywhere.
+const liveClientRow = cachedRead({
+  name: 'client',
+  tables: ['clients', 'windows'],
+  max: 10_000,
+  key: (clientId: string) => clientId,
+  load: async (db: Db, clientId: string): Promise<ClientRow | undefined> =>
+    db('clients as c').join('windows as w', 'w.id', 'c.window_id').where('c.client_id', clientId).whereNull('c.disabled_at').whereNull('w.disabled_at').first('c.*'),
+});
 
 // A client whose window or itself is disabled does not exist for the provider.
 // oidc-provider calls this on every Client.find and keeps a built Client only in an LRU
 // keyed on the SHA-256 of this metadata (lib/models/client.js): a rotated digest, or the
-// previous digest dropping out when its grace period ends (decided here, in SQL), is a
-// new Client on every node at its next request, without a restart.
+// previous digest dropping out when its grace period ends, is a new Client on every node
+// at its next request, without a restart. The grace period is compared with this
+// node's clock at each call, so a cached row stops the old secret on time too.
 export async function findClientMetadata(db: Db, clientId: string): Promise<ClientMetadata | undefined> {
-  const row: (ClientRow & { live_previous_digest: string | null }) | undefined = await db('clients as c')
-    .join('windows as w', 'w.id', 'c.window_id')
-    .where('c.client_id', clientId)
-    .whereNull('c.disabled_at')
-    .whereNull('w.disabled_at')
-    .first('c.*', db.raw('CASE WHEN c.previous_secret_expires_at > now() THEN c.previous_secret_digest END AS live_previous_digest'));
+  const row = await liveClientRow(db, clientId);
   if (!row) return undefined;
+  const previousLive = row.previous_secret_digest !== null && row.previous_secret_expires_at !== null && new Date(row.previous_secret_expires_at).getTime() > Date.now();
+  // A copy: the provider is handed an object of its own, never the cached one.
   return {
-    ...row.metadata,
+    ...structuredClone(row.metadata),
     client_id: row.client_id,
     client_name: row.name,
     ...(row.secret_digest !== null && { client_secret: row.secret_digest }),
-    ...(row.live_previous_digest !== null && { client_secret_previous: row.live_previous_digest }),
+    ...(previousLive && { client_secret_previous: row.previous_secret_digest! }),
     window_id: row.window_id,
     third_party: row.third_party,
   };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
+import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { text } from '../validation/text.ts';
 
@@ -89,6 +90,7 @@ export async function createWindow(db: Db, input: NewWindow): Promise<Window> {
     const [row] = await db<WindowRow>('windows')
       .insert({ kind: w.kind, name: w.name, region: w.region ?? null, cluster: w.cluster ?? null, directly_administered: w.directlyAdministered ?? false })
       .returning('*');
+    tablesChanged(db, 'windows');
     return toWindow(row!);
   } catch (err) {
     if (isUniqueViolation(err)) throw new ConflictError('name', 'a window with this name exists already');
@@ -100,11 +102,23 @@ export async function listWindows(db: Db): Promise<Window[]> {
   return (await db<WindowRow>('windows').orderBy('id')).map(toWindow);
 }
 
+// Read on every sign-in page (the window asking): cached per node (src/db/cache.ts).
+const cachedWindow = cachedRead({
+  name: 'window',
+  tables: ['windows'],
+  max: 1000,
+  key: (id: number) => String(id),
+  load: async (db: Db, id: number) => {
+    const row = await db<WindowRow>('windows').where({ id }).first();
+    return row && toWindow(row);
+  },
+});
+
 // lock: inside a transaction, hold the row until it ends, for a read-then-write.
 export async function findWindow(db: Db, id: number, { lock = false } = {}): Promise<Window | undefined> {
   if (!Number.isSafeInteger(id) || id <= 0 || id > 2 ** 31 - 1) return undefined;
-  const query = db<WindowRow>('windows').where({ id });
-  const row = await (lock ? query.forUpdate() : query).first();
+  if (!lock) return cachedWindow(db, id);
+  const row = await db<WindowRow>('windows').where({ id }).forUpdate().first();
   return row && toWindow(row);
 }
 
@@ -125,6 +139,7 @@ export async function updateWindow(db: Db, id: number, patch: WindowPatch): Prom
         .where({ id })
         .update({ name: w.name, region: w.region ?? null, cluster: w.cluster ?? null, directly_administered: w.directlyAdministered ?? false })
         .returning('*');
+      tablesChanged(trx, 'windows');
       return { before, after: toWindow(row!) };
     } catch (err) {
       if (isUniqueViolation(err)) throw new ConflictError('name', 'a window with this name exists already');
@@ -133,8 +148,8 @@ export async function updateWindow(db: Db, id: number, patch: WindowPatch): Prom
   });
 }
 
-// The window's clients stop working at once: the provider looks clients up with their
-// window on every request (findClientMetadata).
+// The window's clients stop working at once, on every node: the provider looks clients
+// up with their window on every request (findClientMetadata).
 export async function setWindowDisabled(db: Db, id: number, disabled: boolean): Promise<Change<Window>> {
   return db.transaction(async (trx) => {
     const before = await requireWindow(trx, id, { lock: true });
@@ -142,6 +157,7 @@ export async function setWindowDisabled(db: Db, id: number, disabled: boolean): 
       .where({ id })
       .update({ disabled_at: disabled ? trx.raw('coalesce(disabled_at, now())') : null })
       .returning('*');
+    tablesChanged(trx, 'windows');
     return { before, after: toWindow(row!) };
   });
 }

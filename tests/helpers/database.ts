@@ -35,6 +35,7 @@ export async function testDatabase(): Promise<TestDatabase> {
   return {
     db,
     kind: 'embedded',
+    pglite,
     url: undefined,
     async close() {
       await db.destroy();

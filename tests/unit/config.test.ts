@@ -23,6 +23,14 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('listens for changes on DATABASE_LISTEN_URL, else on DATABASE_URL', () => {
+    const url = 'postgres://passport@db.example.cn/passport';
+    expect(loadConfig({ DATABASE_URL: url }).databaseListenUrl).toBeUndefined();
+    expect(loadConfig({ DATABASE_URL: 'postgres://passport@pgbouncer:6432/passport', DATABASE_LISTEN_URL: url }).databaseListenUrl).toBe(url);
+    expect(() => loadConfig({ DATABASE_URL: url, DATABASE_LISTEN_URL: 'mysql://x' })).toThrow(/DATABASE_LISTEN_URL: must be a postgres/);
+    expect(() => loadConfig({ DATABASE_LISTEN_URL: url })).toThrow(/DATABASE_LISTEN_URL: needs DATABASE_URL/);
+  });
+
   it('reads the sign-in protection settings', () => {
     expect(loadConfig({ SIGN_IN_RATE_LIMIT: '10/60', LOCKOUT_THRESHOLD: '3', SESSION_IDLE_TIMEOUT: '600' }).security).toMatchObject({
       lockout: { threshold: 3, seconds: 900 },
