@@ -89,6 +89,17 @@ describe('a node cache', () => {
     expect(cacheCounts(db).changesHeard.windows).toBeGreaterThanOrEqual(3);
   });
 
+  it('answers the very next read after a change made elsewhere with the change, before its notification has been heard', async () => {
+    for (const disabled of [true, false, true, false]) {
+      await findClientMetadata(db, clientId);
+      await findClientMetadata(db, clientId);
+      // No turn of the event loop between the commit and the read: without the fence, the
+      // notification on its way would not have been heard yet.
+      await elsewhere('clients').where({ client_id: clientId }).update({ disabled_at: disabled ? new Date() : null });
+      expect((await findClientMetadata(db, clientId))?.client_id).toBe(disabled ? undefined : clientId);
+    }
+  });
+
   it('does not keep what a read found when a change arrives while it runs', async () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));

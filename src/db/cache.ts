@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { currentRequest } from '../http/requests.ts';
 import type { Db } from './connect.ts';
 import { CHANGES_CHANNEL, changeFeedOf, nodeChangeFeedOf, type ChangeFeed } from './change-feed.ts';
 
@@ -7,6 +8,11 @@ import { CHANGES_CHANNEL, changeFeedOf, nodeChangeFeedOf, type ChangeFeed } from
 // A cache trusts what it holds only while the node's change feed is up: while it is
 // down, or where there is none (the command line, a transaction), every read goes to
 // the database and nothing is kept, and everything kept is dropped the moment it goes.
+//
+// A change on another node is heard a moment after its commit: before a request is
+// answered from a cache, the node makes sure it has heard every change committed
+// before the request came in (ChangeFeed.fence), so a change stops the very next
+// request on every node.
 //
 // A read that began before a change and ends after it must not keep what it read:
 // each table has a generation, raised by every change, and a read keeps its value only
@@ -93,6 +99,18 @@ export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: 
       return spec.load(db, ...args);
     }
     const key = spec.key(...args);
+    // What is held may already be stale: a change committed before this request came
+    // in may not have been heard yet (its notification is on its way), so a hit waits
+    // for the fence (change-feed.ts), shared by the requests of the moment, and looks
+    // again.
+    if (cache.entries.has(key)) {
+      try {
+        await feed.fence(currentRequest()?.started ?? process.hrtime.bigint());
+      } catch {
+        cache.counts.bypassed++;
+        return spec.load(db, ...args);
+      }
+    }
     if (cache.entries.has(key)) {
       const value = cache.entries.get(key) as V;
       cache.entries.delete(key);

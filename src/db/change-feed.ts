@@ -14,6 +14,8 @@ import type { Database, Db } from './connect.ts';
 // notifications cannot be lost, and the feed is up from start to close.
 
 export const CHANGES_CHANNEL = 'sme_passport_changes';
+// Failures counted against a limit (http/failing-keys.ts).
+export const FAILURES_CHANNEL = 'sme_passport_failures';
 
 export type FeedState = 'up' | 'down' | 'closed';
 
@@ -22,6 +24,12 @@ export type ChangeFeed = {
   // Handlers of a channel the feed does not listen on would never be called: refused.
   subscribe(channel: string, handler: (payload: string) => void): () => void;
   onState(handler: (state: FeedState) => void): () => void;
+  // Resolves once every change committed before `since` (process.hrtime.bigint()) has
+  // been delivered: PostgreSQL sends a listening connection the notifications pending
+  // for it before the answer to its next statement, so an answer to a statement sent
+  // after `since` is that proof. Concurrent callers share one statement; rejects if the
+  // connection is lost.
+  fence(since: bigint): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -146,6 +154,27 @@ function runFeed(source: Source, channels: string[], logger: Logger): ChangeFeed
   }, HEARTBEAT_MS);
   heartbeat.unref();
 
+  // The last statement sent as a fence, and the one gathering callers for this turn of
+  // the event loop.
+  let lastFence: { sentAt: bigint; answered: Promise<void> } | undefined;
+  let nextFence: Promise<void> | undefined;
+  const fence = (since: bigint): Promise<void> => {
+    if (lastFence && lastFence.sentAt >= since) return lastFence.answered;
+    nextFence ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        nextFence = undefined;
+        const current = connection;
+        if (!current) return reject(new Error('the change feed is down'));
+        const sentAt = process.hrtime.bigint();
+        const answered = current.heartbeat().then(() => {});
+        answered.catch((err) => lose(current, err));
+        lastFence = { sentAt, answered };
+        answered.then(resolve, reject);
+      });
+    });
+    return nextFence;
+  };
+
   return {
     get state() {
       return state;
@@ -160,6 +189,7 @@ function runFeed(source: Source, channels: string[], logger: Logger): ChangeFeed
       stateHandlers.add(handler);
       return () => void stateHandlers.delete(handler);
     },
+    fence,
     async close() {
       clearInterval(heartbeat);
       clearTimeout(retry);
@@ -192,7 +222,7 @@ export function nodeChangeFeedOf(db: Db): ChangeFeed | undefined {
 // without notifications every read goes to the database, as if nothing were cached).
 export async function startChangeFeed(database: Database, logger: Logger): Promise<ChangeFeed> {
   const source = database.kind === 'postgres' ? postgresSource(database.listenUrl) : embeddedSource(database.pglite);
-  const feed = runFeed(source, [CHANGES_CHANNEL], logger);
+  const feed = runFeed(source, [CHANGES_CHANNEL, FAILURES_CHANNEL], logger);
   const key = nodeKey(database.db);
   feeds.set(key, feed);
   feed.onState((state) => {

@@ -8,19 +8,30 @@ import { render } from './render.ts';
 
 export type RateLimit = { limit: number; windowSeconds: number };
 
-// Counts one hit; `hits` is how many the window has had, this one included.
-export async function hit(db: Db, key: string, rule: RateLimit): Promise<{ allowed: boolean; retryAfter: number; hits: number }> {
+// Counts one hit; `hits` is how many the window has had, this one included, `until`
+// when the window ends (ms since the epoch). With `announce`, the hit is also sent to
+// every node on that channel, at commit (http/failing-keys.ts).
+export async function hit(
+  db: Db,
+  key: string,
+  rule: RateLimit,
+  announce?: string,
+): Promise<{ allowed: boolean; retryAfter: number; hits: number; until: number }> {
   const { rows } = (await db.raw(
-    `INSERT INTO rate_limits AS r (key, window_start, hits)
-       VALUES (?, to_timestamp(floor(extract(epoch FROM now()) / ?) * ?), 1)
-     ON CONFLICT (key) DO UPDATE SET
-       hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
-       window_start = EXCLUDED.window_start
-     RETURNING hits, ceil(extract(epoch FROM (window_start + ? * interval '1 second' - now())))::int AS retry_after`,
-    [key, rule.windowSeconds, rule.windowSeconds, rule.windowSeconds],
-  )) as { rows: Array<{ hits: number; retry_after: number }> };
-  const { hits, retry_after } = rows[0]!;
-  return { allowed: hits <= rule.limit, retryAfter: Math.max(1, retry_after), hits };
+    `WITH r AS (
+       INSERT INTO rate_limits AS r (key, window_start, hits)
+         VALUES (?, to_timestamp(floor(extract(epoch FROM now()) / ?) * ?), 1)
+       ON CONFLICT (key) DO UPDATE SET
+         hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
+         window_start = EXCLUDED.window_start
+       RETURNING hits, extract(epoch FROM window_start)::float8 * 1000 + ? * 1000 AS until,
+                 ceil(extract(epoch FROM (window_start + ? * interval '1 second' - now())))::int AS retry_after)
+     SELECT hits, until, retry_after, CASE WHEN ?::text IS NOT NULL THEN pg_notify(?, json_build_object('key', ?::text, 'until', until)::text) END
+       FROM r`,
+    [key, rule.windowSeconds, rule.windowSeconds, rule.windowSeconds, rule.windowSeconds, announce ?? null, announce ?? null, key],
+  )) as { rows: Array<{ hits: number; until: number; retry_after: number }> };
+  const { hits, until, retry_after } = rows[0]!;
+  return { allowed: hits <= rule.limit, retryAfter: Math.max(1, retry_after), hits, until };
 }
 
 // Whether the key's window is used up, without counting a hit: for limits on what fails

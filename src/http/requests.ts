@@ -8,7 +8,8 @@ import type { Metrics } from './metrics.ts';
 // while it is handled), one log line when it ends, and its count and duration in the
 // metrics. This is the first middleware of the app; it never answers by itself.
 
-export type RequestContext = { requestId: string; metrics: Metrics | undefined };
+// `started`: process.hrtime.bigint() when the request came in (db/change-feed.ts fence).
+export type RequestContext = { requestId: string; metrics: Metrics | undefined; started: bigint };
 
 const store = new AsyncLocalStorage<RequestContext>();
 
@@ -35,8 +36,8 @@ export function requestHandling(o: { logger: Logger; trustProxy: boolean; metric
   return (ctx: Context, next: Next): Promise<void> => {
     const incoming = o.trustProxy ? ctx.get('X-Request-Id') : '';
     const requestId = incoming && INCOMING_ID.test(incoming) ? incoming : crypto.randomUUID();
-    return store.run({ requestId, metrics: o.metrics }, async () => {
-      const started = process.hrtime.bigint();
+    const started = process.hrtime.bigint();
+    return store.run({ requestId, metrics: o.metrics, started }, async () => {
       ctx.set('X-Request-Id', requestId);
       let status: number | undefined;
       try {

@@ -5,6 +5,8 @@ import { DatabaseUnavailable } from '../db/connection-errors.ts';
 import { countClientAuth } from '../audit/client-auth-counts.ts';
 import { recordWithRequest } from '../audit/request-records.ts';
 import { recordEvent } from '../audit/trail.ts';
+import { FAILURES_CHANNEL } from '../db/change-feed.ts';
+import { failingKeys } from '../http/failing-keys.ts';
 import { hit, usedUp, type RateLimit } from '../http/rate-limit.ts';
 import { windowOf } from '../windows/clients.ts';
 import { compareClientSecretDigests, providerRouteMatcher } from './internals.ts';
@@ -17,7 +19,9 @@ import { compareClientSecretDigests, providerRouteMatcher } from './internals.ts
 // client has, any attempt to authenticate as it with a secret is refused the same way
 // (a guess spread over many addresses). Successes are never counted. Failures and
 // refusals go on the audit trail per minute (audit/client-auth-counts.ts), and reaching
-// a limit is put on record at once (client_auth.limited).
+// a limit is put on record at once (client_auth.limited). Every failure is announced to
+// every node (http/failing-keys.ts), so that an address or client with none in its
+// window, the common case, is let through without a read.
 
 export type ClientAuthLimits = { perIp: RateLimit; perClient: RateLimit };
 
@@ -32,8 +36,10 @@ export const CLIENT_AUTH_ROUTES = {
   device_authorization: 'device_authorization.error',
   backchannel_authentication: 'backchannel_authentication.error',
 } as const;
-const ipKey = (ip: string) => `client-auth-ip:${ip}`;
-const clientKey = (clientId: string) => `client-auth-client:${clientId}`;
+const IP_PREFIX = 'client-auth-ip:';
+const CLIENT_PREFIX = 'client-auth-client:';
+const ipKey = (ip: string) => `${IP_PREFIX}${ip}`;
+const clientKey = (clientId: string) => `${CLIENT_PREFIX}${clientId}`;
 
 // Shaped as the library's own errors, so that it answers it as OAuth error JSON.
 export class ClientAuthLimited extends Error {
@@ -53,6 +59,8 @@ export class ClientAuthLimited extends Error {
 
 export function limitClientAuthentication(provider: Provider, db: Db, limits: ClientAuthLimits, onRecordFailure: (err: unknown) => void): void {
   const routeOf = providerRouteMatcher(provider);
+  const failing = failingKeys(db, [IP_PREFIX, CLIENT_PREFIX], Math.max(limits.perIp.windowSeconds, limits.perClient.windowSeconds));
+  const check = async (key: string, rule: RateLimit) => ((await failing.mayBeUsedUp(key)) ? usedUp(db, key, rule) : { usedUp: false, retryAfter: 0 });
 
   // An address that has used up its failures is refused before anything is read.
   provider.use(async (ctx: Context, next: Next) => {
@@ -60,7 +68,7 @@ export function limitClientAuthentication(provider: Provider, db: Db, limits: Cl
     if (!route || !Object.hasOwn(CLIENT_AUTH_ROUTES, route)) return next();
     let refusal: ClientAuthLimited | DatabaseUnavailable | undefined;
     try {
-      const address = await usedUp(db, ipKey(ctx.ip), limits.perIp);
+      const address = await check(ipKey(ctx.ip), limits.perIp);
       if (address.usedUp) {
         refusal = new ClientAuthLimited('address', address.retryAfter);
         await countClientAuth(db, { clientId: undefined, windowId: null, ip: ctx.ip, reason: 'limited' });
@@ -82,7 +90,7 @@ export function limitClientAuthentication(provider: Provider, db: Db, limits: Cl
 
   // A client whose failures are used up is refused once the library knows who it is.
   compareClientSecretDigests(provider, async (clientId) => {
-    const client = await usedUp(db, clientKey(clientId), limits.perClient);
+    const client = await check(clientKey(clientId), limits.perClient);
     if (client.usedUp) throw new ClientAuthLimited('client', client.retryAfter);
   });
 
@@ -102,8 +110,13 @@ export function limitClientAuthentication(provider: Provider, db: Db, limits: Cl
 
   const failed = async (ctx: KoaContextWithOIDC) => {
     const client = ctx.oidc.client;
-    const address = await hit(db, ipKey(ctx.ip), limits.perIp);
-    const perClient = client ? await hit(db, clientKey(client.clientId), limits.perClient) : undefined;
+    const count = async (key: string, rule: RateLimit) => {
+      const counted = await hit(db, key, rule, FAILURES_CHANNEL);
+      failing.failed(key, counted.until);
+      return counted;
+    };
+    const address = await count(ipKey(ctx.ip), limits.perIp);
+    const perClient = client ? await count(clientKey(client.clientId), limits.perClient) : undefined;
     await countClientAuth(db, { clientId: client?.clientId, windowId: windowOf(client as never), ip: ctx.ip, reason: 'invalid_client' });
     if (address.hits === limits.perIp.limit) await limitReached(ctx, 'per address', limits.perIp, address.retryAfter);
     if (perClient?.hits === limits.perClient.limit) await limitReached(ctx, 'per client', limits.perClient, perClient.retryAfter);
