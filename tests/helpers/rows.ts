@@ -1,13 +1,16 @@
+import { flushPendingCounts } from '../../src/audit/pending-counts.ts';
 import type { Db } from '../../src/db/connect.ts';
 
 // What is in the database, table by table, to prove that a refused request wrote
 // nothing: each table's row count and a digest of its rows. `except` names tables that
 // change by design on any request (rate-limit counters, the audit trail's own record of
-// a refusal).
+// a refusal). The per-minute counts this node holds are written first, so that counts of
+// what came before (the token a test signed in with) do not land in the middle.
 
 export type Snapshot = Record<string, string>;
 
 export async function snapshot(db: Db, except: string[] = []): Promise<Snapshot> {
+  await flushPendingCounts(db);
   const tables: string[] = (
     await db('information_schema.tables').where({ table_schema: 'public', table_type: 'BASE TABLE' }).whereNot('table_name', 'like', 'knex_%').orderBy('table_name').pluck('table_name')
   ).filter((t: string) => !except.includes(t));
