@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cachedRead, cacheCounts } from '../src/db/cache.ts';
 import { CHANGES_CHANNEL, LISTEN_APPLICATION_NAME, startChangeFeed, type ChangeFeed } from '../src/db/change-feed.ts';
-import { openPostgres, type Db } from '../src/db/connect.ts';
+import type { Db } from '../src/db/connect.ts';
 import type { Logger } from '../src/http/errors.ts';
 import { createClient, findClientMetadata, setClientDisabled } from '../src/windows/clients.ts';
 import { createWindow, findWindow } from '../src/windows/windows.ts';
-import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { elsewhereOf, onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
 import { eventually } from './helpers/wait.ts';
 
 // The node caches (src/db/cache.ts) on a real database with a real change feed: what
@@ -30,13 +30,7 @@ beforeAll(async () => {
   db = database.db;
   db.on('query', () => statements++);
   feed = await startChangeFeed(database, logger);
-  if (database.url) {
-    const other = openPostgres(database.url, 2);
-    elsewhere = other.db;
-    closeElsewhere = () => other.close();
-  } else {
-    elsewhere = db;
-  }
+  ({ db: elsewhere, close: closeElsewhere } = elsewhereOf(database));
   windowId = (await notified('windows', () => createWindow(db, { kind: 'service', name: '缓存测试机构' }))).id;
   clientId = (await notified('clients', () => createClient(db, { windowId, name: 'cached', grantTypes: ['client_credentials'] }))).clientId;
 });

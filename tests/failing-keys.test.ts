@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAILURES_CHANNEL, LISTEN_APPLICATION_NAME, startChangeFeed, type ChangeFeed } from '../src/db/change-feed.ts';
-import { openPostgres, type Db } from '../src/db/connect.ts';
+import type { Db } from '../src/db/connect.ts';
 import type { Logger } from '../src/http/errors.ts';
 import { failingKeys, type FailingKeys } from '../src/http/failing-keys.ts';
 import { hit } from '../src/http/rate-limit.ts';
-import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { elsewhereOf, onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
 import { eventually } from './helpers/wait.ts';
 
 // Which limit keys have failures, known on a node without a read (src/http/failing-keys.ts),
@@ -23,13 +23,7 @@ const logger: Logger = { error: () => {}, info: () => {} };
 beforeAll(async () => {
   database = await testDatabase();
   db = database.db;
-  if (database.url) {
-    const other = openPostgres(database.url, 2);
-    elsewhere = other.db;
-    closeElsewhere = () => other.close();
-  } else {
-    elsewhere = db;
-  }
+  ({ db: elsewhere, close: closeElsewhere } = elsewhereOf(database));
   // A failure counted before the node starts is loaded when its feed comes up.
   await hit(elsewhere, 'test-a:before', RULE, FAILURES_CHANNEL);
   feed = await startChangeFeed(database, logger);

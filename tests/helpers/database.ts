@@ -55,3 +55,11 @@ export async function withCliDatabase<T>(dataDir: string, database: TestDatabase
     await db.destroy();
   }
 }
+
+// Writes that are not this node's: another connection on PostgreSQL (another node, the
+// command line, psql); on the embedded database, which one process owns, the same one.
+export function elsewhereOf(database: TestDatabase): { db: Database['db']; close: () => Promise<void> } {
+  if (!database.url) return { db: database.db, close: async () => {} };
+  const other = openPostgres(database.url, 2);
+  return { db: other.db, close: () => other.close() };
+}
