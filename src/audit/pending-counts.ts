@@ -28,7 +28,13 @@ const nodes = new WeakMap<Db, Node>();
 // The node's clock decides the minute; a count that arrives after its minute was rolled
 // up (a clock late by more than minute-counts.ts waits) becomes a second record of that
 // minute, never a lost one.
-const minuteOf = (ms: number) => new Date(ms - (ms % 60_000)).toISOString();
+// (The text of the current minute is made once a minute, not once a count.)
+let current = { start: -1, text: '' };
+const minuteOf = (ms: number) => {
+  const start = ms - (ms % 60_000);
+  if (start !== current.start) current = { start, text: new Date(start).toISOString() };
+  return current.text;
+};
 
 export function addCount(db: Db, table: CountTable, values: Values): Promise<void> {
   const minute = minuteOf(Date.now());
