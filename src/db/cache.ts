@@ -105,7 +105,7 @@ export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: 
     // again.
     if (cache.entries.has(key)) {
       try {
-        await feed.fence(currentRequest()?.started ?? process.hrtime.bigint());
+        await heardAllBeforeThisRequest(feed);
       } catch {
         cache.counts.bypassed++;
         return spec.load(db, ...args);
@@ -127,6 +127,10 @@ export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: 
     return value;
   };
 }
+
+// Resolves once the node has heard of every change committed before the request it is
+// called in came in (or before the call, outside a request).
+export const heardAllBeforeThisRequest = (feed: ChangeFeed): Promise<void> => feed.fence(currentRequest()?.started ?? process.hrtime.bigint());
 
 const outermost = (trx: Knex.Transaction): Knex.Transaction => (trx.parentTransaction ? outermost(trx.parentTransaction) : trx);
 

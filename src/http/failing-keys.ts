@@ -1,15 +1,16 @@
 import type { Db } from '../db/connect.ts';
+import { heardAllBeforeThisRequest } from '../db/cache.ts';
 import { changeFeedOf, FAILURES_CHANNEL } from '../db/change-feed.ts';
-import { currentRequest } from './requests.ts';
 
 // Which limit keys have had a failure in their current window, known to every node
-// without a read: a failure counted with hit(..., { announce }) is announced on a
-// channel, and each node keeps the keys it heard of until their window ends. A key no
-// node has announced cannot be used up, so its check needs no statement; a key that has
-// failures is checked in the database as before. A key not heard of is trusted only
-// after the feed's fence (every failure committed before the request came in has been
-// heard). While the node's notification connection is down (and until the keys with
-// failures are loaded again once it is back), every key is checked.
+// without a read: a failure counted with hit(db, key, rule, FAILURES_CHANNEL) is
+// announced on that channel, and each node keeps the keys it heard of until their
+// window ends. A key no node has announced cannot be used up, so its check needs no
+// statement; a key that has failures is checked in the database as before. A key not
+// heard of is trusted only after the feed's fence (every failure committed before the
+// request came in has been heard). While the node's notification connection is down
+// (and until the keys with failures are loaded again once it is back), every key is
+// checked.
 
 // Kept this much past the window's end: the database's clock decides the window, the
 // node's the forgetting.
@@ -107,7 +108,7 @@ export function failingKeys(db: Db, prefixes: string[], maxWindowSeconds: number
     async mayBeUsedUp(key) {
       if (!feed || !trusted() || heardOf(key)) return true;
       try {
-        await feed.fence(currentRequest()?.started ?? process.hrtime.bigint());
+        await heardAllBeforeThisRequest(feed);
       } catch {
         return true;
       }
