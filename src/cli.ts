@@ -56,11 +56,13 @@ function failureKind(err: unknown): string {
 }
 
 // What a command may touch of its caller: output, input, the working directory for
-// relative paths, whether a person watches the terminal, and (relayed) the server's database.
-export type Io = { stdout: (s: string) => void; stderr: (s: string) => void; readStdin: () => Promise<string>; cwd: string; interactive: boolean; db?: Db };
+// relative paths, whether a person watches the terminal, the environment its settings
+// are read from, and (relayed) the server's database.
+export type Io = { stdout: (s: string) => void; stderr: (s: string) => void; readStdin: () => Promise<string>; cwd: string; interactive: boolean; env: Record<string, string | undefined>; db?: Db };
 
 const processIo: Io = {
   cwd: process.cwd(),
+  env: process.env,
   interactive: Boolean(process.stderr.isTTY),
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),
@@ -85,9 +87,9 @@ const quietDatabaseClient = { error: () => {}, info: () => {} };
 
 // Runs work on the database: the one handed in (the server running a forwarded
 // command on its embedded database), or one this process opens and closes.
-async function withDatabase<T>(given: Db | undefined, work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
-  const database = given ? undefined : await openDatabase(loadConfig(), quietDatabaseClient);
-  const db = given ?? database!.db;
+async function withDatabase<T>(io: Io, work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
+  const database = io.db ? undefined : await openDatabase(loadConfig(io.env), quietDatabaseClient);
+  const db = io.db ?? database!.db;
   try {
     if (!options.migrating) await refuseStaleSchema(db);
     return await work(db);
@@ -165,7 +167,7 @@ const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.s
 export function buildCli(io: Io = processIo): Command {
   const print = (json: boolean | undefined, data: object, human: string) => io.stdout(json ? `${JSON.stringify(data)}\n` : `${human}\n`);
   const cliActor = () => ({ type: 'system' as const, id: `cli:${os.userInfo().username}` });
-  const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io.db, work, options);
+  const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io, work, options);
   // A change from the command line goes on record in the transaction that makes it, under
   // the same event names as the admin API's operations.
   const changeOnDb = <T>(event: string, work: (db: Db) => Promise<{ value: T; change: Pick<AuditEvent, 'target' | 'enterpriseId' | 'windowId' | 'before' | 'after'> }>) =>
@@ -278,7 +280,7 @@ export function buildCli(io: Io = processIo): Command {
       const done = await onDb(async (db) => {
         const found = await requireAccount(db, who);
         await setAccountStatus(db, found.id, 'disabled');
-        const provider = await standaloneProvider(db, loadConfig(), consoleLogger);
+        const provider = await standaloneProvider(db, loadConfig(io.env), consoleLogger);
         const ended = await endSessionsOf(provider, db, found.id, { everything: true });
         await recordEvent(db, { actor: cliActor(), event: 'admin.disableAccount', outcome: 'success', target: `account:${found.id}`, before: { status: found.status }, after: { status: 'disabled' } });
         return { account: found, ...ended };
@@ -314,7 +316,7 @@ export function buildCli(io: Io = processIo): Command {
     .action(async (o: { username: string; name: string; phone?: string; email?: string; passwordStdin?: boolean; json?: boolean }) => {
       if (!o.passwordStdin) throw new Refused('--password-stdin is required: passwords are never taken as arguments (they would show in the process list and shell history)');
       const password = (await io.readStdin()).replace(/\r?\n$/, '');
-      const policy = loadConfig().security.passwords;
+      const policy = loadConfig(io.env).security.passwords;
       const created = await changeOnDb('account.created', async (db) => {
         const a = await createAccount(db, { username: o.username, displayName: o.name, phone: o.phone, email: o.email, password }, policy);
         return { value: a, change: { target: `account:${a.id}`, after: { username: a.username } } };
@@ -498,7 +500,7 @@ export function buildCli(io: Io = processIo): Command {
     })
     .option('--json', 'print JSON')
     .action(async (o: { delay?: number; json?: boolean }) => {
-      const config = loadConfig();
+      const config = loadConfig(io.env);
       const delay = o.delay ?? config.keys.rotationDelaySeconds;
       const made = await changeOnDb('admin.rotateKeys', async (db) => {
         const keys = await rotateSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), delay);
@@ -615,7 +617,7 @@ export function buildCli(io: Io = processIo): Command {
     .option('--json', 'print JSON')
     .action(async (o: { before: string; export?: string; json?: boolean }) => {
       const before = parseInput(z.strictObject({ before: auditDate }), { before: o.before }).before;
-      const retentionDays = auditRetentionDays();
+      const retentionDays = auditRetentionDays(io.env);
       checkPurgeDate(before, retentionDays);
       const file = o.export === undefined ? undefined : path.resolve(io.cwd, o.export);
       let started = false;
@@ -680,10 +682,11 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
   }
 }
 
-// Runs a command forwarded by another CLI process on this server's database.
-export async function runCliOn(db: Db, argv: string[], stdin: string, cwd: string): Promise<CliOutcome> {
+// Runs a command on a database this process holds, with the settings of `env`: one
+// forwarded by another CLI process to the server holding the embedded database.
+export async function runCliOn(db: Db, argv: string[], caller: { stdin: string; cwd: string; env: Io['env'] }): Promise<CliOutcome> {
   const out = { stdout: '', stderr: '' };
-  const code = await runCli(argv, { stdout: (s) => (out.stdout += s), stderr: (s) => (out.stderr += s), readStdin: async () => stdin, cwd, interactive: false, db });
+  const code = await runCli(argv, { stdout: (s) => (out.stdout += s), stderr: (s) => (out.stderr += s), readStdin: async () => caller.stdin, cwd: caller.cwd, interactive: false, env: caller.env, db });
   return { code, ...out };
 }
 

@@ -85,9 +85,9 @@ export async function startServer(config: Config, options: { database?: Database
     handle = app.callback();
 
     // The command line cannot open an embedded database this process holds: it sends
-    // its commands here instead.
+    // its commands here instead, and they run with this server's settings (its master key).
     const relay = database.kind === 'embedded' && !options.database
-      ? await serveCliRelay(cliSocketPath(config.dataDir), (argv, stdin, cwd) => runCliOn(db, argv, stdin, cwd))
+      ? await serveCliRelay(cliSocketPath(config.dataDir), (argv, stdin, cwd) => runCliOn(db, argv, { stdin, cwd, env: process.env }))
       : undefined;
 
     // A rotated key starts signing at its active_from, and other nodes rotate too:

@@ -8,19 +8,18 @@ import { appendEvent, recordEvent, type AuditEvent } from '../src/audit/trail.ts
 import { openPostgres, type Db } from '../src/db/connect.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { EXPORT_COLUMNS } from '../src/audit/export.ts';
-import { onPostgres, testDatabase, withCliDatabase, type TestDatabase } from './helpers/database.ts';
-import { ROOT, runCli, type CliResult } from './helpers/processes.ts';
+import { runCliInProcess } from './helpers/cli-in-process.ts';
+import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
+import { ROOT, type CliResult } from './helpers/processes.ts';
 
-// `sme-passport audit verify | export | purge` as an operator runs them: each its own
-// process, on PostgreSQL or on an embedded database in a data folder of its own; on
-// PostgreSQL also under the database roles the README prescribes.
+// `sme-passport audit verify | export | purge` as an operator runs them, in this process
+// on the test's database (tests/helpers/cli-in-process.ts); on PostgreSQL also under
+// the database roles the README prescribes.
 
-let env: Record<string, string>;
-let database: TestDatabase | undefined;
+let database: TestDatabase;
+let db: Db;
 let dataDir: string;
-const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { ...env, ...extraEnv });
-
-const withDb = <T>(work: (db: Db) => Promise<T>) => withCliDatabase(dataDir, database, work);
+const cli = (args: string[], env: Record<string, string> = {}) => runCliInProcess(db, args, { dir: dataDir, env });
 
 const refused = (r: CliResult, pattern: RegExp, code = 1) => {
   expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: '' });
@@ -46,37 +45,34 @@ const ids = (rows: Array<{ id: unknown }>) => rows.map((r) => Number(r.id));
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-audit-cli-'));
-  if (onPostgres()) database = await testDatabase();
-  env = { DATA_DIR: dataDir, ...(database && { DATABASE_URL: database.url! }) };
+  database = await testDatabase();
+  db = database.db;
   expect((await cli(['migrate'])).code).toBe(0);
   // Six records past any retention, four of 200 days ago, three of today.
-  await withDb(async (db) => {
-    for (let i = 0; i < 6; i++) await appendEvent(db, event(i), daysAgo(400 - i));
-    for (let i = 6; i < 10; i++) await appendEvent(db, event(i, i % 2 ? 7 : 8), daysAgo(200));
-    for (let i = 10; i < 13; i++) await recordEvent(db, event(i));
-  });
-}, 120_000);
+  for (let i = 0; i < 6; i++) await appendEvent(db, event(i), daysAgo(400 - i));
+  for (let i = 6; i < 10; i++) await appendEvent(db, event(i, i % 2 ? 7 : 8), daysAgo(200));
+  for (let i = 10; i < 13; i++) await recordEvent(db, event(i));
+});
 
 afterAll(async () => {
   await database?.close();
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('sme-passport audit', { timeout: 120_000 }, () => {
+describe('sme-passport audit', () => {
   it('verifies an intact trail, and names the first record that was changed', async () => {
-    const all = await withDb((db) => db('audit_events').orderBy('id'));
+    const all = await db('audit_events').orderBy('id');
     expect(json(await cli(['audit', 'verify', '--json']))).toEqual({ ok: true, count: 13, first_id: Number(all[0].id), last_id: Number(all[12].id), head: all[12].hash, anchor: null });
     const human = await cli(['audit', 'verify']);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(new RegExp(`^the audit trail is intact: 13 records .*from the start\\nlast hash: ${all[12].hash}\\n$`));
 
     const victim = all[4];
-    const tamper = (reason: string | null) =>
-      withDb(async (db) => {
-        await db.raw('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
-        await db('audit_events').where('id', victim.id).update({ reason });
-        await db.raw('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update');
-      });
+    const tamper = async (reason: string | null) => {
+      await db.raw('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
+      await db('audit_events').where('id', victim.id).update({ reason });
+      await db.raw('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update');
+    };
     await tamper('nothing happened');
     try {
       refused(await cli(['audit', 'verify']), new RegExp(`^error: the audit trail is broken: record ${victim.id} has been changed: its content does not match its hash \\(4 records before it are intact\\)`));
@@ -92,7 +88,7 @@ describe('sme-passport audit', { timeout: 120_000 }, () => {
   it('exports exactly the records asked for, as JSON lines or CSV, and puts the export on record', async () => {
     const from = daysAgo(210).toISOString();
     const to = daysAgo(100).toISOString();
-    const expected = await withDb((db) => db('audit_events').where('at', '>=', from).andWhere('at', '<', to).orderBy('id'));
+    const expected = await db('audit_events').where('at', '>=', from).andWhere('at', '<', to).orderBy('id');
     expect(expected).toHaveLength(4);
 
     const lines = (r: CliResult) => {
@@ -115,7 +111,7 @@ describe('sme-passport audit', { timeout: 120_000 }, () => {
     expect(rows.map((r) => Number(r[0]))).toEqual(ids(expected));
     expect(rows.map((r) => JSON.parse(r[12]!))).toEqual(expected.map((r) => r.after));
 
-    const recorded = await withDb((db) => db('audit_events').where('event', 'audit.export').orderBy('id'));
+    const recorded = await db('audit_events').where('event', 'audit.export').orderBy('id');
     expect(recorded).toHaveLength(5);
     expect(recorded.at(-1)).toMatchObject({ actor_type: 'system', actor_id: `cli:${os.userInfo().username}`, after: { format: 'csv', count: 4, file } });
   });
@@ -138,7 +134,7 @@ describe('sme-passport audit', { timeout: 120_000 }, () => {
   });
 
   it('purges only past the retention, exporting first, and the trail still verifies', async () => {
-    const before = await withDb((db) => db('audit_events').orderBy('id'));
+    const before = await db('audit_events').orderBy('id');
     refused(await cli(['audit', 'purge', '--before', daysAgo(150).toISOString()]), /^error: --before: must be no later than .*: records are kept 180 days \(AUDIT_RETENTION_DAYS\)/);
     refused(await cli(['audit', 'purge', '--before', daysAgo(300).toISOString()], { AUDIT_RETENTION_DAYS: '400' }), /--before: .*kept 400 days/);
     refused(await cli(['audit', 'purge', '--before', daysAgo(300).toISOString()], { AUDIT_RETENTION_DAYS: '90' }), /^error: AUDIT_RETENTION_DAYS: must be at least 180 \(days\)/, 2);
@@ -146,7 +142,7 @@ describe('sme-passport audit', { timeout: 120_000 }, () => {
     fs.writeFileSync(existing, 'keep me\n');
     refused(await cli(['audit', 'purge', '--before', daysAgo(300).toISOString(), '--export', existing]), /^error: --export: cannot write .*existing\.jsonl: it exists already/);
     expect(fs.readFileSync(existing, 'utf8')).toBe('keep me\n');
-    expect(ids(await withDb((db) => db('audit_events').orderBy('id')))).toEqual(ids(before));
+    expect(ids(await db('audit_events').orderBy('id'))).toEqual(ids(before));
 
     const file = path.join(dataDir, 'purged.jsonl');
     const purged = json(await cli(['audit', 'purge', '--before', daysAgo(300).toISOString(), '--export', file, '--json']));
@@ -163,7 +159,7 @@ describe('sme-passport audit', { timeout: 120_000 }, () => {
 
 // The README's statements, run as written: the server's role appends records but can
 // change or delete none; the audit role verifies, exports and purges, and reads nothing else.
-describe.skipIf(!onPostgres())('the database roles of the README', { timeout: 120_000 }, () => {
+describe.skipIf(!onPostgres())('the database roles of the README', () => {
   it('gives the server SELECT and INSERT on the trail only, and the audit role the trail only', async () => {
     const suffix = crypto.randomBytes(4).toString('hex');
     const server = `sme_srv_${suffix}`;
@@ -179,9 +175,8 @@ describe.skipIf(!onPostgres())('the database roles of the README', { timeout: 12
       .map((s) => s.trim())
       .filter(Boolean);
     expect(statements.length).toBeGreaterThan(5);
-    const db = database!.db;
     const urlAs = (role: string) => {
-      const url = new URL(database!.url!);
+      const url = new URL(database.url!);
       url.username = role;
       url.password = 'role-test-password';
       return url.href;
@@ -203,14 +198,15 @@ describe.skipIf(!onPostgres())('the database roles of the README', { timeout: 12
 
       await expect(asAudit.db('accounts').count()).rejects.toThrow(/permission denied/);
       await expect(asAudit.db('audit_events').update({ reason: 'x' })).rejects.toThrow(/permission denied/);
-      const auditEnv = { DATABASE_URL: urlAs(audit) };
-      await withDb((d) => appendEvent(d, event(50), daysAgo(250)));
-      expect(json(await cli(['audit', 'verify', '--json'], auditEnv)).ok).toBe(true);
-      expect((await cli(['audit', 'export', '--from', daysAgo(1000).toISOString(), '--to', daysAgo(100).toISOString(), '--format', 'jsonl'], auditEnv)).code).toBe(0);
-      expect(json(await cli(['audit', 'purge', '--before', daysAgo(190).toISOString(), '--json'], auditEnv)).purged).toBeGreaterThan(0);
+      // The commands on the audit role's connection, as with DATABASE_URL naming that role.
+      const asAuditCli = (args: string[]) => runCliInProcess(asAudit.db, args, { dir: dataDir });
+      await appendEvent(db, event(50), daysAgo(250));
+      expect(json(await asAuditCli(['audit', 'verify', '--json'])).ok).toBe(true);
+      expect((await asAuditCli(['audit', 'export', '--from', daysAgo(1000).toISOString(), '--to', daysAgo(100).toISOString(), '--format', 'jsonl'])).code).toBe(0);
+      expect(json(await asAuditCli(['audit', 'purge', '--before', daysAgo(190).toISOString(), '--json'])).purged).toBeGreaterThan(0);
       const anchor = await db('audit_anchors').orderBy('id', 'desc').first();
       expect(anchor.db_role).toBe(audit);
-      expect(json(await cli(['audit', 'verify', '--json'], auditEnv)).ok).toBe(true);
+      expect(json(await asAuditCli(['audit', 'verify', '--json'])).ok).toBe(true);
     } finally {
       await asServer.close();
       await asAudit.close();

@@ -7,21 +7,22 @@ import { signInWithPassword } from '../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
 import type { Db } from '../src/db/connect.ts';
+import { runCliInProcess } from './helpers/cli-in-process.ts';
 import { onPostgres, testDatabase, withCliDatabase, type TestDatabase } from './helpers/database.ts';
 import { runCli, startNode, type CliResult } from './helpers/processes.ts';
 
-// The CLI as an operator runs it: its own process, on PostgreSQL (DATABASE_URL) or on
-// an embedded database in a data folder of its own.
+// The CLI as an operator runs it. Its commands run in this process on the test's
+// database (tests/helpers/cli-in-process.ts); what only a process shows runs as its own
+// process: the database it opens itself (DATABASE_URL, or the embedded one in its data
+// folder), a password from a real pipe, a bad environment, and the relay to a server
+// that holds the embedded database.
 
-let env: Record<string, string>;
-let database: TestDatabase | undefined;
-let dataDir: string;
-const cli = (args: string[], stdin?: string) => runCli(args, env, stdin);
+let database: TestDatabase;
+let db: Db;
+let dir: string;
+const cli = (args: string[], stdin?: string) => runCliInProcess(db, args, { dir, stdin });
 
-const withDb = <T>(work: (db: Db) => Promise<T>) => withCliDatabase(dataDir, database, work);
-
-const counts = () =>
-  withDb(async (db) => Object.fromEntries(await Promise.all(['windows', 'clients', 'accounts'].map(async (t) => [t, Number((await db(t).count({ n: '*' }))[0]!.n)]))));
+const counts = async () => Object.fromEntries(await Promise.all(['windows', 'clients', 'accounts'].map(async (t) => [t, Number((await db(t).count({ n: '*' }))[0]!.n)])));
 
 const refused = (r: CliResult, pattern: RegExp) => {
   expect(r.code).toBe(1);
@@ -31,25 +32,23 @@ const refused = (r: CliResult, pattern: RegExp) => {
 };
 
 beforeAll(async () => {
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-'));
-  if (onPostgres()) database = await testDatabase();
-  env = { DATA_DIR: dataDir, ...(database && { DATABASE_URL: database.url! }) };
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-'));
+  database = await testDatabase();
+  db = database.db;
 });
 
 afterAll(async () => {
   await database?.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
-// Every command is a new process (about a second each): generous timeouts.
-describe('sme-passport command line', { timeout: 120_000 }, () => {
+describe('sme-passport command line', () => {
   let windowId: number;
 
   it('migrates, and says so in JSON', async () => {
     const r = await cli(['migrate', '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toHaveProperty('applied');
-    expect(JSON.parse((await cli(['migrate', '--json'])).stdout)).toEqual({ applied: [] });
+    expect(JSON.parse(r.stdout)).toEqual({ applied: [] });
   });
 
   it('creates and lists windows', async () => {
@@ -72,7 +71,7 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     expect(r.code).toBe(0);
     const { client_id, client_secret } = JSON.parse(r.stdout);
     expect(client_secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const row = await withDb((db) => db('clients').where({ client_id }).first());
+    const row = await db('clients').where({ client_id }).first();
     expect(row.secret_digest).toBe(sha256(client_secret));
     expect(JSON.stringify(row)).not.toContain(client_secret);
     expect(row.metadata).toMatchObject({ token_endpoint_auth_method: 'client_secret_basic', grant_types: ['authorization_code', 'refresh_token'] });
@@ -85,7 +84,7 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     const r = await cli(['account', 'create', '--username', 'wang.fang', '--name', '王芳', '--phone', '13700001111', '--email', 'wang@example.cn', '--password-stdin', '--json'], 'Peony-City-Luoyang-9\n');
     expect(r.code).toBe(0);
     const { id } = JSON.parse(r.stdout);
-    const signedIn = await withDb((db) => signInWithPassword(db, '13700001111', 'Peony-City-Luoyang-9', { lockout: { threshold: 5, seconds: 60 }, passwords: PASSWORD_POLICIES.mlps }));
+    const signedIn = await signInWithPassword(db, '13700001111', 'Peony-City-Luoyang-9', { lockout: { threshold: 5, seconds: 60 }, passwords: PASSWORD_POLICIES.mlps });
     expect(signedIn).toMatchObject({ outcome: 'signed-in', account: { id } });
   });
 
@@ -107,7 +106,7 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
   });
 
   it('imports enterprises from CSV, writing a report of rejected rows', async () => {
-    const file = path.join(dataDir, 'registry.csv');
+    const file = path.join(dir, 'registry.csv');
     fs.writeFileSync(file, 'uscc,name,type,region,industry\n91440300192317458F,比亚迪股份有限公司,enterprise,440300,汽车\n91440300192317458E,坏代码,enterprise,440300,\n,"未闭合\n');
     const dry = await cli(['enterprise', 'import', file, '--dry-run', '--json']);
     expect(dry.code).toBe(0);
@@ -124,16 +123,17 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     expect(rows.sort()).toEqual([expect.stringMatching(/^3,91440300192317458E,.*check character/), expect.stringMatching(/^4,.*malformed CSV/)]);
     expect(JSON.parse((await cli(['enterprise', 'import', file, '--json'])).stdout)).toMatchObject({ inserted: 0, existing: 1 });
 
-    refused(await cli(['enterprise', 'import', path.join(dataDir, 'missing.csv')]), /missing\.csv: cannot read this file/);
+    refused(await cli(['enterprise', 'import', path.join(dir, 'missing.csv')]), /missing\.csv: cannot read this file/);
     fs.writeFileSync(file, 'code,name\n');
     refused(await cli(['enterprise', 'import', file]), /unknown column "code"/);
   });
 
   it('puts what it changes on the audit trail, as the command line', async () => {
     const actor = `cli:${os.userInfo().username}`;
-    const records = await withDb((db) =>
-      db('audit_events').whereIn('event', ['account.created', 'enterprise.created', 'membership.added', 'admin.setEnterpriseStatus', 'enterprise.imported']).orderBy('id').select('event', 'actor_type', 'actor_id', 'target', 'after'),
-    );
+    const records = await db('audit_events')
+      .whereIn('event', ['account.created', 'enterprise.created', 'membership.added', 'admin.setEnterpriseStatus', 'enterprise.imported'])
+      .orderBy('id')
+      .select('event', 'actor_type', 'actor_id', 'target', 'after');
     expect(records.map((r) => [r.event, r.actor_type, r.actor_id])).toEqual([
       ['account.created', 'system', actor],
       ['enterprise.created', 'system', actor],
@@ -148,13 +148,11 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
 
   it('prints service figures for a year, and refuses a bad year', async () => {
     const year = new Date(Date.now() + 8 * 3600_000).getUTCFullYear();
-    const account = await withDb((db) => db('accounts').where({ username: 'wang.fang' }).first('id'));
+    const account = await db('accounts').where({ username: 'wang.fang' }).first('id');
     // Two sign-ins served at the first window, as the provider records them.
-    await withDb(async (db) => {
-      for (const acr of ['urn:sme-passport:acr:password', 'urn:sme-passport:acr:mfa']) {
-        await recordEvent(db, { actor: { type: 'account', id: account.id }, windowId, event: 'authorization', target: 'client:x', outcome: 'success', after: { acr } });
-      }
-    });
+    for (const acr of ['urn:sme-passport:acr:password', 'urn:sme-passport:acr:mfa']) {
+      await recordEvent(db, { actor: { type: 'account', id: account.id }, windowId, event: 'authorization', target: 'client:x', outcome: 'success', after: { acr } });
+    }
     const one = await cli(['stats', '--window', String(windowId), '--year', String(year), '--json']);
     expect(one.code).toBe(0);
     expect(JSON.parse(one.stdout).windows).toEqual([expect.objectContaining({ windowId, year, signIns: 2, persons: 1, enterprises: 0, mfaShare: 0.5, failures: 0, lockouts: 0 })]);
@@ -177,7 +175,7 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     expect((await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin'])).stdout).toMatch(/holds: window_admin@\d+/);
     refused(await cli(['admin', 'revoke', '--account', 'wang.fang', '--role', 'system_admin']), /--role: the account does not hold system_admin/);
     // Each change is on record, once, as the command line's; refusals changed nothing.
-    const records = await withDb((db) => db('audit_events').whereIn('event', ['admin.grantRole', 'admin.revokeRole']).orderBy('id').select('event', 'actor_type', 'actor_id', 'window_id', 'before', 'after'));
+    const records = await db('audit_events').whereIn('event', ['admin.grantRole', 'admin.revokeRole']).orderBy('id').select('event', 'actor_type', 'actor_id', 'window_id', 'before', 'after');
     expect(records).toEqual([
       { event: 'admin.grantRole', actor_type: 'system', actor_id: `cli:${os.userInfo().username}`, window_id: null, before: null, after: { role: 'system_admin', windowId: null } },
       { event: 'admin.grantRole', actor_type: 'system', actor_id: `cli:${os.userInfo().username}`, window_id: windowId, before: null, after: { role: 'window_admin', windowId } },
@@ -221,10 +219,47 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
     expect(await counts()).toEqual(before);
   });
 
-  it('answers usage and configuration errors with exit code 2', async () => {
+  it('answers a usage error with exit code 2', async () => {
     const unknown = await cli(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+});
+
+describe('sme-passport as its own process', { timeout: 120_000 }, () => {
+  let own: TestDatabase | undefined;
+  let dataDir: string;
+  let env: Record<string, string>;
+  const withOwnDb = <T>(work: (db: Db) => Promise<T>) => withCliDatabase(dataDir, own, work);
+
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-process-'));
+    if (onPostgres()) own = await testDatabase();
+    env = { DATA_DIR: dataDir, ...(own && { DATABASE_URL: own.url! }) };
+  });
+
+  afterAll(async () => {
+    await own?.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  // The embedded database starts empty in a new data folder, and the next process finds
+  // the migrations there; the PostgreSQL copy of the test template is migrated already.
+  it('opens the database of its environment itself, and migrates it', async () => {
+    const r = await runCli(['migrate', '--json'], env);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).applied.length > 0).toBe(!onPostgres());
+  });
+
+  it('creates an account from a password piped to its standard input', async () => {
+    const r = await runCli(['account', 'create', '--username', 'pipe.user', '--name', '管道', '--phone', '13700002222', '--password-stdin', '--json'], env, 'Yellow-River-Kaifeng-7\n');
+    expect(r.code).toBe(0);
+    const { id } = JSON.parse(r.stdout);
+    const signedIn = await withOwnDb((db) => signInWithPassword(db, '13700002222', 'Yellow-River-Kaifeng-7', { lockout: { threshold: 5, seconds: 60 }, passwords: PASSWORD_POLICIES.mlps }));
+    expect(signedIn).toMatchObject({ outcome: 'signed-in', account: { id } });
+  });
+
+  it('answers a configuration error in its environment with exit code 2', async () => {
     const badEnv = await runCli(['window', 'list'], { ...env, DATABASE_URL: 'mysql://nope' });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toMatch(/DATABASE_URL: must be a postgres/);
@@ -233,28 +268,28 @@ describe('sme-passport command line', { timeout: 120_000 }, () => {
 
 describe.skipIf(onPostgres())('the embedded database while the server holds it', { timeout: 120_000 }, () => {
   it('runs CLI commands through the server, and refuses a second server on the same files', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-held-'));
-    const server = await startNode({ DATA_DIR: dir, PORT: '0' });
+    const held = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-held-'));
+    const server = await startNode({ DATA_DIR: held, PORT: '0' });
     try {
-      const created = await runCli(['window', 'create', '--kind', 'service', '--name', '河南某服务机构', '--json'], { DATA_DIR: dir });
+      const created = await runCli(['window', 'create', '--kind', 'service', '--name', '河南某服务机构', '--json'], { DATA_DIR: held });
       expect(created.code).toBe(0);
       const { id } = JSON.parse(created.stdout);
-      const list = JSON.parse((await runCli(['window', 'list', '--json'], { DATA_DIR: dir })).stdout);
+      const list = JSON.parse((await runCli(['window', 'list', '--json'], { DATA_DIR: held })).stdout);
       expect(list.windows).toContainEqual(expect.objectContaining({ id, name: '河南某服务机构' }));
-      refused(await runCli(['window', 'create', '--kind', 'service', '--name', 'x'], { DATA_DIR: dir }), /--name: must be at least 2 characters/);
-      const account = await runCli(['account', 'create', '--username', 'relay.user', '--name', 'R', '--password-stdin', '--json'], { DATA_DIR: dir }, 'Relay-Through-Socket-1');
+      refused(await runCli(['window', 'create', '--kind', 'service', '--name', 'x'], { DATA_DIR: held }), /--name: must be at least 2 characters/);
+      const account = await runCli(['account', 'create', '--username', 'relay.user', '--name', 'R', '--password-stdin', '--json'], { DATA_DIR: held }, 'Relay-Through-Socket-1');
       expect(account.code).toBe(0);
 
-      await expect(startNode({ DATA_DIR: dir, PORT: '0' })).rejects.toThrow(/in use by process \d+ .*Stop it first, or point both at PostgreSQL/);
+      await expect(startNode({ DATA_DIR: held, PORT: '0' })).rejects.toThrow(/in use by process \d+ .*Stop it first, or point both at PostgreSQL/);
     } finally {
       await server.stop();
     }
     try {
       // With the server gone, the CLI opens the files itself and sees the same data.
-      const list = JSON.parse((await runCli(['window', 'list', '--json'], { DATA_DIR: dir })).stdout);
+      const list = JSON.parse((await runCli(['window', 'list', '--json'], { DATA_DIR: held })).stdout);
       expect(list.windows.map((w: { name: string }) => w.name)).toContain('河南某服务机构');
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(held, { recursive: true, force: true });
     }
   });
 });

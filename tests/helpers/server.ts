@@ -7,7 +7,7 @@ import { startServer, type RunningServer } from '../../src/server.ts';
 import type { Logger } from '../../src/http/errors.ts';
 import { testDatabase, type TestDatabase } from './database.ts';
 
-export type TestServer = RunningServer & { db: TestDatabase['db']; database: TestDatabase; masterKey: string; errors: unknown[] };
+export type TestServer = RunningServer & { db: TestDatabase['db']; database: TestDatabase; dataDir: string; masterKey: string; errors: unknown[] };
 
 // The real server on its own clean database, on a random loopback port. Errors the
 // server logs are collected so a test can assert there were none.
@@ -23,6 +23,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ...running,
     db: database.db,
     database,
+    dataDir,
     masterKey,
     errors,
     async close() {

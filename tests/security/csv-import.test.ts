@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
+import { runCliInProcess } from '../helpers/cli-in-process.ts';
 import { testDatabase, type TestDatabase } from '../helpers/database.ts';
 
 // `sme-passport enterprise import` on files that go wrong part-way: a bad line is a
@@ -23,13 +23,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-// The command as the relay runs it on a server's database: the same code as the process.
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), readStdin: async () => '', cwd: dir, interactive: false, db: database.db });
-  return { code, stdout, stderr };
-}
+const cli = (argv: string[]) => runCliInProcess(database.db, argv, { dir });
 
 // A file of `rows` enterprises (line 1 is the header, row i is on line i + 1), with
 // `odd` as the name on one line.

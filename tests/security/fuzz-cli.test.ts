@@ -5,9 +5,10 @@ import type { Command } from 'commander';
 import { stringify } from 'csv-stringify/sync';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, runCli } from '../../src/cli.ts';
+import { buildCli } from '../../src/cli.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
 import { createWindow } from '../../src/windows/windows.ts';
+import { runCliInProcess } from '../helpers/cli-in-process.ts';
 import { fuzzOptions, fuzzRuns, hostileText, tally } from '../helpers/fuzz.ts';
 import { changedTables, snapshot } from '../helpers/rows.ts';
 import { testDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -86,19 +87,8 @@ const targets = commands.flatMap((leaf) =>
     .map((slot) => ({ leaf, slot })),
 );
 
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    readStdin: async () => 'Kaifeng-Iron-Pagoda-1049\n',
-    cwd: dir,
-    interactive: false,
-    db: database.db,
-  });
-  return { code, stdout, stderr };
-}
+// The password of account create, on standard input.
+const cli = (argv: string[]) => runCliInProcess(database.db, argv, { dir, stdin: 'Kaifeng-Iron-Pagoda-1049\n' });
 
 // The property for one run of a command: refused or done, never an unexpected
 // failure, never a statement on standard error, and a refusal writes nothing.
@@ -112,21 +102,14 @@ async function check(target: string, argv: string[], rows: { current: Awaited<Re
   if (r.code !== 0) expect(changedTables(before, rows.current)).toEqual([]);
 }
 
-const dataDirBefore = process.env.DATA_DIR;
-
 beforeAll(async () => {
   database = await testDatabase();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-fuzz-'));
-  // Commands that read the configuration (account disable makes the provider, which
-  // needs the master key) keep their data folder in the test's own folder.
-  process.env.DATA_DIR = dir;
   windowId = String((await createWindow(database.db, { kind: 'service', name: '模糊测试机构' })).id);
   fs.writeFileSync(path.join(dir, 'registry.csv'), `uscc,name,type,region,industry\n${completeUscc('9141010000088802')},模糊导入公司,enterprise,410100,制造\n`);
 });
 
 afterAll(async () => {
-  if (dataDirBefore === undefined) delete process.env.DATA_DIR;
-  else process.env.DATA_DIR = dataDirBefore;
   await database?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });

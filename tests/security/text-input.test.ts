@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
-import { runCli } from '../../src/cli.ts';
 import { listWindows, type Window } from '../../src/windows/windows.ts';
 import { adminToken, api, makeAdmin } from '../helpers/admin.ts';
 import { browser, type Browser, type Visit } from '../helpers/browser.ts';
+import { runCliInProcess } from '../helpers/cli-in-process.ts';
 import { changedTables, snapshot } from '../helpers/rows.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
@@ -129,11 +129,7 @@ describe('text that PostgreSQL or a person cannot take', () => {
       [['client', 'create', '--window', String(zhengzhou.id), '--name', 'rp', '--redirect-uri', `https://rp.example.cn/${NUL}`], '--redirect-uri'],
     ];
     for (const [argv, flag] of cases) {
-      let stdout = '';
-      let stderr = '';
-      const code = await writesNothing(() =>
-        runCli(argv, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), readStdin: async () => '', cwd: process.cwd(), interactive: false, db: server.db }),
-      );
+      const { code, stdout, stderr } = await writesNothing(() => runCliInProcess(server.db, argv, { dir: server.dataDir }));
       expect({ argv, code, stdout }).toEqual({ argv, code: 1, stdout: '' });
       expect(stderr).toMatch(new RegExp(`^error: ${flag}: must not contain control characters`));
     }
