@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await eventually(() => feed.state === 'up', { ms: 10_000 });
+  await eventually(() => feed.state === 'up');
 });
 
 // Statements the read made.
@@ -173,7 +173,7 @@ describe.skipIf(!onPostgres())(`a node whose change feed is lost${onPostgres() ?
       LISTEN_APPLICATION_NAME,
     ]);
     expect(rows).toEqual([{ ended: true }]);
-    await eventually(() => feed.state === 'down', { ms: 10_000 });
+    await eventually(() => feed.state === 'down');
 
     // Nothing held is trusted, and nothing read is kept, while notifications may be missed.
     expect(await counted(() => findWindow(db, windowId))).toMatchObject({ statements: 1, value: { id: windowId } });
@@ -182,7 +182,7 @@ describe.skipIf(!onPostgres())(`a node whose change feed is lost${onPostgres() ?
     expect(await counted(() => findWindow(db, windowId))).toMatchObject({ statements: 1, value: { name: '缓存测试机构（断线时改）' } });
     expect(cacheCounts(db).caches.window!.bypassed).toBeGreaterThanOrEqual(3);
 
-    await eventually(() => feed.state === 'up', { ms: 10_000 });
+    await eventually(() => feed.state === 'up');
     stop();
     expect(states).toEqual(['down', 'up']);
     expect((await counted(() => findWindow(db, windowId))).statements).toBe(1);

@@ -226,7 +226,7 @@ describe('sme-passport command line', () => {
   });
 });
 
-describe('sme-passport as its own process', { timeout: 120_000 }, () => {
+describe('sme-passport as its own process', { timeout: 300_000 }, () => {
   let own: TestDatabase | undefined;
   let dataDir: string;
   let env: Record<string, string>;
@@ -266,7 +266,7 @@ describe('sme-passport as its own process', { timeout: 120_000 }, () => {
   });
 });
 
-describe.skipIf(onPostgres())('the embedded database while the server holds it', { timeout: 120_000 }, () => {
+describe.skipIf(onPostgres())('the embedded database while the server holds it', { timeout: 300_000 }, () => {
   it('runs CLI commands through the server, and refuses a second server on the same files', async () => {
     const held = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-held-'));
     const server = await startNode({ DATA_DIR: held, PORT: '0' });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   await hit(elsewhere, 'test-a:before', RULE, FAILURES_CHANNEL);
   feed = await startChangeFeed(database, logger);
   failing = failingKeys(db, ['test-a:', 'test-b:'], RULE.windowSeconds);
-  await eventually(async () => !(await failing.mayBeUsedUp('test-a:nobody')), { ms: 10_000 });
+  await eventually(async () => !(await failing.mayBeUsedUp('test-a:nobody')));
 });
 
 afterAll(async () => {
@@ -81,11 +81,11 @@ describe('failing keys', () => {
 describe.skipIf(!onPostgres())(`failing keys while the change feed is lost${onPostgres() ? '' : ' (skipped: PostgreSQL only)'}`, () => {
   it('checks every key until the feed is back, and then knows what was counted meanwhile', async () => {
     await elsewhere.raw('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ? AND datname = current_database()', [LISTEN_APPLICATION_NAME]);
-    await eventually(() => feed.state === 'down', { ms: 10_000 });
+    await eventually(() => feed.state === 'down');
     expect(await failing.mayBeUsedUp('test-a:10.0.0.6')).toBe(true);
     // Counted while the node could not hear of it.
     await hit(elsewhere, 'test-a:10.0.0.6', RULE);
-    await eventually(async () => feed.state === 'up' && !(await failing.mayBeUsedUp('test-a:nobody')), { ms: 10_000 });
+    await eventually(async () => feed.state === 'up' && !(await failing.mayBeUsedUp('test-a:nobody')));
     expect(await failing.mayBeUsedUp('test-a:10.0.0.6')).toBe(true);
     expect(await failing.mayBeUsedUp('test-a:10.0.0.7')).toBe(false);
   });

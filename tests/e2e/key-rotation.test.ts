@@ -42,15 +42,15 @@ describe('signing key rotation', () => {
 
     const made = await rotateSigningKeys(server.db, masterKey, 5);
     const newRs = made.find((k) => k.alg === 'RS256')!.kid;
-    await eventually(async () => (await published()).includes(newRs), { ms: 8000, every: 300 });
+    await eventually(async () => (await published()).includes(newRs), { every: 300 });
     expect(await published()).toEqual([...before, ...made.map((k) => k.kid)].sort());
     expect(await idTokenKid()).toBe(oldKid);
     await expect(jwtVerify(oldToken, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url })).resolves.toBeDefined();
 
-    await eventually(async () => (await idTokenKid()) === newRs, { ms: 8000, every: 300 });
+    await eventually(async () => (await idTokenKid()) === newRs, { every: 300 });
     await expect(retireKey(server.db, newRs)).rejects.toThrow(/signs now/);
     await retireKey(server.db, oldKid!);
-    await eventually(async () => !(await published()).includes(oldKid!), { ms: 8000, every: 300 });
+    await eventually(async () => !(await published()).includes(oldKid!), { every: 300 });
     expect((await listKeys(server.db)).find((k) => k.kid === oldKid)?.retiredAt).toBeTruthy();
     expect(server.errors).toEqual([]);
   });

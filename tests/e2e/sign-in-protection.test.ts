@@ -10,7 +10,11 @@ import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 // limits shortened so the test can see them end.
 
 const password = 'Longmen-Grottoes-493';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+// Timeouts are real seconds on the server's clock, and a busy machine makes every step
+// slow. A wait that must stay under a timeout counts from before the step that started
+// the clock; one that must pass it counts from after that step: a slow step can only
+// make either one safer.
+const sleepUntil = (moment: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, moment - Date.now())));
 const alert = (v: Visit) => (v.kind === 'page' ? /role="alert">([^<]*)</.exec(v.html)?.[1] : undefined);
 
 async function setUp(env: Record<string, string>) {
@@ -31,7 +35,7 @@ describe('lockout after consecutive failures', () => {
   let server: TestServer;
   let a: WindowSite;
   beforeAll(async () => {
-    ({ server, a } = await setUp({ LOCKOUT_THRESHOLD: '5', LOCKOUT_SECONDS: '3', SIGN_IN_RATE_LIMIT: '1000/60' }));
+    ({ server, a } = await setUp({ LOCKOUT_THRESHOLD: '5', LOCKOUT_SECONDS: '6', SIGN_IN_RATE_LIMIT: '1000/60' }));
     await createAccount(server.db, { username: 'qian.yu', displayName: '钱宇', password }, PASSWORD_POLICIES.mlps);
   });
   afterAll(() => server?.close());
@@ -39,9 +43,10 @@ describe('lockout after consecutive failures', () => {
   it('locks after 5 failures, says for how long, refuses even the right password, and lets go when the time is up', async () => {
     for (let i = 1; i <= 4; i++) expect(alert(await attempt(a, 'qian.yu', `Wrong-${i}-password`))).toBe('账号或密码不正确。');
     const fifth = await attempt(a, 'qian.yu', 'Wrong-5-password');
+    const locked = Date.now();
     expect(alert(fifth)).toBe('连续登录失败次数过多，已暂时锁定。请在 1 分钟后重试。');
     expect(alert(await attempt(a, 'qian.yu', password))).toMatch(/锁定/);
-    await sleep(3200);
+    await sleepUntil(locked + 6200);
     expect((await attempt(a, 'qian.yu', password)).kind).toBe('redirect');
   });
 
@@ -94,26 +99,30 @@ describe('session timeouts', () => {
   let b: WindowSite;
   beforeAll(async () => {
     // Whole seconds: the session cookie's expiry is second-grained, so margins are a second or more.
-    ({ server, a, b } = await setUp({ SESSION_IDLE_TIMEOUT: '4', SESSION_MAX_AGE: '10' }));
+    ({ server, a, b } = await setUp({ SESSION_IDLE_TIMEOUT: '6', SESSION_MAX_AGE: '14' }));
     await createAccount(server.db, { username: 'sun.hao', displayName: '孙浩', password }, PASSWORD_POLICIES.mlps);
   });
   afterAll(() => server?.close());
 
-  it('ends a session left idle', { timeout: 30_000 }, async () => {
+  it('ends a session left idle', async () => {
     const you = browser();
     await a.signIn(you, { identifier: 'sun.hao', password });
-    await sleep(5100);
+    await sleepUntil(Date.now() + 7100);
     expect((await b.signIn(you, { identifier: 'sun.hao', password })).askedForPassword).toBe(true);
   });
 
-  it('keeps a used session alive, but not past its absolute lifetime', { timeout: 30_000 }, async () => {
+  it('keeps a used session alive, but not past its absolute lifetime', async () => {
     const you = browser();
+    let used = Date.now();
     await a.signIn(you, { identifier: 'sun.hao', password });
-    for (const wait of [2500, 2500, 2500]) {
-      await sleep(wait);
+    const created = Date.now();
+    // Used every 3 s for 12 s, well past the 6 s idle timeout: each use at most 3 s and
+    // one step after the one before.
+    for (let i = 0; i < 4; i++) {
+      await sleepUntil((used += 3000));
       expect((await b.signIn(you, undefined)).askedForPassword).toBe(false);
     }
-    await sleep(3000);
+    await sleepUntil(created + 15_000);
     expect((await a.signIn(you, { identifier: 'sun.hao', password })).askedForPassword).toBe(true);
   });
 });

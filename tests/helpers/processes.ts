@@ -34,7 +34,8 @@ export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { st
   // After the exit and the last of its output.
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const started = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 60_000);
+    // A start on a busy machine can take a minute; one that hangs fails after three.
+    const timer = setTimeout(() => reject(new Error(`node did not start:\n${output}`)), 180_000);
     child.stdout.on('data', () => {
       const m = /provider at (\S+)/.exec(output);
       if (m) {

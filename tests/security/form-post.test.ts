@@ -97,7 +97,7 @@ describe.skipIf(!hasChromium)('response_mode=form_post in a browser', () => {
     await page.fill('#identifier', 'form.post');
     await page.fill('#password', password);
     await page.click('button[type=submit]:not(.secondary)');
-    await eventually(() => site.received.length > 0, { ms: 15_000 });
+    await eventually(() => site.received.length > 0);
     await page.waitForURL(site.url);
     const account = await server.db('accounts').where({ username: 'form.post' }).first('id');
     expect(await page.locator('body').innerText()).toBe(`signed in as ${account.id}`);

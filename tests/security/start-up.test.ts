@@ -54,7 +54,7 @@ describe.skipIf(!onPostgres())(`requests while a node starts${onPostgres() ? '' 
     const node = spawnNode({ DATABASE_URL: database.url!, PORT: String(port), MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir });
     node.started.catch(() => undefined);
     try {
-      await eventually(() => portOpen(port), { ms: 30_000, every: 50 });
+      await eventually(() => portOpen(port), { every: 50 });
       const base = `http://localhost:${port}`;
       const ask = (p: string, init: RequestInit = {}) => fetch(`${base}${p}`, { ...init, signal: AbortSignal.timeout(ANSWER_CEILING_MS) });
 
