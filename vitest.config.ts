@@ -6,6 +6,10 @@ export default defineConfig({
     globalSetup: ['tests/helpers/global-setup.ts'],
     pool: 'forks',
     maxWorkers: 2,
+    // Test files share a worker's loaded modules (about a third of a file's time was
+    // importing them again). What the server keeps in a module is keyed by its database
+    // (caches, counts, the audit queue), so files do not see each other's state.
+    isolate: false,
     // Ceilings, reached only by a test that hangs: a busy machine (load 10 and more on
     // two cores) makes a passing test many times slower, never a failing one.
     testTimeout: 120_000,
