@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Knex } from 'knex';
 import type { Db } from '../db/connect.ts';
 import { text as textSchema } from '../validation/text.ts';
 import { chainedText, hashOnto, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
@@ -36,10 +37,23 @@ const MAX_BATCH = 200;
 // queue per database handle and go in together: one lock and one commit for all that
 // arrived while the previous group was being written, so the serialised commit does not
 // cap the node at one record per disk flush. Each caller still waits for its own record.
-type Waiting = { event: AuditEvent; at: Date; resolve: () => void; reject: (err: unknown) => void };
+// A write that belongs with a record (a success's reset of its failure count, the
+// session details of an authorization): it goes in the record's statement, as a
+// data-modifying WITH, so it lands with the record or not at all and costs no statement
+// of its own. `sql` is one INSERT, UPDATE or DELETE with `?` bindings, without RETURNING.
+export type Alongside = { sql: string; bindings: readonly Knex.RawBinding[] };
+
+// Such writes where no record goes with them, one statement each.
+export async function writeAlongside(db: Db, writes: readonly Alongside[]): Promise<void> {
+  for (const w of writes) await db.raw(w.sql, w.bindings);
+}
+
+type Item = { event: AuditEvent; at: Date; alongside: readonly Alongside[] };
+type Waiting = Item & { resolve: () => void; reject: (err: unknown) => void };
 const queues = new WeakMap<Db, { waiting: Waiting[]; writing: boolean }>();
 
-// AUDIT_TRAIL=off (config.ts; refused in production) makes recordEvent do nothing.
+// AUDIT_TRAIL=off (config.ts; refused in production) makes recordEvent write nothing but
+// the writes that go alongside.
 // It exists only so the benchmark can measure what the trail costs a sign-in; a
 // deployment keeps the trail on. appendEvent (purges, past events) is not affected.
 let trailOn = true;
@@ -47,13 +61,13 @@ export function setAuditTrail(enabled: boolean): void {
   trailOn = enabled;
 }
 
-export function recordEvent(db: Db, e: AuditEvent): Promise<void> {
-  if (!trailOn) return Promise.resolve();
-  if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date() }]).then(() => undefined);
+export async function recordEvent(db: Db, e: AuditEvent, alongside: readonly Alongside[] = []): Promise<void> {
+  if (!trailOn) return writeAlongside(db, alongside);
+  if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date(), alongside }]).then(() => undefined);
   return new Promise((resolve, reject) => {
     let queue = queues.get(db);
     if (!queue) queues.set(db, (queue = { waiting: [], writing: false }));
-    queue.waiting.push({ event: e, at: new Date(), resolve, reject });
+    queue.waiting.push({ event: e, at: new Date(), alongside, resolve, reject });
     if (queue.writing) return;
     queue.writing = true;
     // After what else this tick records.
@@ -72,7 +86,7 @@ async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean 
       } catch (err) {
         if (group.length === 1) group[0]!.reject(err);
         // One record the database refuses must not take the others with it.
-        else for (const w of group) await appendEvent(db, w.event, w.at).then(() => w.resolve(), w.reject);
+        else for (const w of group) await appendEvents(db, [w]).then(() => w.resolve(), w.reject);
       }
     }
   } finally {
@@ -82,14 +96,14 @@ async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean 
 
 // recordEvent with the time given (tests, and records of past events), one at a time.
 export async function appendEvent(db: Db, e: AuditEvent, at: Date = new Date()): Promise<{ id: number; hash: string }> {
-  const [appended] = await appendEvents(db, [{ event: e, at }]);
+  const [appended] = await appendEvents(db, [{ event: e, at, alongside: [] }]);
   return appended!;
 }
 
 // One statement, in the caller's transaction or on its own. The database hashes each
 // record's JCS text onto the one before; the same hash is computed here and must agree,
 // so that what audit verify recomputes is what was written.
-async function appendEvents(db: Db, items: Array<{ event: AuditEvent; at: Date }>): Promise<Array<{ id: number; hash: string }>> {
+async function appendEvents(db: Db, items: readonly Item[]): Promise<Array<{ id: number; hash: string }>> {
   const records = items.map(({ event: e, at }) => {
     const fields: ChainedFields = {
       at: at.toISOString(),
@@ -107,7 +121,10 @@ async function appendEvents(db: Db, items: Array<{ event: AuditEvent; at: Date }
     };
     return { ...fields, jcs: chainedText(fields) };
   });
-  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(APPEND, [JSON.stringify(records)])).rows;
+  const writes = items.flatMap((i) => i.alongside);
+  const withWrites = writes.length ? `WITH ${writes.map((w, n) => `w${n} AS (${w.sql})`).join(', ')} ` : '';
+  const bindings = [...writes.flatMap((w) => w.bindings), JSON.stringify(records)];
+  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(withWrites + APPEND, bindings)).rows;
   if (appended.length !== records.length || appended.some((r, i) => r.hash !== hashOnto(r.prev_hash, records[i]!.jcs))) {
     throw new Error('the audit trail chained records differently from this process');
   }
