@@ -199,7 +199,12 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
   let attempt: Attempt;
   try {
     const accountQuery = identifier.trim() ? identifierQuery(db, identifier) : db<AccountRow>('accounts').whereRaw('false');
-    ({ row, attempt } = await beginAttemptOfAccount<AccountRow>(db, accountQuery, identifier, rules.lockout));
+    // The account is kept in the node's cache, for the provider's reads of it that follow.
+    ({ row, attempt } = await cachedAccount.alongside(
+      db,
+      () => beginAttemptOfAccount<AccountRow>(db, accountQuery, identifier, rules.lockout),
+      (r) => r.row && { args: [r.row.id], value: toAccount(r.row) },
+    ));
     if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
     ok = await verifyPassword(row?.password_hash, password, place);
   } finally {

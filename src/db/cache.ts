@@ -82,19 +82,40 @@ export type CacheSpec<A extends unknown[], V> = {
   load: (db: Db, ...args: A) => Promise<V>;
 };
 
+export type CachedRead<A extends unknown[], V> = ((db: Db, ...args: A) => Promise<V>) & {
+  // `read`, a statement that brings along what `load` would read (the account typed at
+  // sign-in, read with its attempt's count): what `found` makes of its result is kept as
+  // if `load` had read it, by the same rule: only if no table it comes from changed
+  // while it ran. Returns what `read` returned.
+  alongside<R>(db: Db, read: () => Promise<R>, found: (result: R) => { args: A; value: V } | undefined): Promise<R>;
+};
+
+function cacheOf(node: NodeCaches, { name, tables }: { name: string; tables: readonly CachedTable[] }): Cache {
+  let cache = node.caches.get(name);
+  if (!cache) {
+    cache = { tables, entries: new Map(), counts: { hits: 0, misses: 0, bypassed: 0 } };
+    node.caches.set(name, cache);
+  }
+  return cache;
+}
+
+// Whether the node may keep what it reads of these tables now.
+const trusted = (feed: ChangeFeed, node: NodeCaches, tables: readonly CachedTable[]) => feed.state === 'up' && !tables.some((t) => node.open.get(t));
+
+function keep(cache: Cache, max: number, key: string, value: unknown): void {
+  cache.entries.set(key, deepFreeze(value));
+  if (cache.entries.size > max) cache.entries.delete(cache.entries.keys().next().value!);
+}
+
 // `load` read through a cache: what it finds is kept (nothing is kept for undefined,
 // so a name that does not exist costs a lookup each time, and fills no cache).
-export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: Db, ...args: A) => Promise<V> {
-  return async (db, ...args) => {
+export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): CachedRead<A, V> {
+  const read = async (db: Db, ...args: A): Promise<V> => {
     const feed = changeFeedOf(db);
     if (!feed) return spec.load(db, ...args);
     const node = cachesOf(feed);
-    let cache = node.caches.get(spec.name);
-    if (!cache) {
-      cache = { tables: spec.tables, entries: new Map(), counts: { hits: 0, misses: 0, bypassed: 0 } };
-      node.caches.set(spec.name, cache);
-    }
-    if (feed.state !== 'up' || spec.tables.some((t) => node.open.get(t))) {
+    const cache = cacheOf(node, spec);
+    if (!trusted(feed, node, spec.tables)) {
       cache.counts.bypassed++;
       return spec.load(db, ...args);
     }
@@ -121,11 +142,21 @@ export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: 
     cache.counts.misses++;
     const before = stamp(node, spec.tables);
     const value = await spec.load(db, ...args);
-    if (value === undefined || stamp(node, spec.tables) !== before) return value;
-    cache.entries.set(key, deepFreeze(value));
-    if (cache.entries.size > spec.max) cache.entries.delete(cache.entries.keys().next().value!);
+    if (value !== undefined && stamp(node, spec.tables) === before) keep(cache, spec.max, key, value);
     return value;
   };
+  const alongside = async <R>(db: Db, statement: () => Promise<R>, found: (result: R) => { args: A; value: V } | undefined): Promise<R> => {
+    const feed = changeFeedOf(db);
+    if (!feed) return statement();
+    const node = cachesOf(feed);
+    if (!trusted(feed, node, spec.tables)) return statement();
+    const before = stamp(node, spec.tables);
+    const result = await statement();
+    const entry = found(result);
+    if (entry && entry.value !== undefined && stamp(node, spec.tables) === before) keep(cacheOf(node, spec), spec.max, spec.key(...entry.args), entry.value);
+    return result;
+  };
+  return Object.assign(read, { alongside });
 }
 
 // Resolves once the node has heard of every change committed before the request it is

@@ -225,10 +225,10 @@ export function createProvider(o: ProviderOptions): Provider {
       // Whom the person acts for: the session's choice, while they are still a member. A
       // session begun in this request (no session cookie came) can have a choice only
       // from its select_account check (interactionSteps), made only for the enterprise scope.
-      const begunNow = (session as { new?: boolean }).new === true && !ctx.oidc.requestParamScopes.has('enterprise');
-      const enterpriseId = begunNow ? undefined : (await actingEnterprise(o.db, session.uid, accountId))?.enterprise.id;
+      const noChoiceYet = (session as { new?: boolean }).new === true && !ctx.oidc.requestParamScopes.has('enterprise');
+      const enterpriseId = noChoiceYet ? undefined : (await actingEnterprise(o.db, session.uid, accountId))?.enterprise.id;
       const due = sessionUseDue(o.db, use);
-      const record = {
+      const record: AuditEvent = {
         actor: { type: 'account', id: accountId },
         ip: ctx.ip,
         ...(enterpriseId && { enterpriseId }),
@@ -237,7 +237,7 @@ export function createProvider(o: ProviderOptions): Provider {
         target: `client:${client.clientId}`,
         outcome: 'success',
         after: { acr: session.acr ?? null },
-      } satisfies AuditEvent;
+      };
       await recordEvent(o.db, record, due ? [due.write] : []).catch((err: unknown) => {
         due?.failed();
         throw err;
