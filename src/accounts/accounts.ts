@@ -195,16 +195,13 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
   // A place in the node's hashing queue first: when there is none, nothing is read or counted.
   const place = reserveHashing();
   let row: AccountRow | undefined;
+  let read: ReturnType<typeof cachedAccount.otherRead>;
   let ok: boolean;
   let attempt: Attempt;
   try {
     const accountQuery = identifier.trim() ? identifierQuery(db, identifier) : db<AccountRow>('accounts').whereRaw('false');
-    // The account is kept in the node's cache, for the provider's reads of it that follow.
-    ({ row, attempt } = await cachedAccount.alongside(
-      db,
-      () => beginAttemptOfAccount<AccountRow>(db, accountQuery, identifier, rules.lockout),
-      (r) => r.row && { args: [r.row.id], value: toAccount(r.row) },
-    ));
+    read = cachedAccount.otherRead(db);
+    ({ row, attempt } = await beginAttemptOfAccount<AccountRow>(db, accountQuery, identifier, rules.lockout));
     if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
     ok = await verifyPassword(row?.password_hash, password, place);
   } finally {
@@ -214,6 +211,10 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
     const reason = !row ? 'unknown_account' : !ok ? 'wrong_password' : 'account_disabled';
     return attempt.locksAt ? { outcome: 'locked', until: attempt.locksAt, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
   }
+  // The account proved, the node keeps it for the provider's reads of it that follow (a
+  // wrong password fills no cache).
+  const account = toAccount(row);
+  read.keep(account, row.id);
   const clear = failuresCleared(lockKeyFor(row.id, identifier));
   if (!options.clearWithRecord) await writeAlongside(db, [clear]);
   if (needsRehash(row.password_hash)) {
@@ -227,7 +228,7 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
       tablesChanged(db, 'accounts');
     }
   }
-  return { outcome: 'signed-in', account: toAccount(row), passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)), clear: options.clearWithRecord ? [clear] : [] };
+  return { outcome: 'signed-in', account, passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)), clear: options.clearWithRecord ? [clear] : [] };
 }
 
 // A new password for the account: it must meet the policy and differ from the current

@@ -26,21 +26,11 @@ export type AuditEvent = {
 
 export type AuditRecord = Omit<AuditEvent, 'actor'> & { id: number; at: Date; actor: Actor };
 
-// Appends are serialised across every node by one advisory lock, held until the
-// transaction commits: audit_append (migrations/20261201000010_audit_append.ts) takes it,
-// reads the last hash and inserts the records hashed onto it, in one statement. In a
-// caller's transaction the lock is held until that commits: record last.
-const APPEND = 'SELECT id, prev_hash, hash FROM audit_append(?::jsonb)';
-const MAX_BATCH = 200;
-
-// Records made outside a transaction (sign-ins, authorizations, sign-outs) wait in a
-// queue per database handle and go in together: one lock and one commit for all that
-// arrived while the previous group was being written, so the serialised commit does not
-// cap the node at one record per disk flush. Each caller still waits for its own record.
 // A write that belongs with a record (a success's reset of its failure count, the
 // session details of an authorization): it goes in the record's statement, as a
 // data-modifying WITH, so it lands with the record or not at all and costs no statement
-// of its own. `sql` is one INSERT, UPDATE or DELETE with `?` bindings, without RETURNING.
+// of its own. `sql` is one INSERT, UPDATE or DELETE with `?` bindings, without RETURNING
+// (appendWith adds its own).
 export type Alongside = { sql: string; bindings: readonly Knex.RawBinding[] };
 
 // Such writes where no record goes with them, one statement each.
@@ -48,6 +38,30 @@ export async function writeAlongside(db: Db, writes: readonly Alongside[]): Prom
   for (const w of writes) await db.raw(w.sql, w.bindings);
 }
 
+// Appends are serialised across every node by one advisory lock, held until the
+// transaction commits: audit_append (migrations/20261201000010_audit_append.ts) takes it,
+// reads the last hash and inserts the records hashed onto it, in one statement. In a
+// caller's transaction the lock is held until that commits: record last.
+const APPEND = 'SELECT id, prev_hash, hash FROM audit_append(?::jsonb)';
+
+// The append with writes that go alongside. The records are handed to audit_append
+// through a subquery that reads the writes' rows, so the writes are made before the
+// append takes its lock: the order of a change and its record in one transaction (the
+// rows, then the trail), so that the two never wait on each other. (Left unread, they
+// would be made after the append.)
+function appendWith(writes: readonly Alongside[], records: string): [string, Knex.RawBinding[]] {
+  if (writes.length === 0) return [APPEND, [records]];
+  const made = writes.map((w, n) => `w${n} AS (${w.sql} RETURNING 1)`).join(', ');
+  const counted = writes.map((_, n) => `(SELECT count(*) FROM w${n}) AS c${n}`).join(', ');
+  return [`WITH ${made} SELECT id, prev_hash, hash FROM audit_append((SELECT ?::jsonb FROM ${counted}))`, [...writes.flatMap((w) => w.bindings), records]];
+}
+
+const MAX_BATCH = 200;
+
+// Records made outside a transaction (sign-ins, authorizations, sign-outs) wait in a
+// queue per database handle and go in together: one lock and one commit for all that
+// arrived while the previous group was being written, so the serialised commit does not
+// cap the node at one record per disk flush. Each caller still waits for its own record.
 type Item = { event: AuditEvent; at: Date; alongside: readonly Alongside[] };
 type Waiting = Item & { resolve: () => void; reject: (err: unknown) => void };
 const queues = new WeakMap<Db, { waiting: Waiting[]; writing: boolean }>();
@@ -121,10 +135,7 @@ async function appendEvents(db: Db, items: readonly Item[]): Promise<Array<{ id:
     };
     return { ...fields, jcs: chainedText(fields) };
   });
-  const writes = items.flatMap((i) => i.alongside);
-  const withWrites = writes.length ? `WITH ${writes.map((w, n) => `w${n} AS (${w.sql})`).join(', ')} ` : '';
-  const bindings = [...writes.flatMap((w) => w.bindings), JSON.stringify(records)];
-  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(withWrites + APPEND, bindings)).rows;
+  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(...appendWith(items.flatMap((i) => i.alongside), JSON.stringify(records)))).rows;
   if (appended.length !== records.length || appended.some((r, i) => r.hash !== hashOnto(r.prev_hash, records[i]!.jcs))) {
     throw new Error('the audit trail chained records differently from this process');
   }

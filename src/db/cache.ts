@@ -83,11 +83,11 @@ export type CacheSpec<A extends unknown[], V> = {
 };
 
 export type CachedRead<A extends unknown[], V> = ((db: Db, ...args: A) => Promise<V>) & {
-  // `read`, a statement that brings along what `load` would read (the account typed at
-  // sign-in, read with its attempt's count): what `found` makes of its result is kept as
-  // if `load` had read it, by the same rule: only if no table it comes from changed
-  // while it ran. Returns what `read` returned.
-  alongside<R>(db: Db, read: () => Promise<R>, found: (result: R) => { args: A; value: V } | undefined): Promise<R>;
+  // For what `load` reads, read by another statement (the account typed at sign-in, read
+  // with its attempt's count): called before that statement, and `keep` once the caller
+  // knows the value is worth keeping. It is kept by the rule of a miss: only if no table
+  // it comes from changed in between.
+  otherRead(db: Db): { keep(value: V, ...args: A): void };
 };
 
 function cacheOf(node: NodeCaches, { name, tables }: { name: string; tables: readonly CachedTable[] }): Cache {
@@ -145,18 +145,18 @@ export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): Cache
     if (value !== undefined && stamp(node, spec.tables) === before) keep(cache, spec.max, key, value);
     return value;
   };
-  const alongside = async <R>(db: Db, statement: () => Promise<R>, found: (result: R) => { args: A; value: V } | undefined): Promise<R> => {
+  const otherRead = (db: Db) => {
     const feed = changeFeedOf(db);
-    if (!feed) return statement();
-    const node = cachesOf(feed);
-    if (!trusted(feed, node, spec.tables)) return statement();
+    const node = feed && cachesOf(feed);
+    if (!feed || !node || !trusted(feed, node, spec.tables)) return { keep() {} };
     const before = stamp(node, spec.tables);
-    const result = await statement();
-    const entry = found(result);
-    if (entry && entry.value !== undefined && stamp(node, spec.tables) === before) keep(cacheOf(node, spec), spec.max, spec.key(...entry.args), entry.value);
-    return result;
+    return {
+      keep(value: V, ...args: A) {
+        if (value !== undefined && stamp(node, spec.tables) === before) keep(cacheOf(node, spec), spec.max, spec.key(...args), value);
+      },
+    };
   };
-  return Object.assign(read, { alongside });
+  return Object.assign(read, { otherRead });
 }
 
 // Resolves once the node has heard of every change committed before the request it is
