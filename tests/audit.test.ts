@@ -5,13 +5,15 @@ import { parse } from 'csv-parse/sync';
 import { chainedFields, chainedText, chainHash, GENESIS } from '../src/audit/chain.ts';
 import { exportEvents, exportFilterSchema, EXPORT_COLUMNS, type ExportFilter, type ExportFormat } from '../src/audit/export.ts';
 import { auditRetentionDays, purgeTrail } from '../src/audit/retention.ts';
-import { appendEvent, listEvents, recordEvent, setAuditTrail, type AuditEvent } from '../src/audit/trail.ts';
+import { appendEvent, listEvents, recordEvent, setAuditTrail, type Alongside, type AuditEvent } from '../src/audit/trail.ts';
 import { verifyTrail } from '../src/audit/verify.ts';
 import { openPostgres, type Db } from '../src/db/connect.ts';
 import { ConfigError } from '../src/config.ts';
 import { InputError, parseInput } from '../src/errors.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
 import { ROOT } from './helpers/processes.ts';
+import { eventually } from './helpers/wait.ts';
+import { failuresCleared } from '../src/accounts/lockout.ts';
 
 // The audit trail as the law wants it: every record chained to the one before, so any
 // change, insertion or deletion is found; kept for the retention, then purged only
@@ -230,6 +232,87 @@ describe('the hash chain', () => {
     expect(await count(db)).toBe(63 + 206);
     expect(await db('audit_events').where({ actor_id: 'other-process' }).count({ n: '*' }).then((r) => Number(r[0]!.n))).toBe(101);
     expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 63 + 206 });
+  });
+});
+
+// A write that belongs with a record (a success's reset of its failure count, a
+// session's details) goes in the record's statement: it lands with the record or not at all.
+describe('writes that go with a record', () => {
+  let database: TestDatabase;
+  let db: Db;
+  beforeAll(async () => {
+    database = await testDatabase();
+    db = database.db;
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  const mark = (key: string): Alongside => ({ sql: 'INSERT INTO sign_in_throttle (key, failures, updated_at) VALUES (?, 1, now())', bindings: [key] });
+  const marks = () => db('sign_in_throttle').orderBy('key').pluck('key');
+  const statementsOf = async (work: () => Promise<unknown>) => {
+    const statements: string[] = [];
+    const seen = (q: { sql: string }) => statements.push(q.sql);
+    db.on('query', seen);
+    try {
+      await work();
+    } finally {
+      db.off('query', seen);
+    }
+    return statements.filter((sql) => !/^(BEGIN|COMMIT)/i.test(sql.trim()));
+  };
+
+  it('go in the record\'s one statement: a record alone, a group at once, or in a caller\'s transaction', async () => {
+    expect(await statementsOf(() => recordEvent(db, person(1), [mark('alone'), mark('alone, second')]))).toEqual([expect.stringMatching(/^WITH w0 AS \(INSERT.*w1 AS \(INSERT.*audit_append/s)]);
+    expect(await statementsOf(() => Promise.all([recordEvent(db, person(2), [mark('group 1')]), recordEvent(db, person(3)), recordEvent(db, person(4), [mark('group 2')])]))).toHaveLength(1);
+    expect(await statementsOf(() => db.transaction((trx) => recordEvent(trx, person(5), [mark('in a transaction')])))).toHaveLength(1);
+    expect(await marks()).toEqual(['alone', 'alone, second', 'group 1', 'group 2', 'in a transaction']);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 5 });
+  });
+
+  it('land only with their record, and hold back no other record of the group', async () => {
+    const results = await Promise.allSettled([
+      recordEvent(db, person(10), [mark('with 10')]),
+      // The record refused: its write does not land.
+      recordEvent(db, { ...person(11), enterpriseId: 'not-an-enterprise-id' }, [mark('with 11')]),
+      // The write refused (the key is taken): its record is not written.
+      recordEvent(db, person(12), [mark('alone')]),
+      recordEvent(db, person(13), [mark('with 13')]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+    expect(await marks()).toEqual(['alone', 'alone, second', 'group 1', 'group 2', 'in a transaction', 'with 10', 'with 13']);
+    expect((await rowsOf(db)).slice(-2).map((r) => r.after.n)).toEqual([10, 13]);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 7 });
+  });
+
+  // A change and its record in one transaction (the admin API's unlock) take the row, then
+  // the trail's lock; a write alongside takes them in the same order, so neither waits for
+  // the other in a circle (PostgreSQL would end one of them as a deadlock).
+  it.skipIf(!onPostgres())('take their rows before the trail\'s lock, as a change in a transaction with its record does', async () => {
+    await db('sign_in_throttle').insert({ key: 'account:both', failures: 3, updated_at: new Date() });
+    const waiting = () => db.raw("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").then((r) => r.rows[0].n > 0);
+    let appended: Promise<void> | undefined;
+    await db.transaction(async (trx) => {
+      await trx('sign_in_throttle').where({ key: 'account:both' }).delete();
+      appended = recordEvent(db, person(30), [failuresCleared('account:both')]);
+      await eventually(waiting);
+      await recordEvent(trx, person(31));
+    });
+    await appended;
+    expect((await rowsOf(db)).slice(-2).map((r) => r.after.n)).toEqual([31, 30]);
+    expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 9 });
+  });
+
+  it('are written on their own with the trail switched off (AUDIT_TRAIL=off, for the benchmark only)', async () => {
+    setAuditTrail(false);
+    try {
+      await recordEvent(db, person(20), [mark('trail off')]);
+      await db.transaction((trx) => recordEvent(trx, person(21), [mark('trail off, in a transaction')]));
+    } finally {
+      setAuditTrail(true);
+    }
+    expect(await marks()).toEqual(expect.arrayContaining(['trail off', 'trail off, in a transaction']));
+    expect(await count(db)).toBe(onPostgres() ? 9 : 7);
   });
 });
 

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createAccount, findAccount, signInWithPassword } from '../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import { cachedRead, cacheCounts } from '../src/db/cache.ts';
 import { CHANGES_CHANNEL, LISTEN_APPLICATION_NAME, startChangeFeed, type ChangeFeed } from '../src/db/change-feed.ts';
 import type { Db } from '../src/db/connect.ts';
@@ -152,6 +154,47 @@ describe('a node cache', () => {
     expect(failed).toBe('changed my mind');
     expect(await counted(() => findClientMetadata(db, made.clientId))).toMatchObject({ statements: 1, value: { client_id: made.clientId } });
     expect((await counted(() => findClientMetadata(db, made.clientId))).statements).toBe(0);
+  });
+
+  it('keeps what another statement read by the rule of a miss: not when a change arrives in between', async () => {
+    const named = cachedRead({
+      name: 'test_window_name_other_read',
+      tables: ['windows'],
+      max: 10,
+      key: (id: number) => String(id),
+      load: async (db: Db, id: number) => (await db('windows').where({ id }).first('name'))?.name as string | undefined,
+    });
+    const readElsewhere = async (between: () => Promise<unknown> = async () => {}) => {
+      const read = named.otherRead(db);
+      const row = (await db('windows').where({ id: windowId }).first('id', 'name')) as { id: number; name: string };
+      await between();
+      read.keep(row.name, row.id);
+      return row.name;
+    };
+    const before = await readElsewhere(() => notified('windows', () => elsewhere('windows').where({ id: windowId }).update({ name: '缓存测试机构（顺带）' })));
+    expect(before).not.toBe('缓存测试机构（顺带）');
+    expect(await counted(() => named(db, windowId))).toEqual({ statements: 1, value: '缓存测试机构（顺带）' });
+
+    await notified('windows', () => elsewhere('windows').where({ id: windowId }).update({ name: '缓存测试机构（顺带再改）' }));
+    await readElsewhere();
+    expect(await counted(() => named(db, windowId))).toEqual({ statements: 0, value: '缓存测试机构（顺带再改）' });
+    // The very next read after a change made elsewhere has the change (the fence).
+    await elsewhere('windows').where({ id: windowId }).update({ name: '缓存测试机构（顺带三改）' });
+    expect(await counted(() => named(db, windowId))).toEqual({ statements: 1, value: '缓存测试机构（顺带三改）' });
+  });
+
+  it('keeps the account a right password read with its attempt for the reads that follow, and drops it on a change made elsewhere', async () => {
+    const password = 'Songshan-Shaolin-495';
+    const { id } = await notified('accounts', () => createAccount(db, { username: 'huang.he', displayName: '黄河', password }, PASSWORD_POLICIES.mlps));
+    const rules = { lockout: { threshold: 5, seconds: 60 }, passwords: PASSWORD_POLICIES.mlps };
+    // A wrong password fills no cache.
+    expect(await signInWithPassword(db, 'huang.he', 'Not-The-Password-1', rules)).toMatchObject({ outcome: 'failed' });
+    expect((await counted(() => findAccount(db, id))).statements).toBe(1);
+    await notified('accounts', () => elsewhere('accounts').where({ id }).update({ display_name: '黄河（改）' }));
+    expect(await signInWithPassword(db, 'huang.he', password, rules)).toMatchObject({ outcome: 'signed-in', account: { id, status: 'active' } });
+    expect(await counted(() => findAccount(db, id))).toMatchObject({ statements: 0, value: { id, displayName: '黄河（改）', status: 'active' } });
+    await elsewhere('accounts').where({ id }).update({ status: 'disabled' });
+    expect(await counted(() => findAccount(db, id))).toMatchObject({ statements: 1, value: { id, status: 'disabled' } });
   });
 
   it('never caches inside a transaction', async () => {

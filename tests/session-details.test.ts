@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import type { Db } from '../src/db/connect.ts';
-import { recordSessionUse } from '../src/oidc/session-details.ts';
+import { recordSessionUse, sessionUseDue } from '../src/oidc/session-details.ts';
+import { recordEvent, type AuditEvent } from '../src/audit/trail.ts';
 import { testDatabase, type TestDatabase } from './helpers/database.ts';
 
 // A session's details (device, address, last use) are written when it authorizes a
@@ -46,5 +47,26 @@ describe('session details', () => {
     await expect(use('session-three', '00000000-0000-4000-8000-000000000000')).rejects.toThrow(/foreign key/);
     expect(await statementsOf(() => use('session-three'))).toHaveLength(1);
     expect(await db('session_details').where({ session_uid: 'session-three' }).pluck('account_id')).toEqual([accountId]);
+  });
+
+  it('goes with the audit record of an authorization, in its statement, and again after a record that failed', async () => {
+    const of = (sessionUid: string, account = accountId) => ({ sessionUid, accountId: account, ip: '198.51.100.8', userAgent: 'Safari' });
+    const record: AuditEvent = { actor: { type: 'account', id: accountId }, event: 'authorization', target: 'client:zhengzhou-site', outcome: 'success' };
+    const served = async (sessionUid: string, event = record) => {
+      const due = sessionUseDue(db, of(sessionUid));
+      await recordEvent(db, event, due ? [due.write] : []).catch((err: unknown) => {
+        due?.failed();
+        throw err;
+      });
+    };
+    expect(await statementsOf(() => served('session-four'))).toEqual([expect.stringMatching(/^WITH w0 AS \(INSERT INTO session_details.*audit_append/s)]);
+    expect(await db('session_details').where({ session_uid: 'session-four' }).pluck('user_agent')).toEqual(['Safari']);
+    expect(sessionUseDue(db, of('session-four'))).toBeUndefined();
+
+    // A record the database refuses takes the details with it; the next use writes them.
+    await expect(served('session-five', { ...record, enterpriseId: 'not-an-enterprise-id' })).rejects.toThrow();
+    expect(await db('session_details').where({ session_uid: 'session-five' })).toEqual([]);
+    await served('session-five');
+    expect(await db('session_details').where({ session_uid: 'session-five' }).pluck('account_id')).toEqual([accountId]);
   });
 });

@@ -3,9 +3,10 @@ import type { Db } from '../db/connect.ts';
 import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { text } from '../validation/text.ts';
+import { writeAlongside, type Alongside } from '../audit/trail.ts';
 import { hashPassword, needsRehash, PasswordHashingBusy, reserveHashing, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
-import { beginAttempt, clearFailures, lockKeyFor, type Attempt, type LockoutPolicy } from './lockout.ts';
+import { beginAttemptOfAccount, failuresCleared, lockKeyFor, type Attempt, type LockoutPolicy } from './lockout.ts';
 
 export type Account = {
   id: string;
@@ -177,7 +178,10 @@ export async function setAccountStatus(db: Db, id: string, status: Account['stat
 // thing whatever the reason.
 export type SignInFailure = 'unknown_account' | 'wrong_password' | 'account_disabled';
 export type SignInResult =
-  | { outcome: 'signed-in'; account: Account; passwordExpired: boolean }
+  // clear: the reset of the failure count, when the caller asked to write it itself
+  // (clearWithRecord), else empty. Written alongside the record of the sign-in, or on its
+  // own (audit/trail.ts), before the person hears of the success.
+  | { outcome: 'signed-in'; account: Account; passwordExpired: boolean; clear: Alongside[] }
   | { outcome: 'locked'; until: Date; accountId: string | undefined; reason?: SignInFailure } // with reason: this failure locked it
   | { outcome: 'failed'; reason: SignInFailure; accountId: string | undefined };
 
@@ -187,15 +191,17 @@ export type SignInRules = { lockout: LockoutPolicy; passwords: PasswordPolicy };
 // same time, and lock alike after repeated failures: the caller cannot tell them apart.
 // The attempt is counted before the password is checked (lockout.ts), and a locked key
 // is answered without looking at the password.
-export async function signInWithPassword(db: Db, identifier: string, password: string, rules: SignInRules): Promise<SignInResult> {
-  const row = identifier.trim() ? await identifierQuery(db, identifier).first() : undefined;
-  const key = lockKeyFor(row?.id, identifier);
-  // A place in the node's hashing queue first: when there is none, nothing is counted.
+export async function signInWithPassword(db: Db, identifier: string, password: string, rules: SignInRules, options: { clearWithRecord?: boolean } = {}): Promise<SignInResult> {
+  // A place in the node's hashing queue first: when there is none, nothing is read or counted.
   const place = reserveHashing();
+  let row: AccountRow | undefined;
+  let read: ReturnType<typeof cachedAccount.otherRead>;
   let ok: boolean;
   let attempt: Attempt;
   try {
-    attempt = await beginAttempt(db, key, rules.lockout);
+    const accountQuery = identifier.trim() ? identifierQuery(db, identifier) : db<AccountRow>('accounts').whereRaw('false');
+    read = cachedAccount.otherRead(db);
+    ({ row, attempt } = await beginAttemptOfAccount<AccountRow>(db, accountQuery, identifier, rules.lockout));
     if (!attempt.admitted) return { outcome: 'locked', until: attempt.lockedUntil, accountId: row?.id };
     ok = await verifyPassword(row?.password_hash, password, place);
   } finally {
@@ -205,7 +211,12 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
     const reason = !row ? 'unknown_account' : !ok ? 'wrong_password' : 'account_disabled';
     return attempt.locksAt ? { outcome: 'locked', until: attempt.locksAt, accountId: row?.id, reason } : { outcome: 'failed', reason, accountId: row?.id };
   }
-  await clearFailures(db, key);
+  // The account proved, the node keeps it for the provider's reads of it that follow (a
+  // wrong password fills no cache).
+  const account = toAccount(row);
+  read.keep(account, row.id);
+  const clear = failuresCleared(lockKeyFor(row.id, identifier));
+  if (!options.clearWithRecord) await writeAlongside(db, [clear]);
   if (needsRehash(row.password_hash)) {
     // A node too busy to hash again now rehashes at a later sign-in.
     const rehashed = await hashPassword(password).catch((err: unknown) => {
@@ -217,7 +228,7 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
       tablesChanged(db, 'accounts');
     }
   }
-  return { outcome: 'signed-in', account: toAccount(row), passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)) };
+  return { outcome: 'signed-in', account, passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)), clear: options.clearWithRecord ? [clear] : [] };
 }
 
 // A new password for the account: it must meet the policy and differ from the current

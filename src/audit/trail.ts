@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Knex } from 'knex';
 import type { Db } from '../db/connect.ts';
 import { text as textSchema } from '../validation/text.ts';
 import { chainedText, hashOnto, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
@@ -25,21 +26,48 @@ export type AuditEvent = {
 
 export type AuditRecord = Omit<AuditEvent, 'actor'> & { id: number; at: Date; actor: Actor };
 
+// A write that belongs with a record (a success's reset of its failure count, the
+// session details of an authorization): it goes in the record's statement, as a
+// data-modifying WITH, so it lands with the record or not at all and costs no statement
+// of its own. `sql` is one INSERT, UPDATE or DELETE with `?` bindings, without RETURNING
+// (appendWith adds its own).
+export type Alongside = { sql: string; bindings: readonly Knex.RawBinding[] };
+
+// Such writes where no record goes with them, one statement each.
+export async function writeAlongside(db: Db, writes: readonly Alongside[]): Promise<void> {
+  for (const w of writes) await db.raw(w.sql, w.bindings);
+}
+
 // Appends are serialised across every node by one advisory lock, held until the
 // transaction commits: audit_append (migrations/20261201000010_audit_append.ts) takes it,
 // reads the last hash and inserts the records hashed onto it, in one statement. In a
 // caller's transaction the lock is held until that commits: record last.
 const APPEND = 'SELECT id, prev_hash, hash FROM audit_append(?::jsonb)';
+
+// The append with writes that go alongside. The records are handed to audit_append
+// through a subquery that reads the writes' rows, so the writes are made before the
+// append takes its lock: the order of a change and its record in one transaction (the
+// rows, then the trail), so that the two never wait on each other. (Left unread, they
+// would be made after the append.)
+function appendWith(writes: readonly Alongside[], records: string): [string, Knex.RawBinding[]] {
+  if (writes.length === 0) return [APPEND, [records]];
+  const made = writes.map((w, n) => `w${n} AS (${w.sql} RETURNING 1)`).join(', ');
+  const counted = writes.map((_, n) => `(SELECT count(*) FROM w${n}) AS c${n}`).join(', ');
+  return [`WITH ${made} SELECT id, prev_hash, hash FROM audit_append((SELECT ?::jsonb FROM ${counted}))`, [...writes.flatMap((w) => w.bindings), records]];
+}
+
 const MAX_BATCH = 200;
 
 // Records made outside a transaction (sign-ins, authorizations, sign-outs) wait in a
 // queue per database handle and go in together: one lock and one commit for all that
 // arrived while the previous group was being written, so the serialised commit does not
 // cap the node at one record per disk flush. Each caller still waits for its own record.
-type Waiting = { event: AuditEvent; at: Date; resolve: () => void; reject: (err: unknown) => void };
+type Item = { event: AuditEvent; at: Date; alongside: readonly Alongside[] };
+type Waiting = Item & { resolve: () => void; reject: (err: unknown) => void };
 const queues = new WeakMap<Db, { waiting: Waiting[]; writing: boolean }>();
 
-// AUDIT_TRAIL=off (config.ts; refused in production) makes recordEvent do nothing.
+// AUDIT_TRAIL=off (config.ts; refused in production) makes recordEvent write nothing but
+// the writes that go alongside.
 // It exists only so the benchmark can measure what the trail costs a sign-in; a
 // deployment keeps the trail on. appendEvent (purges, past events) is not affected.
 let trailOn = true;
@@ -47,13 +75,13 @@ export function setAuditTrail(enabled: boolean): void {
   trailOn = enabled;
 }
 
-export function recordEvent(db: Db, e: AuditEvent): Promise<void> {
-  if (!trailOn) return Promise.resolve();
-  if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date() }]).then(() => undefined);
+export async function recordEvent(db: Db, e: AuditEvent, alongside: readonly Alongside[] = []): Promise<void> {
+  if (!trailOn) return writeAlongside(db, alongside);
+  if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date(), alongside }]).then(() => undefined);
   return new Promise((resolve, reject) => {
     let queue = queues.get(db);
     if (!queue) queues.set(db, (queue = { waiting: [], writing: false }));
-    queue.waiting.push({ event: e, at: new Date(), resolve, reject });
+    queue.waiting.push({ event: e, at: new Date(), alongside, resolve, reject });
     if (queue.writing) return;
     queue.writing = true;
     // After what else this tick records.
@@ -72,7 +100,7 @@ async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean 
       } catch (err) {
         if (group.length === 1) group[0]!.reject(err);
         // One record the database refuses must not take the others with it.
-        else for (const w of group) await appendEvent(db, w.event, w.at).then(() => w.resolve(), w.reject);
+        else for (const w of group) await appendEvents(db, [w]).then(() => w.resolve(), w.reject);
       }
     }
   } finally {
@@ -82,14 +110,14 @@ async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean 
 
 // recordEvent with the time given (tests, and records of past events), one at a time.
 export async function appendEvent(db: Db, e: AuditEvent, at: Date = new Date()): Promise<{ id: number; hash: string }> {
-  const [appended] = await appendEvents(db, [{ event: e, at }]);
+  const [appended] = await appendEvents(db, [{ event: e, at, alongside: [] }]);
   return appended!;
 }
 
 // One statement, in the caller's transaction or on its own. The database hashes each
 // record's JCS text onto the one before; the same hash is computed here and must agree,
 // so that what audit verify recomputes is what was written.
-async function appendEvents(db: Db, items: Array<{ event: AuditEvent; at: Date }>): Promise<Array<{ id: number; hash: string }>> {
+async function appendEvents(db: Db, items: readonly Item[]): Promise<Array<{ id: number; hash: string }>> {
   const records = items.map(({ event: e, at }) => {
     const fields: ChainedFields = {
       at: at.toISOString(),
@@ -107,7 +135,7 @@ async function appendEvents(db: Db, items: Array<{ event: AuditEvent; at: Date }
     };
     return { ...fields, jcs: chainedText(fields) };
   });
-  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(APPEND, [JSON.stringify(records)])).rows;
+  const appended: Array<{ id: string | number; prev_hash: string; hash: string }> = (await db.raw(...appendWith(items.flatMap((i) => i.alongside), JSON.stringify(records)))).rows;
   if (appended.length !== records.length || appended.some((r, i) => r.hash !== hashOnto(r.prev_hash, records[i]!.jcs))) {
     throw new Error('the audit trail chained records differently from this process');
   }

@@ -82,19 +82,40 @@ export type CacheSpec<A extends unknown[], V> = {
   load: (db: Db, ...args: A) => Promise<V>;
 };
 
+export type CachedRead<A extends unknown[], V> = ((db: Db, ...args: A) => Promise<V>) & {
+  // For what `load` reads, read by another statement (the account typed at sign-in, read
+  // with its attempt's count): called before that statement, and `keep` once the caller
+  // knows the value is worth keeping. It is kept by the rule of a miss: only if no table
+  // it comes from changed in between.
+  otherRead(db: Db): { keep(value: V, ...args: A): void };
+};
+
+function cacheOf(node: NodeCaches, { name, tables }: { name: string; tables: readonly CachedTable[] }): Cache {
+  let cache = node.caches.get(name);
+  if (!cache) {
+    cache = { tables, entries: new Map(), counts: { hits: 0, misses: 0, bypassed: 0 } };
+    node.caches.set(name, cache);
+  }
+  return cache;
+}
+
+// Whether the node may keep what it reads of these tables now.
+const trusted = (feed: ChangeFeed, node: NodeCaches, tables: readonly CachedTable[]) => feed.state === 'up' && !tables.some((t) => node.open.get(t));
+
+function keep(cache: Cache, max: number, key: string, value: unknown): void {
+  cache.entries.set(key, deepFreeze(value));
+  if (cache.entries.size > max) cache.entries.delete(cache.entries.keys().next().value!);
+}
+
 // `load` read through a cache: what it finds is kept (nothing is kept for undefined,
 // so a name that does not exist costs a lookup each time, and fills no cache).
-export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: Db, ...args: A) => Promise<V> {
-  return async (db, ...args) => {
+export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): CachedRead<A, V> {
+  const read = async (db: Db, ...args: A): Promise<V> => {
     const feed = changeFeedOf(db);
     if (!feed) return spec.load(db, ...args);
     const node = cachesOf(feed);
-    let cache = node.caches.get(spec.name);
-    if (!cache) {
-      cache = { tables: spec.tables, entries: new Map(), counts: { hits: 0, misses: 0, bypassed: 0 } };
-      node.caches.set(spec.name, cache);
-    }
-    if (feed.state !== 'up' || spec.tables.some((t) => node.open.get(t))) {
+    const cache = cacheOf(node, spec);
+    if (!trusted(feed, node, spec.tables)) {
       cache.counts.bypassed++;
       return spec.load(db, ...args);
     }
@@ -121,11 +142,21 @@ export function cachedRead<A extends unknown[], V>(spec: CacheSpec<A, V>): (db: 
     cache.counts.misses++;
     const before = stamp(node, spec.tables);
     const value = await spec.load(db, ...args);
-    if (value === undefined || stamp(node, spec.tables) !== before) return value;
-    cache.entries.set(key, deepFreeze(value));
-    if (cache.entries.size > spec.max) cache.entries.delete(cache.entries.keys().next().value!);
+    if (value !== undefined && stamp(node, spec.tables) === before) keep(cache, spec.max, key, value);
     return value;
   };
+  const otherRead = (db: Db) => {
+    const feed = changeFeedOf(db);
+    const node = feed && cachesOf(feed);
+    if (!feed || !node || !trusted(feed, node, spec.tables)) return { keep() {} };
+    const before = stamp(node, spec.tables);
+    return {
+      keep(value: V, ...args: A) {
+        if (value !== undefined && stamp(node, spec.tables) === before) keep(cacheOf(node, spec), spec.max, spec.key(...args), value);
+      },
+    };
+  };
+  return Object.assign(read, { otherRead });
 }
 
 // Resolves once the node has heard of every change committed before the request it is

@@ -19,7 +19,7 @@ import { formBody as form, formField as field, rejectForgery, type FormValues } 
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
-import { recordEvent } from '../audit/trail.ts';
+import { recordEvent, writeAlongside, type Alongside } from '../audit/trail.ts';
 import { personActor } from '../audit/actors.ts';
 import { countSignIn } from '../http/metrics.ts';
 
@@ -52,10 +52,11 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
 
   // Every sign-in attempt goes on record before the person hears the outcome; if the
   // record cannot be written, the sign-in does not happen.
-  const recordSignIn = async (ctx: Context, params: Data, r: { outcome: 'success' | 'failure'; accountId: string | undefined; reason?: string; acr?: string }) => {
+  // `clear`: the success's reset of the failure count (signInWithPassword), written with the record.
+  const recordSignIn = async (ctx: Context, params: Data, r: { outcome: 'success' | 'failure'; accountId: string | undefined; reason?: string; acr?: string }, clear: Alongside[] = []) => {
     const windowId = await windowOfClient(db, params.client_id);
     const base = { actor: personActor(r.accountId), ip: ctx.ip, windowId, ...(r.accountId && { target: `account:${r.accountId}` }) };
-    await recordEvent(db, { ...base, event: 'sign_in', outcome: r.outcome, ...(r.reason && { reason: r.reason }), after: { clientId: params.client_id, ...(r.acr && { acr: r.acr }) } });
+    await recordEvent(db, { ...base, event: 'sign_in', outcome: r.outcome, ...(r.reason && { reason: r.reason }), after: { clientId: params.client_id, ...(r.acr && { acr: r.acr }) } }, clear);
     countSignIn(r.outcome === 'success' ? 'success' : r.reason === 'locked' || r.reason === 'mfa_failed' ? r.reason : 'failure');
   };
   const recordLock = async (ctx: Context, params: Data, accountId: string | undefined, until: Date) => {
@@ -129,12 +130,15 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
     const typed = identifierSchema.safeParse(identifier);
     if (!typed.success) return showLogin(ctx, uid, params, { identifier, error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
-    const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords });
+    const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords }, { clearWithRecord: true });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
-    if (result.passwordExpired) return showPasswordChange(ctx, uid, identifier, { askCode: await hasTotp(db, result.account.id) });
-    await afterPassword(ctx, uid, params, result.account.id);
+    if (result.passwordExpired) {
+      await writeAlongside(db, result.clear);
+      return showPasswordChange(ctx, uid, identifier, { askCode: await hasTotp(db, result.account.id) });
+    }
+    await afterPassword(ctx, uid, params, result.account.id, result.clear);
   });
 
   // An expired password (the mlps profile) is changed before the sign-in completes. The
@@ -240,10 +244,15 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.mfa });
     await finish(ctx, { login: { accountId, amr: factor === 'otp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'], acr: ACR.mfa, remember: true } });
   };
-  const afterPassword = async (ctx: Context, uid: string, params: Data, accountId: string) => {
-    if (await hasTotp(db, accountId)) return showMfa(ctx, uid, accountId);
-    if (await isAdministrator(db, accountId)) return showAdminEnrolment(ctx, uid, accountId);
-    await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.password });
+  // `clear`: the password's reset of the failure count, when not yet written: with the
+  // record of the sign-in, or on its own before a next step.
+  const afterPassword = async (ctx: Context, uid: string, params: Data, accountId: string, clear: Alongside[] = []) => {
+    const nextStep = (await hasTotp(db, accountId)) ? showMfa : (await isAdministrator(db, accountId)) ? showAdminEnrolment : undefined;
+    if (nextStep) {
+      await writeAlongside(db, clear);
+      return nextStep(ctx, uid, accountId);
+    }
+    await recordSignIn(ctx, params, { outcome: 'success', accountId, acr: ACR.password }, clear);
     await finish(ctx, { login: { accountId, amr: ['pwd'], acr: ACR.password, remember: true } });
   };
 

@@ -14,8 +14,8 @@ import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { providerRouteMatcher } from './internals.ts';
 import { markResuming } from './request-artifacts.ts';
-import { recordSessionUse } from './session-details.ts';
-import { recordEvent } from '../audit/trail.ts';
+import { recordSessionUse, sessionUseDue } from './session-details.ts';
+import { recordEvent, type AuditEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
 import { countToken } from '../audit/token-counts.ts';
 import { isInternalClient, windowOf } from '../windows/clients.ts';
@@ -216,14 +216,19 @@ export function createProvider(o: ProviderOptions): Provider {
     const { session, client } = ctx.oidc;
     if (!session?.accountId || !client) return;
     const accountId = session.accountId;
-    recordSessionUse(o.db, { sessionUid: session.uid, accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined }).catch((err) =>
-      o.logger.error('recording session details failed', err),
-    );
-    if (isInternalClient(client.clientId)) return;
+    const use = { sessionUid: session.uid, accountId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined };
+    if (isInternalClient(client.clientId)) {
+      recordSessionUse(o.db, use).catch((err) => o.logger.error('recording session details failed', err));
+      return;
+    }
     const served = async () => {
-      // Whom the person acts for: the session's choice, while they are still a member.
-      const enterpriseId = (await actingEnterprise(o.db, session.uid, accountId))?.enterprise.id;
-      await recordEvent(o.db, {
+      // Whom the person acts for: the session's choice, while they are still a member. A
+      // session begun in this request (no session cookie came) can have a choice only
+      // from its select_account check (interactionSteps), made only for the enterprise scope.
+      const noChoiceYet = (session as { new?: boolean }).new === true && !ctx.oidc.requestParamScopes.has('enterprise');
+      const enterpriseId = noChoiceYet ? undefined : (await actingEnterprise(o.db, session.uid, accountId))?.enterprise.id;
+      const due = sessionUseDue(o.db, use);
+      const record: AuditEvent = {
         actor: { type: 'account', id: accountId },
         ip: ctx.ip,
         ...(enterpriseId && { enterpriseId }),
@@ -232,6 +237,10 @@ export function createProvider(o: ProviderOptions): Provider {
         target: `client:${client.clientId}`,
         outcome: 'success',
         after: { acr: session.acr ?? null },
+      };
+      await recordEvent(o.db, record, due ? [due.write] : []).catch((err: unknown) => {
+        due?.failed();
+        throw err;
       });
     };
     recordWithRequest(ctx as unknown as Context, served(), onRecordFailure);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
+import { grantRole } from '../../src/accounts/admin-roles.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -63,6 +64,16 @@ describe('lockout after consecutive failures', () => {
     for (let i = 0; i < 4; i++) await attempt(a, 'li.ming', 'Wrong-password-1');
     expect((await attempt(a, 'li.ming', password)).kind).toBe('redirect');
     for (let i = 0; i < 4; i++) expect(alert(await attempt(a, 'li.ming', 'Wrong-password-1'))).toBe('账号或密码不正确。');
+    expect(server.errors).toEqual([]);
+  });
+
+  it('starts the count again at a right password also when another step follows it (an administrator\'s first second factor)', async () => {
+    const admin = await createAccount(server.db, { username: 'zhou.an', displayName: '周安', password }, PASSWORD_POLICIES.mlps);
+    await grantRole(server.db, { accountId: admin.id, role: 'security_admin' });
+    for (let i = 0; i < 4; i++) await attempt(a, 'zhou.an', 'Wrong-password-1');
+    const enrol = await attempt(a, 'zhou.an', password);
+    expect(enrol.kind === 'page' && enrol.html).toContain('/mfa-enrol');
+    for (let i = 0; i < 4; i++) expect(alert(await attempt(a, 'zhou.an', 'Wrong-password-1'))).toBe('账号或密码不正确。');
     expect(server.errors).toEqual([]);
   });
 });
