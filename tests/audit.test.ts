@@ -14,6 +14,7 @@ import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.
 import { ROOT } from './helpers/processes.ts';
 import { eventually } from './helpers/wait.ts';
 import { failuresCleared } from '../src/accounts/lockout.ts';
+import { statementsOf } from './helpers/statements.ts';
 
 // The audit trail as the law wants it: every record chained to the one before, so any
 // change, insertion or deletion is found; kept for the retention, then purged only
@@ -250,22 +251,11 @@ describe('writes that go with a record', () => {
 
   const mark = (key: string): Alongside => ({ sql: 'INSERT INTO sign_in_throttle (key, failures, updated_at) VALUES (?, 1, now())', bindings: [key] });
   const marks = () => db('sign_in_throttle').orderBy('key').pluck('key');
-  const statementsOf = async (work: () => Promise<unknown>) => {
-    const statements: string[] = [];
-    const seen = (q: { sql: string }) => statements.push(q.sql);
-    db.on('query', seen);
-    try {
-      await work();
-    } finally {
-      db.off('query', seen);
-    }
-    return statements.filter((sql) => !/^(BEGIN|COMMIT)/i.test(sql.trim()));
-  };
 
   it('go in the record\'s one statement: a record alone, a group at once, or in a caller\'s transaction', async () => {
-    expect(await statementsOf(() => recordEvent(db, person(1), [mark('alone'), mark('alone, second')]))).toEqual([expect.stringMatching(/^WITH w0 AS \(INSERT.*w1 AS \(INSERT.*audit_append/s)]);
-    expect(await statementsOf(() => Promise.all([recordEvent(db, person(2), [mark('group 1')]), recordEvent(db, person(3)), recordEvent(db, person(4), [mark('group 2')])]))).toHaveLength(1);
-    expect(await statementsOf(() => db.transaction((trx) => recordEvent(trx, person(5), [mark('in a transaction')])))).toHaveLength(1);
+    expect(await statementsOf(db, () => recordEvent(db, person(1), [mark('alone'), mark('alone, second')]))).toEqual([expect.stringMatching(/^WITH w0 AS \(INSERT.*w1 AS \(INSERT.*audit_append/s)]);
+    expect(await statementsOf(db, () => Promise.all([recordEvent(db, person(2), [mark('group 1')]), recordEvent(db, person(3)), recordEvent(db, person(4), [mark('group 2')])]))).toHaveLength(1);
+    expect(await statementsOf(db, () => db.transaction((trx) => recordEvent(trx, person(5), [mark('in a transaction')])))).toHaveLength(1);
     expect(await marks()).toEqual(['alone', 'alone, second', 'group 1', 'group 2', 'in a transaction']);
     expect(await verifyTrail(db)).toMatchObject({ ok: true, count: 5 });
   });

@@ -5,6 +5,7 @@ import type { Db } from '../src/db/connect.ts';
 import { recordSessionUse, sessionUseDue } from '../src/oidc/session-details.ts';
 import { recordEvent, type AuditEvent } from '../src/audit/trail.ts';
 import { testDatabase, type TestDatabase } from './helpers/database.ts';
+import { statementsOf } from './helpers/statements.ts';
 
 // A session's details (device, address, last use) are written when it authorizes a
 // window, at most once a minute per session; in between the node issues no statement.
@@ -22,30 +23,19 @@ describe('session details', () => {
     await database?.close();
   });
 
-  const statementsOf = async (work: () => Promise<unknown>) => {
-    const statements: string[] = [];
-    const seen = (q: { sql: string }) => statements.push(q.sql);
-    db.on('query', seen);
-    try {
-      await work();
-    } finally {
-      db.off('query', seen);
-    }
-    return statements;
-  };
   const use = (sessionUid: string, account = accountId) => recordSessionUse(db, { sessionUid, accountId: account, ip: '198.51.100.7', userAgent: 'Firefox' });
 
   it('writes a session on its first use, then nothing within the minute', async () => {
-    expect(await statementsOf(() => use('session-one'))).toHaveLength(1);
+    expect(await statementsOf(db, () => use('session-one'))).toHaveLength(1);
     expect(await db('session_details').where({ session_uid: 'session-one' }).select('account_id', 'ip', 'user_agent')).toEqual([{ account_id: accountId, ip: '198.51.100.7', user_agent: 'Firefox' }]);
-    expect(await statementsOf(() => Promise.all([use('session-one'), use('session-one'), use('session-one')]))).toEqual([]);
+    expect(await statementsOf(db, () => Promise.all([use('session-one'), use('session-one'), use('session-one')]))).toEqual([]);
     // Another session is its own.
-    expect(await statementsOf(() => use('session-two'))).toHaveLength(1);
+    expect(await statementsOf(db, () => use('session-two'))).toHaveLength(1);
   });
 
   it('writes again at the next use after a write that failed', async () => {
     await expect(use('session-three', '00000000-0000-4000-8000-000000000000')).rejects.toThrow(/foreign key/);
-    expect(await statementsOf(() => use('session-three'))).toHaveLength(1);
+    expect(await statementsOf(db, () => use('session-three'))).toHaveLength(1);
     expect(await db('session_details').where({ session_uid: 'session-three' }).pluck('account_id')).toEqual([accountId]);
   });
 
@@ -59,7 +49,7 @@ describe('session details', () => {
         throw err;
       });
     };
-    expect(await statementsOf(() => served('session-four'))).toEqual([expect.stringMatching(/^WITH w0 AS \(INSERT INTO session_details.*audit_append/s)]);
+    expect(await statementsOf(db, () => served('session-four'))).toEqual([expect.stringMatching(/^WITH w0 AS \(INSERT INTO session_details.*audit_append/s)]);
     expect(await db('session_details').where({ session_uid: 'session-four' }).pluck('user_agent')).toEqual(['Safari']);
     expect(sessionUseDue(db, of('session-four'))).toBeUndefined();
 
