@@ -33,6 +33,11 @@ type ClientClass = new (config: Knex.Config) => never;
 // knex's own PostgreSQL client class, which its 'pg' client name stands for.
 const PostgresClient = withStatementFailures(require('knex/lib/dialects/postgres/index.js') as ClientClass);
 
+type PostgresPool = { acquireConnection(): Promise<unknown>; releaseConnection(connection: unknown): Promise<void>; listenerCount(event: string): number; emit(event: string, data: unknown): boolean };
+
+// knex's pool of PostgreSQL connections, outside a transaction (fixed-statements.ts).
+export const postgresPoolOf = (db: Db): PostgresPool | undefined => (!db.isTransaction && db.client instanceof PostgresClient ? (db.client as PostgresPool) : undefined);
+
 export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger, listenUrl = url): Database {
   const db = knexFactory({ client: PostgresClient as never, connection: url, pool: { min: 0, max: poolMax }, log: knexLog(logger) });
   return { db, kind: 'postgres', listenUrl, close: () => db.destroy() };

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
+import { fixedStatement } from '../db/fixed-statements.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { jsonTextProblem, textProblem } from '../validation/text.ts';
 import {
@@ -39,16 +40,15 @@ export async function revokeGrantArtifacts(db: Db, grantId: string): Promise<voi
   await db(TABLE).where({ grant_id: grantId }).whereIn('model', GRANT_AND_ISSUED).delete();
 }
 
-// The statements every request makes, as fixed text: knex's query builder costs more
-// CPU than the round trip itself on these.
+// The statements every request makes, as fixed text, past knex (db/fixed-statements.ts).
 const LIVE = '(expires_at IS NULL OR expires_at > now())';
 const FIND = {
-  id: `SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND id = ? AND ${LIVE}`,
-  uid: `SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND uid = ? AND ${LIVE} LIMIT 1`,
-  user_code: `SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND user_code = ? AND ${LIVE} LIMIT 1`,
+  id: fixedStatement<Row>(`SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND id = ? AND ${LIVE}`, true),
+  uid: fixedStatement<Row>(`SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND uid = ? AND ${LIVE} LIMIT 1`, true),
+  user_code: fixedStatement<Row>(`SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND user_code = ? AND ${LIVE} LIMIT 1`, true),
 };
-const UPSERT = `INSERT INTO oidc_artifacts (model, id, payload, grant_id, uid, user_code, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-  ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid, user_code = EXCLUDED.user_code, expires_at = EXCLUDED.expires_at`;
+const UPSERT = fixedStatement(`INSERT INTO oidc_artifacts (model, id, payload, grant_id, uid, user_code, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid, user_code = EXCLUDED.user_code, expires_at = EXCLUDED.expires_at`, false);
 
 type Row = { id: string; payload: Payload; expires_at: Date | null; consumed_at: Date | null };
 
@@ -87,7 +87,7 @@ const sameButStamps = (a: string, b: string) => {
 
 // A code, marked consumed as it is read, with the session and grant the token endpoint
 // reads next, in one statement. Expired or consumed: no row.
-const REDEEM_CODE = `
+const REDEEM_CODE = fixedStatement<RedeemedRow>(`
   WITH code AS (
     UPDATE oidc_artifacts SET consumed_at = now()
      WHERE model = 'AuthorizationCode' AND id = ? AND consumed_at IS NULL AND ${LIVE}
@@ -97,7 +97,7 @@ const REDEEM_CODE = `
          g.id AS grant_row_id, g.payload AS grant_payload, g.expires_at AS grant_expires_at, g.consumed_at AS grant_consumed_at
     FROM code
     LEFT JOIN oidc_artifacts s ON s.model = 'Session' AND s.uid = code.payload->>'sessionUid' AND (s.expires_at IS NULL OR s.expires_at > now())
-    LEFT JOIN oidc_artifacts g ON g.model = 'Grant' AND g.id = code.grant_id AND (g.expires_at IS NULL OR g.expires_at > now())`;
+    LEFT JOIN oidc_artifacts g ON g.model = 'Grant' AND g.id = code.grant_id AND (g.expires_at IS NULL OR g.expires_at > now())`, false);
 
 type RedeemedRow = {
   id: string;
@@ -119,8 +119,7 @@ type RedeemedRow = {
 // UPDATE matches; the other reads the consumed code as before, and the library revokes
 // the grant.
 async function redeemCode(db: Db, id: string): Promise<Payload | undefined> {
-  const { rows } = (await db.raw(REDEEM_CODE, [id])) as { rows: RedeemedRow[] };
-  const row = rows[0];
+  const [row] = await REDEEM_CODE(db, [id]);
   if (!row) return undefined;
   consumedWhenRead(id);
   const sessionUid = row.payload.sessionUid as string | undefined;
@@ -161,8 +160,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
       if (redeemed) return redeemed;
     }
     if (model === 'Interaction' && by === 'id' && isResuming()) return takeInteraction(value);
-    const { rows } = (await db.raw(FIND[by], [model, value])) as { rows: Row[] };
-    const row = rows[0];
+    const [row] = await FIND[by](db, [model, value]);
     const seen = row ? seenOf(row) : null;
     if (READ_AGAIN_IN_REQUEST.has(model) && by !== 'user_code') {
       rememberInRequest(model, by, value, seen);
@@ -210,7 +208,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
         if (inserted.length === 0) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
         return;
       }
-      await db.raw(UPSERT, [row.model, row.id, row.payload, row.grant_id, row.uid, row.user_code, row.expires_at]);
+      await UPSERT(db, [row.model, row.id, row.payload, row.grant_id, row.uid, row.user_code, row.expires_at]);
     },
     find: (id: string) => load('id', id),
     findByUid: (uid: string) => load('uid', uid),

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DatabaseUnavailable, isConnectionError } from '../../src/db/connection-errors.ts';
 import { openPostgres, type Database } from '../../src/db/connect.ts';
+import { fixedStatement } from '../../src/db/fixed-statements.ts';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { freePort, runCli } from '../helpers/processes.ts';
 import { tcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -10,6 +11,9 @@ import { tcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 // once more on a fresh one, and nothing else ever runs twice.
 
 const TABLE = 'outage_probe';
+// The provider's statements go past knex (db/fixed-statements.ts) and fail the same way.
+const fixedRead = fixedStatement<{ id: string }>(`SELECT id FROM ${TABLE} WHERE id = ?`, true);
+const fixedInsert = fixedStatement(`INSERT INTO ${TABLE} (id) VALUES (?)`, false);
 
 describe('statement errors', () => {
   let database: TestDatabase;
@@ -25,6 +29,23 @@ describe('statement errors', () => {
     expect(failure).toBeInstanceOf(Error);
     expect((failure as Error).message).toBe(`duplicate key value violates unique constraint "${TABLE}_pkey"`);
     expect((failure as Error & { code?: string }).code).toBe('23505');
+  });
+
+  it('carry the database message only also from the statements sent past knex, which answer as knex would', async () => {
+    await fixedInsert(database.db, ['fixed-secret-4712']);
+    expect(await fixedRead(database.db, ['fixed-secret-4712'])).toEqual([{ id: 'fixed-secret-4712' }]);
+    const failure = await fixedInsert(database.db, ['fixed-secret-4712']).catch((err: Error) => err);
+    expect((failure as Error).message).toBe(`duplicate key value violates unique constraint "${TABLE}_pkey"`);
+    expect((failure as Error & { code?: string }).code).toBe('23505');
+    // In a transaction they are the transaction's.
+    await database.db
+      .transaction(async (trx) => {
+        await fixedInsert(trx, ['fixed-in-transaction']);
+        expect(await fixedRead(trx, ['fixed-in-transaction'])).toEqual([{ id: 'fixed-in-transaction' }]);
+        throw new Error('rolled back');
+      })
+      .catch(() => undefined);
+    expect(await fixedRead(database.db, ['fixed-in-transaction'])).toEqual([]);
   });
 });
 
@@ -117,6 +138,21 @@ describe.skipIf(!onPostgres())(`a database connection that dies${onPostgres() ? 
       .catch((err: unknown) => err);
     expect(failure).toBeInstanceOf(DatabaseUnavailable);
     expect(await count('in-transaction')).toBe(0);
+  });
+
+  it('runs a read sent past knex once more on a fresh connection, and never such a write', async () => {
+    let before = proxy.connections();
+    proxy.dropOnNextWrite();
+    expect(await fixedRead(relayed.db, ['there'])).toEqual([{ id: 'there' }]);
+    expect(proxy.connections()).toBe(before + 1);
+    before = proxy.connections();
+    proxy.dropOnNextWrite();
+    const failure = await fixedInsert(relayed.db, ['fixed-written-once']).catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(DatabaseUnavailable);
+    expect(proxy.connections()).toBe(before);
+    expect(await count('fixed-written-once')).toBe(0);
+    // The prepared statements are made again on the fresh connection.
+    expect(await fixedRead(relayed.db, ['there'])).toEqual([{ id: 'there' }]);
   });
 
   it('answers DatabaseUnavailable while the database cannot be reached, and works again when it can', async () => {

@@ -1,0 +1,45 @@
+import crypto from 'node:crypto';
+import type pg from 'pg';
+import { postgresPoolOf, type Db } from './connect.ts';
+import { DatabaseUnavailable, unavailableIfLost } from './connection-errors.ts';
+
+// The few statements every token and code request makes, as fixed text, sent on a
+// connection of knex's pool past knex's query building and statement runner: on these
+// that machinery costs more of the node's CPU than sending the statement (bench). Each
+// is a named prepared statement, parsed and planned once per connection rather than
+// once per request, which is most of what they cost PostgreSQL (so a pooler in front
+// of PostgreSQL must keep prepared statements: PgBouncer 1.21 or later with
+// max_prepared_statements, README).
+// They fail as they would through knex (statement-failures.ts): a lost database is
+// DatabaseUnavailable, and a read on its own whose pooled connection died runs once
+// more on a fresh one. knex's 'query' event is emitted for them too. In a transaction
+// and on the embedded database they go through knex like any other statement.
+
+type Value = string | number | boolean | Date | null;
+
+export type FixedStatement<Row> = (db: Db, values: Value[]) => Promise<Row[]>;
+
+// `text` with ? placeholders, as knex takes them; `reads`: nothing is written, so the
+// statement may run again after a lost connection.
+export function fixedStatement<Row>(text: string, reads: boolean): FixedStatement<Row> {
+  let n = 0;
+  const numbered = text.replace(/\?/g, () => `$${++n}`);
+  // Named after the text: one name, one statement, on every connection and node.
+  const name = `sme_passport_${crypto.createHash('sha256').update(numbered).digest('hex').slice(0, 24)}`;
+  return async (db, values) => {
+    const pool = postgresPoolOf(db);
+    if (!pool) return ((await db.raw(text, values)) as { rows: Row[] }).rows;
+    if (pool.listenerCount('query') > 0) pool.emit('query', { method: 'raw', sql: text, bindings: values });
+    for (let attempt = 1; ; attempt++) {
+      const connection = (await pool.acquireConnection()) as pg.Client;
+      try {
+        return (await connection.query<Row & pg.QueryResultRow>({ name, text: numbered, values })).rows;
+      } catch (err) {
+        const failure = unavailableIfLost(err);
+        if (!(reads && attempt === 1 && failure instanceof DatabaseUnavailable)) throw failure;
+      } finally {
+        await pool.releaseConnection(connection);
+      }
+    }
+  };
+}
