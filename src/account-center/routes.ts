@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import type { Providers } from '../oidc/provider.ts';
 import { changePassword, findAccount, findAccountByIdentifier, findAccounts, identifierSchema, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
@@ -27,6 +26,7 @@ import { revokeGrantArtifacts } from '../oidc/adapter.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { ACCOUNT_CENTER_CLIENT_ID } from './client.ts';
 import { recordEvent, type AuditEvent } from '../audit/trail.ts';
+import { isUuid } from '../validation/uuid.ts';
 
 // The account center (/account): who you are, whom you act for in this sign-in, your
 // enterprises, registering a new one, and (for its legal representative and admins)
@@ -37,7 +37,6 @@ const STATE_COOKIE = 'account_center_state';
 
 type Data = Record<string, unknown>;
 
-const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
 export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 

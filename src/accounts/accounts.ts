@@ -7,6 +7,7 @@ import { writeAlongside, type Alongside } from '../audit/trail.ts';
 import { hashPassword, needsRehash, PasswordHashingBusy, reserveHashing, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
 import { beginAttemptOfAccount, failuresCleared, lockKeyFor, type Attempt, type LockoutPolicy } from './lockout.ts';
+import { isUuid } from '../validation/uuid.ts';
 
 export type Account = {
   id: string;
@@ -132,7 +133,7 @@ const cachedAccount = cachedRead({
 });
 
 export async function findAccount(db: Db, id: string): Promise<Account | undefined> {
-  if (!z.uuid().safeParse(id).success) return undefined;
+  if (!isUuid(id)) return undefined;
   return cachedAccount(db, id);
 }
 

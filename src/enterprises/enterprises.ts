@@ -4,6 +4,7 @@ import { tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { checkUscc, normaliseUscc } from './uscc.ts';
 import { text } from '../validation/text.ts';
+import { isUuid } from '../validation/uuid.ts';
 
 // The registry of service objects (服务对象): enterprises, social organisations,
 // entrepreneur teams and individual businesses.
@@ -59,7 +60,6 @@ export async function createEnterprise(db: Db, input: NewEnterprise): Promise<En
   }
 }
 
-const isUuid = (value: string) => z.uuid().safeParse(value).success;
 
 // By id or by USCC (as typed: trimmed and upper-cased).
 export async function findEnterprise(db: Db, idOrUscc: string): Promise<Enterprise | undefined> {
