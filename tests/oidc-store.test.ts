@@ -5,6 +5,7 @@ import { purgeExpired } from '../src/purge.ts';
 import { ensureKeys, loadKeys } from '../src/oidc/keys.ts';
 import { outgoingFetch } from '../src/oidc/outgoing-fetch.ts';
 import { testDatabase, type TestDatabase } from './helpers/database.ts';
+import { statementsOf } from './helpers/statements.ts';
 
 let database: TestDatabase;
 
@@ -45,6 +46,27 @@ describe('the provider’s artifact store', () => {
     expect(await database.db('audit_events').where({ event: 'session.expired' }).select('target', 'after')).toEqual([
       { target: 'account:7f7c7a9e-6c4b-4e55-9d7a-5b0c5b8f0a11', after: { sessionUid: 'uid-old', expiredAt: expect.any(String) } },
     ]);
+  });
+
+  it('saves what concurrent requests save in one statement, and answers each save for itself', async () => {
+    const tokens = createAdapter(database.db)('AccessToken');
+    const save = (id: string, extra: Record<string, unknown> = {}) => tokens.upsert(id, { kind: 'AccessToken', grantId: 'grant-g', ...extra }, 60);
+    const ids = ['g-1', 'g-2', 'g-3', 'g-4', 'g-5'];
+    expect(await statementsOf(database.db, () => Promise.all(ids.map((id) => save(id))))).toHaveLength(1);
+    for (const id of ids) expect(await tokens.find(id)).toMatchObject({ grantId: 'grant-g' });
+
+    // A row the database refuses (an index entry past PostgreSQL's size limit) fails
+    // its own save only; one artifact saved twice in a group ends as the later save.
+    const results = await Promise.allSettled([
+      save('g-6', { scope: 'first' }),
+      save('g-refused', { uid: crypto.randomBytes(8000).toString('hex') }),
+      save('g-6', { scope: 'second' }),
+      save('g-7'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(await tokens.find('g-6')).toMatchObject({ scope: 'second' });
+    expect(await tokens.find('g-7')).toMatchObject({ grantId: 'grant-g' });
+    expect(await tokens.find('g-refused')).toBeUndefined();
   });
 
   it('accepts a client assertion id once', async () => {

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Db } from '../db/connect.ts';
 import { text as textSchema } from '../validation/text.ts';
 import { chainedText, hashOnto, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
+import { groupedWrites } from '../db/grouped-writes.ts';
 
 // The one way anything is put on record. Callers that change something pass the
 // transaction of the change, so the change and its record land together or not at all.
@@ -58,13 +59,12 @@ function appendWith(writes: readonly Alongside[], records: string): [string, Kne
 
 const MAX_BATCH = 200;
 
-// Records made outside a transaction (sign-ins, authorizations, sign-outs) wait in a
-// queue per database handle and go in together: one lock and one commit for all that
-// arrived while the previous group was being written, so the serialised commit does not
-// cap the node at one record per disk flush. Each caller still waits for its own record.
+// Records made outside a transaction (sign-ins, authorizations, sign-outs) go in
+// together (db/grouped-writes.ts): one lock and one commit for all that arrived while
+// the previous group was being written, so the serialised commit does not cap the node
+// at one record per disk flush.
 type Item = { event: AuditEvent; at: Date; alongside: readonly Alongside[] };
-type Waiting = Item & { resolve: () => void; reject: (err: unknown) => void };
-const queues = new WeakMap<Db, { waiting: Waiting[]; writing: boolean }>();
+const recordInGroup = groupedWrites<Item>(appendEvents, MAX_BATCH);
 
 // AUDIT_TRAIL=off (config.ts; refused in production) makes recordEvent write nothing but
 // the writes that go alongside.
@@ -78,34 +78,7 @@ export function setAuditTrail(enabled: boolean): void {
 export async function recordEvent(db: Db, e: AuditEvent, alongside: readonly Alongside[] = []): Promise<void> {
   if (!trailOn) return writeAlongside(db, alongside);
   if (db.isTransaction) return appendEvents(db, [{ event: e, at: new Date(), alongside }]).then(() => undefined);
-  return new Promise((resolve, reject) => {
-    let queue = queues.get(db);
-    if (!queue) queues.set(db, (queue = { waiting: [], writing: false }));
-    queue.waiting.push({ event: e, at: new Date(), alongside, resolve, reject });
-    if (queue.writing) return;
-    queue.writing = true;
-    // After what else this tick records.
-    const started = queue;
-    queueMicrotask(() => void writeQueue(db, started));
-  });
-}
-
-async function writeQueue(db: Db, queue: { waiting: Waiting[]; writing: boolean }): Promise<void> {
-  try {
-    while (queue.waiting.length > 0) {
-      const group = queue.waiting.splice(0, MAX_BATCH);
-      try {
-        await appendEvents(db, group);
-        for (const w of group) w.resolve();
-      } catch (err) {
-        if (group.length === 1) group[0]!.reject(err);
-        // One record the database refuses must not take the others with it.
-        else for (const w of group) await appendEvents(db, [w]).then(() => w.resolve(), w.reject);
-      }
-    }
-  } finally {
-    queue.writing = false;
-  }
+  return recordInGroup(db, { event: e, at: new Date(), alongside });
 }
 
 // recordEvent with the time given (tests, and records of past events), one at a time.

@@ -15,7 +15,15 @@ import { DatabaseUnavailable, unavailableIfLost } from './connection-errors.ts';
 // more on a fresh one. knex's 'query' event is emitted for them too. In a transaction
 // and on the embedded database they go through knex like any other statement.
 
-type Value = string | number | boolean | Date | null;
+// An array goes as a PostgreSQL array (a column of rows, for unnest).
+type Value = string | number | boolean | Date | null | Value[];
+
+// knex would spread an array into a list of parameters: it goes as the text of a
+// PostgreSQL array instead, as pg itself sends one.
+const element = (v: Value): string =>
+  v === null ? 'NULL' : Array.isArray(v) ? arrayText(v) : `"${(v instanceof Date ? v.toISOString() : String(v)).replace(/[\\"]/g, '\\$&')}"`;
+const arrayText = (values: Value[]): string => `{${values.map(element).join(',')}}`;
+const throughKnex = (v: Value): Exclude<Value, Value[]> => (Array.isArray(v) ? arrayText(v) : v);
 
 export type FixedStatement<Row> = (db: Db, values: Value[]) => Promise<Row[]>;
 
@@ -28,7 +36,7 @@ export function fixedStatement<Row>(text: string, reads: boolean): FixedStatemen
   const name = `sme_passport_${crypto.createHash('sha256').update(numbered).digest('hex').slice(0, 24)}`;
   return async (db, values) => {
     const pool = postgresPoolOf(db);
-    if (!pool) return ((await db.raw(text, values)) as { rows: Row[] }).rows;
+    if (!pool) return ((await db.raw(text, values.map(throughKnex))) as { rows: Row[] }).rows;
     if (pool.listenerCount('query') > 0) pool.emit('query', { method: 'raw', sql: text, bindings: values });
     for (let attempt = 1; ; attempt++) {
       const connection = (await pool.acquireConnection()) as pg.Client;

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { fixedStatement } from '../db/fixed-statements.ts';
+import { groupedWrites } from '../db/grouped-writes.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { jsonTextProblem, textProblem } from '../validation/text.ts';
 import {
@@ -47,8 +48,22 @@ const FIND = {
   uid: fixedStatement<Row>(`SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND uid = ? AND ${LIVE} LIMIT 1`, true),
   user_code: fixedStatement<Row>(`SELECT id, payload, expires_at, consumed_at FROM oidc_artifacts WHERE model = ? AND user_code = ? AND ${LIVE} LIMIT 1`, true),
 };
-const UPSERT = fixedStatement(`INSERT INTO oidc_artifacts (model, id, payload, grant_id, uid, user_code, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-  ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid, user_code = EXCLUDED.user_code, expires_at = EXCLUDED.expires_at`, false);
+const UPDATE_ON_CONFLICT = `ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, uid = EXCLUDED.uid, user_code = EXCLUDED.user_code, expires_at = EXCLUDED.expires_at`;
+const UPSERT = fixedStatement(`INSERT INTO oidc_artifacts (model, id, payload, grant_id, uid, user_code, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) ${UPDATE_ON_CONFLICT}`, false);
+// Any number of rows, one array per column: one prepared statement whatever the group's size.
+const UPSERT_ROWS = fixedStatement(
+  `INSERT INTO oidc_artifacts (model, id, payload, grant_id, uid, user_code, expires_at)
+     SELECT * FROM unnest(?::text[], ?::text[], ?::jsonb[], ?::text[], ?::text[], ?::text[], ?::timestamptz[]) ${UPDATE_ON_CONFLICT}`,
+  false,
+);
+type ArtifactRow = [model: string, id: string, payload: string, grantId: string | null, uid: string | null, userCode: string | null, expiresAt: Date | null];
+// The tokens, codes and sessions that concurrent requests save go in one statement
+// (db/grouped-writes.ts); two saves of one artifact in a group make the group fail,
+// and they are then written one by one, in order.
+const upsertInGroup = groupedWrites<ArtifactRow>(
+  (db, rows) => (rows.length === 1 ? UPSERT(db, rows[0]!) : UPSERT_ROWS(db, rows[0]!.map((_, column) => rows.map((row) => row[column] ?? null)))),
+  500,
+);
 
 type Row = { id: string; payload: Payload; expires_at: Date | null; consumed_at: Date | null };
 
@@ -208,7 +223,8 @@ function artifactAdapter(db: Db, model: string): Adapter {
         if (inserted.length === 0) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
         return;
       }
-      await UPSERT(db, [row.model, row.id, row.payload, row.grant_id, row.uid, row.user_code, row.expires_at]);
+      const values: ArtifactRow = [row.model, row.id, row.payload, row.grant_id, row.uid, row.user_code, row.expires_at];
+      await (db.isTransaction ? UPSERT(db, values) : upsertInGroup(db, values));
     },
     find: (id: string) => load('id', id),
     findByUid: (uid: string) => load('uid', uid),
