@@ -66,8 +66,16 @@ function postgresSource(url: string): Source {
       client.end().catch(() => {});
       throw err;
     }
+    // One statement at a time on the connection (pg deprecates queueing a query behind
+    // another on one client): a fence asked for while one is on its way is sent when
+    // that one is answered, as PostgreSQL would have answered them anyway.
+    let previous: Promise<unknown> = Promise.resolve();
     return {
-      heartbeat: () => client.query('SELECT 1'),
+      heartbeat: () => {
+        const answered = previous.then(() => client.query('SELECT 1'));
+        previous = answered.catch(() => {});
+        return answered;
+      },
       async stop() {
         gone = true;
         // A connection that died silently may never answer a goodbye: not waited for.
