@@ -177,18 +177,7 @@ describe('the hash chain', () => {
   });
 
   it('appends in one statement: a record alone, a group at once, or in a caller\'s transaction', async () => {
-    const statements: string[] = [];
-    const seen = (q: { sql: string }) => statements.push(q.sql);
-    const appendsOf = async (work: () => Promise<unknown>) => {
-      statements.length = 0;
-      db.on('query', seen);
-      try {
-        await work();
-      } finally {
-        db.off('query', seen);
-      }
-      return statements.filter((sql) => !/^(BEGIN|COMMIT)/i.test(sql.trim()));
-    };
+    const appendsOf = (work: () => Promise<unknown>) => statementsOf(db, work);
     expect(await appendsOf(() => recordEvent(db, person(600)))).toEqual([expect.stringMatching(/audit_append/)]);
     expect(await appendsOf(() => Promise.all(Array.from({ length: 5 }, (_, i) => recordEvent(db, person(601 + i)))))).toHaveLength(1);
     expect(await appendsOf(() => db.transaction((trx) => recordEvent(trx, person(610))))).toHaveLength(1);
