@@ -1,7 +1,8 @@
 import type { Context, Next } from 'koa';
 import { adminMessages } from '../admin/console/messages.ts';
 
-// zh-CN first; English on request (?lang=en), remembered in a cookie.
+// zh-CN first; English when the person or the window asks for it (langOf), a choice
+// made on a page remembered in a cookie.
 export const LANGS = ['zh-CN', 'en'] as const;
 export type Lang = (typeof LANGS)[number];
 
@@ -313,9 +314,34 @@ export const translator =
 
 const COOKIE = 'lang';
 
+const known = (value: unknown): Lang | undefined => (value === 'en' || value === 'zh-CN' ? value : undefined);
+
+// A BCP 47 tag by its primary language: every English is our English, every Chinese our
+// Chinese (the pages are in simplified characters).
+const LANG_OF_PRIMARY: Record<string, Lang> = { en: 'en', zh: 'zh-CN' };
+
+// The first of the window's ui_locales (space-separated, in order of preference) that we have.
+function ofUiLocales(value: unknown): Lang | undefined {
+  if (typeof value !== 'string') return undefined;
+  for (const tag of value.split(' ')) {
+    const lang = LANG_OF_PRIMARY[tag.split('-')[0]!.toLowerCase()];
+    if (lang) return lang;
+  }
+  return undefined;
+}
+
+// The person's language: a choice made on this page (?lang=, the switch every page has),
+// then the window's ui_locales for this sign-in (on the authorization request, or kept
+// with its interaction: ctx.state.uiLocales), then the choice the cookie remembers, then
+// the browser's Accept-Language; Chinese when none names a language we have.
 export function langOf(ctx: Context): Lang {
-  const asked = ctx.query.lang ?? ctx.cookies.get(COOKIE);
-  return asked === 'en' ? 'en' : 'zh-CN';
+  return (
+    known(ctx.query.lang) ??
+    ofUiLocales(ctx.state.uiLocales ?? ctx.query.ui_locales) ??
+    known(ctx.cookies.get(COOKIE)) ??
+    (ctx.get('accept-language') ? known(ctx.acceptsLanguages(...LANGS)) : undefined) ??
+    'zh-CN'
+  );
 }
 
 export async function rememberLang(ctx: Context, next: Next): Promise<void> {

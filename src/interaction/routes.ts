@@ -43,7 +43,12 @@ const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - D
 export function interactionRoutes(providers: Providers, db: Db, security: SecuritySettings, masterKey: Buffer): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
-  const details = (ctx: Context) => providers.current.interactionDetails(ctx.req, ctx.res);
+  // The window's ui_locales of this sign-in choose the pages' language (http/i18n.ts).
+  const details = async (ctx: Context) => {
+    const interaction = await providers.current.interactionDetails(ctx.req, ctx.res);
+    ctx.state.uiLocales = interaction.params.ui_locales;
+    return interaction;
+  };
   const finish = async (ctx: Context, result: InteractionResults) => {
     const redirectTo = await providers.current.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.status = 303;

@@ -19,6 +19,7 @@ import { recordEvent, type AuditEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
 import { countToken } from '../audit/token-counts.ts';
 import { isInternalClient, windowOf } from '../windows/clients.ts';
+import { LANGS } from '../http/i18n.ts';
 
 // The provider in service. Nodes replace it when the key set changes (rotation), so
 // whatever uses it reads `current` per request.
@@ -113,6 +114,8 @@ export function createProvider(o: ProviderOptions): Provider {
     },
     claims: CLAIMS_BY_SCOPE,
     acrValues: [ACR.password, ACR.mfa],
+    // The languages of the pages; a window's ui_locales picks one (http/i18n.ts).
+    discovery: { claim_types_supported: ['normal'], ui_locales_supported: [...LANGS] },
     scopes: SCOPES,
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
