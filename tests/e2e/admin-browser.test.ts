@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
 import * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import { createAccount } from '../../src/accounts/accounts.ts';
@@ -42,7 +42,7 @@ afterAll(async () => {
 describe.skipIf(!hasChromium)('the admin console in a browser', () => {
   it('registers a client, rotates its secret, and the window signs a person in with the new secret only', async () => {
     const admin = await makeAdmin(server, 'zhengzhou.window.admin', [{ role: 'window_admin', windowId: zhengzhou.id }]);
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await chinesePage(browser, { viewport: { width: 1280, height: 900 } });
 
     // Sign in: the console sends the browser to the provider's login, then the TOTP page.
     await page.goto(`${server.url}/admin`);

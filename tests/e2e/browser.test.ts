@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
 import { DEMO_ACCOUNT, DEMO_ENTERPRISES } from '../../src/demo/seed.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -25,7 +25,7 @@ afterAll(async () => {
 
 describe.skipIf(!hasChromium)('in a browser', () => {
   it('signs in once at Zhengzhou, is signed in at Luoyang, and signs out of both from Luoyang', async () => {
-    const page = await browser.newPage();
+    const page = await chinesePage(browser);
     await page.goto(`${server.url}/demo/zhengzhou/`);
     await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
 

@@ -13,3 +13,7 @@ export const launchChromium = (): Promise<Browser> =>
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+
+// A page as a person of the platform opens it: their browser asks for Chinese
+// (Accept-Language zh-CN), which the pages follow when no other choice was made.
+export const chinesePage = (browser: Browser, options: Parameters<Browser['newPage']>[0] = {}) => browser.newPage({ locale: 'zh-CN', ...options });

@@ -7,7 +7,7 @@ import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createClient } from '../../src/windows/clients.ts';
 import { listWindows } from '../../src/windows/windows.ts';
-import { hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
 import { relyingParty, type RelyingParty } from '../helpers/window-site.ts';
@@ -88,7 +88,7 @@ describe.skipIf(!hasChromium)('response_mode=form_post in a browser', () => {
       state: checks.expectedState,
       nonce: checks.expectedNonce,
     });
-    const page = await browser.newPage();
+    const page = await chinesePage(browser);
     const blocked: string[] = [];
     page.on('console', (message) => {
       if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
