@@ -91,6 +91,15 @@ const errorMessages: Record<string, string> = {
   temporarily_unavailable: 'errorUnavailable',
 };
 
+// A redirect_uri or post_logout_redirect_uri that matched nothing registered, as it was
+// sent (the page escapes it): what an integrator needs to see a trailing slash or an
+// http for https. Registered URIs are the window's business and are not shown.
+function unregisteredUri(ctx: { oidc?: { params?: Record<string, unknown> } }, out: { error?: unknown; error_description?: unknown }) {
+  const name = out.error === 'invalid_redirect_uri' ? 'redirect_uri' : String(out.error_description ?? '').startsWith('post_logout_redirect_uri') ? 'post_logout_redirect_uri' : undefined;
+  const value = name ? ctx.oidc?.params?.[name] : undefined;
+  return typeof value === 'string' ? { name, value: value.slice(0, 2000) } : undefined;
+}
+
 export function createProvider(o: ProviderOptions): Provider {
   const apis = o.apis ?? [];
   const apiFor = (indicator: string | undefined, clientId: string) => apis.find((a) => a.audience === indicator && a.clientIds.includes(clientId));
@@ -197,7 +206,7 @@ export function createProvider(o: ProviderOptions): Provider {
     async renderError(ctx, out) {
       const message = errorMessages[String(out.error)] ?? 'errorGeneric';
       const detail = out.error === 'server_error' ? undefined : out.error_description;
-      render(ctx as unknown as Context, 'error', { message, code: out.error, detail }, ctx.status >= 400 ? ctx.status : 400);
+      render(ctx as unknown as Context, 'error', { message, code: out.error, detail, sent: unregisteredUri(ctx, out) }, ctx.status >= 400 ? ctx.status : 400);
     },
   };
 

@@ -167,18 +167,37 @@ describe('sign in once, signed in at every window', () => {
     expect(ok.claims.sub).toBeTruthy();
   });
 
-  it('answers an unregistered redirect URI with an error page and no redirect', async () => {
-    for (const redirect of ['http://127.0.0.1:9/evil/callback', `${a.redirectUri}/`, `${a.redirectUri}?x=1`]) {
+  // The page shows the value that was sent (escaped), so an integrator sees the trailing
+  // slash that made it fail; never the URIs registered.
+  const shownAsSent = (html: string, value: string) => html.includes(`<code>${value.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;')}</code>`);
+
+  it('answers an unregistered redirect URI with an error page and no redirect, showing what was sent', async () => {
+    for (const redirect of ['http://127.0.0.1:9/evil/callback', `${a.redirectUri}/`, `${a.redirectUri}?x=1&y="<b>"`]) {
       const res = await fetch(
         `${server.url}/auth?${new URLSearchParams({ client_id: a.clientId, response_type: 'code', scope: 'openid', redirect_uri: redirect, state: 's', nonce: 'n' })}`,
-        { redirect: 'manual' },
+        { redirect: 'manual', headers: { accept: 'text/html' } },
       );
       expect(res.status).toBe(400);
       expect(res.headers.get('location')).toBeNull();
       const html = await res.text();
       expect(html).toContain('redirect_uri');
+      expect(shownAsSent(html, redirect)).toBe(true);
+      expect(html).not.toContain(`<code>${a.redirectUri}</code>`);
+      expect(html).not.toContain('<b>');
       expect(html).not.toMatch(/at .*\.(js|ts):\d+/);
     }
+  });
+
+  it('answers an unregistered post_logout_redirect_uri with an error page showing what was sent', async () => {
+    const you = browser();
+    const { tokens } = await a.signIn(you, { identifier: person.username, password: person.password });
+    const sent = `${a.postLogoutUri}/`;
+    const res = await you.fetch(oidc.buildEndSessionUrl(a.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: sent }), { redirect: 'manual', headers: { accept: 'text/html' } });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('location')).toBeNull();
+    const html = await res.text();
+    expect(shownAsSent(html, sent)).toBe(true);
+    expect(html).not.toContain(`<code>${a.postLogoutUri}</code>`);
   });
 
   it('gives a window back end client_credentials tokens it can introspect and revoke', async () => {
