@@ -320,13 +320,17 @@ const known = (value: unknown): Lang | undefined => (value === 'en' || value ===
 
 // A BCP 47 tag by its primary language: every English is our English, every Chinese our
 // Chinese (the pages are in simplified characters).
-const LANG_OF_PRIMARY: Record<string, Lang> = { en: 'en', zh: 'zh-CN' };
+// A Map: a tag such as "constructor" must find nothing, not an object's property.
+const LANG_OF_PRIMARY = new Map<string, Lang>([
+  ['en', 'en'],
+  ['zh', 'zh-CN'],
+]);
 
 // The first of the window's ui_locales (space-separated, in order of preference) that we have.
 function ofUiLocales(value: unknown): Lang | undefined {
   if (typeof value !== 'string') return undefined;
   for (const tag of value.split(' ')) {
-    const lang = LANG_OF_PRIMARY[tag.split('-')[0]!.toLowerCase()];
+    const lang = LANG_OF_PRIMARY.get(tag.split('-')[0]!.toLowerCase());
     if (lang) return lang;
   }
   return undefined;
@@ -347,8 +351,8 @@ export function langOf(ctx: Context): Lang {
 }
 
 export async function rememberLang(ctx: Context, next: Next): Promise<void> {
-  const asked = ctx.query.lang;
-  if (asked === 'en' || asked === 'zh-CN') {
+  const asked = known(ctx.query.lang);
+  if (asked) {
     ctx.cookies.set(COOKIE, asked, { httpOnly: true, sameSite: 'lax', maxAge: 365 * 24 * 3600 * 1000, signed: false });
   }
   await next();

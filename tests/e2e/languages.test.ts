@@ -78,7 +78,7 @@ describe('the language of the pages', () => {
   });
 
   it('takes any string as ui_locales or Accept-Language without failing, and falls back to Chinese', async () => {
-    for (const value of ['', ' ', '-', 'en\u0000', '\u202Een', 'x'.repeat(5000), '<script>alert(1)</script>', '*']) {
+    for (const value of ['', ' ', '-', 'en\u0000', '\u202Een', 'x'.repeat(5000), '<script>alert(1)</script>', '*', 'constructor', '__proto__ toString']) {
       const you = browser();
       const { visit } = await site.authorize(you, { ui_locales: value });
       expect(visit.kind === 'page' ? visit.status : 0, JSON.stringify(value.slice(0, 20))).toBeLessThan(500);
