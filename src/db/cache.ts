@@ -19,7 +19,7 @@ import { CHANGES_CHANNEL, changeFeedOf, nodeChangeFeedOf, type ChangeFeed } from
 // if the generations of its tables are those it started with.
 
 // The tables with change notifications: the only ones a cache may be read from.
-export type CachedTable = 'windows' | 'clients' | 'accounts' | 'admin_roles' | 'totp_factors' | 'enterprises' | 'memberships' | 'acting_enterprises';
+export type CachedTable = 'windows' | 'clients' | 'accounts' | 'admin_roles' | 'totp_factors' | 'enterprises' | 'memberships' | 'acting_enterprises' | 'window_apis';
 
 export type CacheCounts = { hits: number; misses: number; bypassed: number };
 

@@ -5,6 +5,7 @@ import { fixedStatement } from '../db/fixed-statements.ts';
 import { groupedWrites } from '../db/grouped-writes.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { jsonTextProblem, textProblem } from '../validation/text.ts';
+import { isJwtRecord, jwtIdOfLookup } from './jwt-access-tokens.ts';
 import {
   consumedWhenRead,
   deletedWhenRead,
@@ -80,6 +81,9 @@ function payloadOf(seen: Seen): Payload {
   if (seen.consumedAt) payload.consumed = Math.floor(seen.consumedAt / 1000);
   return payload;
 }
+
+// The models a JWT access token is (jwt-access-tokens.ts).
+const JWT_RECORDED = new Set(['AccessToken', 'ClientCredentials']);
 
 // Read more than once in one request; a memory of what was read must not hide a change
 // someone else makes to a long-lived artifact (grants, tokens) between two requests,
@@ -175,6 +179,10 @@ function artifactAdapter(db: Db, model: string): Adapter {
       if (redeemed) return redeemed;
     }
     if (model === 'Interaction' && by === 'id' && isResuming()) return takeInteraction(value);
+    if (JWT_RECORDED.has(model) && by === 'id') {
+      const jti = jwtIdOfLookup(value);
+      if (jti !== undefined) return jwtRecord(jti);
+    }
     const [row] = await FIND[by](db, [model, value]);
     const seen = row ? seenOf(row) : null;
     if (READ_AGAIN_IN_REQUEST.has(model) && by !== 'user_code') {
@@ -182,6 +190,14 @@ function artifactAdapter(db: Db, model: string): Adapter {
       if (seen && by === 'uid') rememberInRequest(model, 'id', seen.id, seen);
     }
     return seen ? payloadOf(seen) : undefined;
+  };
+  // A JWT access token's record (jwt-access-tokens.ts), for introspection and
+  // revocation, as the opaque token the library knows how to answer.
+  const jwtRecord = async (jti: string): Promise<Payload | undefined> => {
+    const [row] = await FIND.id(db, [model, jti]);
+    if (!row || !isJwtRecord(row.payload)) return undefined;
+    const { format: _format, ...payload } = payloadOf(seenOf(row));
+    return payload;
   };
   // The resume endpoint reads the interaction it finishes and destroys it before it
   // answers (or saves it again, to switch accounts): read and deleted in one statement.

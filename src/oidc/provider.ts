@@ -19,6 +19,8 @@ import { recordEvent, type AuditEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
 import { countToken } from '../audit/token-counts.ts';
 import { isInternalClient, windowOf } from '../windows/clients.ts';
+import { findLiveApi } from '../windows/apis.ts';
+import { jwtTokenClaims, recordJwtAccessToken, structuredTokenLookups } from './jwt-access-tokens.ts';
 import { LANGS } from '../http/i18n.ts';
 
 // The provider in service. Nodes replace it when the key set changes (rotation), so
@@ -161,10 +163,21 @@ export function createProvider(o: ProviderOptions): Provider {
         enabled: true,
         defaultResource: (_ctx, client) => apis.find((a) => a.clientIds.includes(client!.clientId))?.audience,
         useGrantedResource: () => true,
-        getResourceServerInfo(_ctx, indicator, client) {
+        async getResourceServerInfo(_ctx, indicator, client) {
           const api = apiFor(indicator, client.clientId);
-          if (!api) throw new errors.InvalidTarget();
-          return { audience: api.audience, scope: api.scope, accessTokenFormat: 'opaque', accessTokenTTL: api.ttlSeconds };
+          if (api) return { audience: api.audience, scope: api.scope, accessTokenFormat: 'opaque', accessTokenTTL: api.ttlSeconds };
+          // A window's API (windows/apis.ts), for the clients of its window or, if it
+          // allows them, of any window: RFC 9068 JWT access tokens (typ at+jwt).
+          const registered = await findLiveApi(o.db, indicator);
+          const clientWindow = windowOf(client as never);
+          if (!registered || clientWindow === null || (registered.windowId !== clientWindow && !registered.otherWindows)) throw new errors.InvalidTarget();
+          return {
+            audience: registered.identifier,
+            scope: registered.scopes.join(' '),
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: registered.accessTokenTtlSeconds,
+            jwt: { sign: { alg: 'RS256' } },
+          };
         },
       },
       backchannelLogout: { enabled: true },
@@ -178,6 +191,8 @@ export function createProvider(o: ProviderOptions): Provider {
         },
       },
     },
+    extraTokenClaims: (_ctx, token) => jwtTokenClaims(o.db, token as never),
+    formats: { customizers: { jwt: (_ctx, token, jwt) => recordJwtAccessToken(token as never, jwt.payload as never) } },
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
     rotateRefreshToken: true,
     allowOmittingSingleRegisteredRedirectUri: false,
@@ -188,9 +203,10 @@ export function createProvider(o: ProviderOptions): Provider {
     clientBasedCORS: (_ctx, origin, client) => client.redirectUris?.some((uri) => new URL(uri).origin === origin) ?? false,
     fetch: outgoingFetch(o.db) as Configuration['fetch'],
     ttl: {
-      AccessToken: 3600,
+      // An API's tokens live as long as it says (getResourceServerInfo).
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 3600,
       AuthorizationCode: 60,
-      ClientCredentials: 3600,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 3600,
       IdToken: 3600,
       Interaction: 1800,
       RefreshToken: 14 * 24 * 3600,
@@ -217,6 +233,16 @@ export function createProvider(o: ProviderOptions): Provider {
   provider.use((ctx, next) => {
     if (routeOf(ctx.method, ctx.path) === 'resume') markResuming();
     return next();
+  });
+  provider.use(structuredTokenLookups(o.issuer, o.keys.jwks.keys, (ctx) => ['introspection', 'revocation'].includes(routeOf(ctx.method, ctx.path) ?? '')));
+  // Every introspected token has an audience: a token with no resource is usable only by
+  // its own window (introspection is limited to the window's clients, and userinfo), so
+  // its audience is the client it was issued to, as for an ID token; no API's
+  // identifier (an absolute URI) is ever a client id.
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as { active?: boolean; aud?: unknown; client_id?: string } | undefined;
+    if (body?.active === true && body.aud === undefined && routeOf(ctx.method, ctx.path) === 'introspection') body.aud = body.client_id;
   });
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
   const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);

@@ -26,7 +26,7 @@ const isLoopback = (hostname: string) => hostname === 'localhost' || hostname ==
 
 // Registered URIs are compared exactly, so they must be exact: absolute, no fragment,
 // https unless the host is this machine.
-const registeredUri = text({ max: 2000 }).superRefine((value, ctx) => {
+export const registeredUri = text({ max: 2000 }).superRefine((value, ctx) => {
   let url: URL;
   try {
     url = new URL(value);
