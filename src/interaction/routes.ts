@@ -8,7 +8,7 @@ import { beginAttempt, clearFailures, secondFactorLockKey } from '../accounts/lo
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
 import { findAccount } from '../accounts/accounts.ts';
 import { isAdministrator } from '../accounts/admin-roles.ts';
-import { ACR } from '../oidc/claims.ts';
+import { ACR, SCOPES } from '../oidc/claims.ts';
 import type { SecuritySettings } from '../config.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
@@ -19,6 +19,7 @@ import { formBody as form, formField as field, rejectForgery, type FormValues } 
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow } from '../windows/windows.ts';
+import { findLiveApi } from '../windows/apis.ts';
 import { recordEvent, writeAlongside, type Alongside } from '../audit/trail.ts';
 import { personActor } from '../audit/actors.ts';
 import { countSignIn } from '../http/metrics.ts';
@@ -120,8 +121,11 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (prompt.name === 'consent') {
       const asker = await whoAsks(db, params.client_id);
       if (!asker.thirdParty) return grantConsent(ctx, interaction);
-      const scopes = String(params.scope ?? '').split(' ').filter((s) => s && s !== 'openid');
-      return render(ctx, 'consent', { uid, csrf: csrfToken(ctx), ...asker, scopes });
+      const scopes = String(params.scope ?? '').split(' ').filter((s) => s && s !== 'openid' && SCOPES.includes(s));
+      // What it asks of the windows' APIs, each named as registered.
+      const wanted = (prompt.details as { missingResourceScopes?: Record<string, string[]> }).missingResourceScopes ?? {};
+      const apis = await Promise.all(Object.entries(wanted).map(async ([identifier, apiScopes]) => ({ identifier, name: (await findLiveApi(db, identifier))?.name ?? identifier, scopes: apiScopes })));
+      return render(ctx, 'consent', { uid, csrf: csrfToken(ctx), ...asker, scopes, apis });
     }
     ctx.throw(400, `unsupported prompt ${prompt.name}`);
   });

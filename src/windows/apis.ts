@@ -174,7 +174,7 @@ export async function deleteApi(db: Db, id: number): Promise<Api> {
   });
 }
 
-export type LiveApi = Pick<Api, 'windowId' | 'identifier' | 'scopes' | 'accessTokenTtlSeconds' | 'otherWindows'>;
+export type LiveApi = Pick<Api, 'windowId' | 'identifier' | 'name' | 'scopes' | 'accessTokenTtlSeconds' | 'otherWindows'>;
 
 // Every API of an enabled window, read by every token request that names a resource:
 // one entry per node, so an identifier that is not registered costs no statement
@@ -186,9 +186,10 @@ const liveApis = cachedRead({
   key: () => 'all',
   load: async (db: Db): Promise<LiveApi[]> => {
     const rows: ApiRow[] = await db('window_apis as a').join('windows as w', 'w.id', 'a.window_id').whereNull('w.disabled_at').select('a.*');
-    return rows.map(({ window_id, identifier, scopes, access_token_ttl_seconds, other_windows }) => ({
+    return rows.map(({ window_id, identifier, name, scopes, access_token_ttl_seconds, other_windows }) => ({
       windowId: window_id,
       identifier,
+      name,
       scopes,
       accessTokenTtlSeconds: access_token_ttl_seconds,
       otherWindows: other_windows,

@@ -146,6 +146,20 @@ describe('window APIs: JWT access tokens', () => {
     expect((await oidc.tokenIntrospection(a.config, tokens.access_token)).active).toBe(true);
   });
 
+  it('a third party is given an API’s scopes only on the consent page, which names the API', async () => {
+    const partner = await windowSite(server, { windowId: orders.windowId, name: 'zz-partner', thirdParty: true });
+    const you = browser();
+    const { visit, checks } = await partner.authorize(you, { scope: 'openid profile orders:read', resource: orders.identifier });
+    const consent = await you.submit(visit, '/login', { identifier: 'api.loner', password }, partner.redirectUri);
+    if (consent.kind !== 'page') throw new Error('expected the consent page');
+    expect(consent.html).toContain('订单服务');
+    expect(consent.html).toContain('<code>orders:read</code>');
+    const back = await you.submit(consent, '/confirm', {}, partner.redirectUri);
+    if (back.kind !== 'redirect') throw new Error(`expected a redirect, got ${back.status}`);
+    const tokens = await oidc.authorizationCodeGrant(partner.config, back.to, checks, { resource: orders.identifier });
+    expect((await verify(tokens.access_token, orders.identifier)).payload).toMatchObject({ client_id: partner.clientId, scope: 'orders:read' });
+  });
+
   it('a token with no resource (opaque) is introspected with its client as aud', async () => {
     const { tokens } = await a.signIn(browser(), { identifier: 'api.loner', password });
     const machine = await oidc.clientCredentialsGrant(a.config, { scope: 'openid' });
