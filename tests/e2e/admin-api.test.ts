@@ -8,6 +8,7 @@ import { createEnterprise } from '../../src/enterprises/enterprises.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
 import { rotateSigningKeys } from '../../src/oidc/keys.ts';
 import { createClient, getClient } from '../../src/windows/clients.ts';
+import { createApi, getApi } from '../../src/windows/apis.ts';
 import { createWindow, listWindows, type Window } from '../../src/windows/windows.ts';
 import { adminToken, api, makeAdmin, signInAtProvider, type TestAdmin } from '../helpers/admin.ts';
 import { browser } from '../helpers/browser.ts';
@@ -31,6 +32,8 @@ const uscc = (region: string) => completeUscc(`91${region}${String(++usccSerial)
 const person = async (prefix: string) => createAccount(server.db, { username: unique(prefix), displayName: prefix, password: 'Pingdingshan-Coal-1955' }, PASSWORD_POLICIES.mlps);
 const clientOf = async (window: Window) =>
   (await createClient(server.db, { windowId: window.id, name: unique('rp'), redirectUris: ['https://rp.example.cn/cb'], grantTypes: ['authorization_code', 'client_credentials'] })).clientId;
+
+const apiOf = async (window: Window) => (await createApi(server.db, { windowId: window.id, identifier: `https://${unique('api')}.example.cn/v1`, name: unique('api'), scopes: ['orders:read'] })).id;
 
 beforeAll(async () => {
   server = await startTestServer({ SIGN_IN_RATE_LIMIT: '1000/60' });
@@ -69,6 +72,11 @@ const requests: Record<string, (caller: keyof typeof admins) => Promise<Request>
   disableClient: async () => ({ method: 'POST', path: `/clients/${await clientOf(zhengzhou)}/disable` }),
   enableClient: async () => ({ method: 'POST', path: `/clients/${await clientOf(zhengzhou)}/enable` }),
   deleteClient: async () => ({ method: 'DELETE', path: `/clients/${await clientOf(zhengzhou)}` }),
+  listApis: async () => ({ method: 'GET', path: `/windows/${zhengzhou.id}/apis` }),
+  createApi: async () => ({ method: 'POST', path: `/windows/${zhengzhou.id}/apis`, body: { identifier: `https://${unique('api')}.example.cn/v1`, name: unique('api'), scopes: ['orders:read', 'orders:write'] } }),
+  getApi: async () => ({ method: 'GET', path: `/apis/${await apiOf(zhengzhou)}` }),
+  updateApi: async () => ({ method: 'PATCH', path: `/apis/${await apiOf(zhengzhou)}`, body: { scopes: ['orders:read'], accessTokenTtlSeconds: 600 } }),
+  deleteApi: async () => ({ method: 'DELETE', path: `/apis/${await apiOf(zhengzhou)}` }),
   listWindowEnterprises: async () => ({ method: 'GET', path: `/windows/${zhengzhou.id}/enterprises?status=pending` }),
   setEnterpriseStatus: async () => {
     const e = await createEnterprise(server.db, { uscc: uscc('410102'), name: unique('企业'), type: 'enterprise', region: '410102' });
@@ -143,6 +151,17 @@ describe('a window administrator', () => {
       const answer = await api(server, token, g.method, g.path, g.body);
       expect(answer).toEqual({ status: 404, body: expect.objectContaining({ error: 'not_found', message: `clientId: no client with id ${theirs}` }) });
     }
+    const theirApi = await apiOf(luoyang);
+    expect((await api(server, token, 'GET', `/windows/${luoyang.id}/apis`)).status).toBe(403);
+    expect((await api(server, token, 'POST', `/windows/${luoyang.id}/apis`, { identifier: 'https://x.example.cn/api', name: 'x', scopes: ['x:y'] })).status).toBe(403);
+    for (const g of [
+      { method: 'GET', path: `/apis/${theirApi}` },
+      { method: 'PATCH', path: `/apis/${theirApi}`, body: { name: 'taken over' } },
+      { method: 'DELETE', path: `/apis/${theirApi}` },
+    ]) {
+      expect(await api(server, token, g.method, g.path, g.body)).toEqual({ status: 404, body: expect.objectContaining({ error: 'not_found', message: `apiId: no API with id ${theirApi}` }) });
+    }
+    expect((await getApi(server.db, theirApi))!.name).not.toBe('taken over');
     // Answered exactly as a client that does not exist.
     expect((await api(server, token, 'GET', '/clients/no-such-client')).body.message).toBe('clientId: no client with id no-such-client');
     const untouched = (await getClient(server.db, theirs))!;
@@ -222,6 +241,36 @@ describe('what the API accepts', () => {
     expect(await malformed.json()).toEqual({ error: 'invalid_request', message: 'the body is not valid JSON' });
     expect((await api(server, admins.system.token, 'GET', '/windows/abc')).body.fields).toEqual([{ field: 'windowId', message: 'must be a window id (a number)' }]);
     expect((await api(server, admins.system.token, 'GET', '/nowhere')).status).toBe(404);
+  });
+
+  it('refuses a bad API by name (identifier, scopes, lifetime), and a taken identifier with 409', async () => {
+    const before = await server.db('window_apis').count({ n: '*' });
+    const answer = await api(server, admins.window.token, 'POST', `/windows/${zhengzhou.id}/apis`, {
+      identifier: 'http://api.example.cn/v1',
+      name: '',
+      scopes: ['openid', 'Orders:Read', 'a'.repeat(65), 'ok:1', 'ok:1'],
+      accessTokenTtlSeconds: 59,
+      otherWindows: 'yes',
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.body.fields).toEqual(
+      expect.arrayContaining([
+        { field: 'identifier', message: '"http://api.example.cn/v1" must use https (http is allowed only for localhost and loopback addresses)' },
+        { field: 'name', message: 'must not be empty' },
+        { field: 'scopes.0', message: '"openid" is an OpenID Connect scope, not an API\'s (choose another name)' },
+        { field: 'scopes.1', message: 'each must be 1 to 64 of a-z, 0-9 and _ : . - (such as orders:read)' },
+        { field: 'scopes.2', message: 'each must be 1 to 64 of a-z, 0-9 and _ : . - (such as orders:read)' },
+        { field: 'accessTokenTtlSeconds', message: 'must be at least 60 seconds' },
+        { field: 'otherWindows', message: 'must be true or false' },
+      ]),
+    );
+    const body = { identifier: `https://${unique('api')}.example.cn/v1`, name: '订单', scopes: ['orders:read'] };
+    expect((await api(server, admins.window.token, 'POST', `/windows/${zhengzhou.id}/apis`, body)).status).toBe(201);
+    expect(await api(server, admins.system.token, 'POST', `/windows/${luoyang.id}/apis`, body)).toEqual({
+      status: 409,
+      body: expect.objectContaining({ error: 'conflict', message: `identifier: an API with the identifier ${body.identifier} exists already` }),
+    });
+    expect(Number((await server.db('window_apis').count({ n: '*' }))[0]!.n)).toBe(Number(before[0]!.n) + 1);
   });
 
   it('describes itself in OpenAPI', async () => {

@@ -10,6 +10,7 @@ import { createEnterprise } from '../../src/enterprises/enterprises.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
 import { listKeys } from '../../src/oidc/keys.ts';
 import { createClient } from '../../src/windows/clients.ts';
+import { createApi } from '../../src/windows/apis.ts';
 import { createWindow } from '../../src/windows/windows.ts';
 import { adminToken, makeAdmin } from '../helpers/admin.ts';
 import { fuzzOptions, fuzzRuns, hostileText, percentEncode, tally } from '../helpers/fuzz.ts';
@@ -28,7 +29,7 @@ const UNTOUCHED = ['rate_limits', 'audit_events'];
 
 let server: TestServer;
 const tokens = {} as Record<'system' | 'audit', string>;
-const ids = {} as Record<'windowId' | 'clientId' | 'accountId' | 'enterpriseId' | 'kid', string>;
+const ids = {} as Record<'windowId' | 'clientId' | 'apiId' | 'accountId' | 'enterpriseId' | 'kid', string>;
 let personName: string;
 const unique = (prefix: string) => `${prefix}-${crypto.randomBytes(4).toString('hex')}`;
 
@@ -50,6 +51,8 @@ const BODIES: Record<string, () => Record<string, unknown>> = {
   updateWindow: () => ({ name: unique('机构') }),
   createClient: () => ({ name: unique('rp'), redirectUris: ['https://rp.example.cn/cb'], grantTypes: ['authorization_code'] }),
   updateClient: () => ({ name: unique('rp') }),
+  createApi: () => ({ identifier: `https://${unique('api')}.example.cn/v1`, name: unique('api'), scopes: ['orders:read'] }),
+  updateApi: () => ({ name: unique('api') }),
   rotateClientSecret: () => ({ graceSeconds: 60 }),
   setEnterpriseStatus: () => ({ status: 'pending' }),
   grantRole: () => ({ account: personName, role: 'window_admin', windowId: Number(ids.windowId) }),
@@ -100,6 +103,7 @@ beforeAll(async () => {
   const window = await createWindow(server.db, { kind: 'service', name: '模糊测试服务机构' });
   ids.windowId = String(window.id);
   ids.clientId = (await createClient(server.db, { windowId: window.id, name: 'fuzzed', redirectUris: ['https://rp.example.cn/cb'] })).clientId;
+  ids.apiId = String((await createApi(server.db, { windowId: window.id, identifier: 'https://fuzzed.example.cn/api', name: 'fuzzed', scopes: ['fuzz:read'] })).id);
   personName = 'fuzz.person';
   ids.accountId = (await createAccount(server.db, { username: personName, displayName: '测试', password: 'Luoyang-Peony-Garden-1' }, PASSWORD_POLICIES.mlps)).id;
   ids.enterpriseId = (await createEnterprise(server.db, { uscc: completeUscc('9141010000099901'), name: '模糊测试公司', type: 'enterprise', region: '410100' })).id;

@@ -23,6 +23,7 @@ import {
   updateClient,
   type Client,
 } from '../../windows/clients.ts';
+import { apiPatchSchema, createApi, deleteApi, getApi, listApis, newApiSchema, updateApi, type Api } from '../../windows/apis.ts';
 import { createWindow, listWindows, newWindowSchema, requireWindow, setWindowDisabled, updateWindow, windowPatchSchema, type Window } from '../../windows/windows.ts';
 import type { Principal } from './token.ts';
 import { opaqueId, text } from '../../validation/text.ts';
@@ -82,6 +83,13 @@ async function clientInScope(call: { who: Principal; db: Db }, clientId: string)
   return client;
 }
 
+// API ids are answered like client ids.
+async function apiInScope(call: { who: Principal; db: Db }, apiId: number): Promise<Api> {
+  const api = await getApi(call.db, apiId);
+  if (!api || !administersWindow(call.who, api.windowId)) throw new NotFoundError('apiId', `no API with id ${apiId}`);
+  return api;
+}
+
 async function accountOf(db: Db, id: string) {
   const account = await findAccount(db, id);
   if (!account) throw new NotFoundError('accountId', `no account with id ${id}`);
@@ -89,6 +97,7 @@ async function accountOf(db: Db, id: string) {
 }
 
 const windowIdParam = z.strictObject({ windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().max(2 ** 31 - 1) });
+const apiIdParam = z.strictObject({ apiId: z.coerce.number({ error: 'must be an API id (a number)' }).int().positive().max(2 ** 31 - 1) });
 const clientIdParam = z.strictObject({ clientId: opaqueId('a client id') });
 const accountIdParam = z.strictObject({ accountId: z.uuid('must be an account id') });
 const enterpriseIdParam = z.strictObject({ enterpriseId: z.uuid('must be an enterprise id') });
@@ -118,6 +127,10 @@ async function roleChange(call: Call<undefined, undefined, z.output<typeof roleB
 const windowChange = (w: { before: Window; after: Window }): Result => ({
   body: w.after,
   change: { target: `window:${w.after.id}`, windowId: w.after.id, before: w.before, after: w.after },
+});
+const apiChange = (c: { before: Api; after: Api }): Result => ({
+  body: c.after,
+  change: { target: `api:${c.after.id}`, windowId: c.after.windowId, before: c.before, after: c.after },
 });
 const clientChange = (c: { before: Client; after: Client }): Result => ({
   body: c.after,
@@ -305,6 +318,71 @@ export const OPERATIONS: Operation[] = [
       await clientInScope(call, call.params.clientId);
       const gone = await deleteClient(call.db, call.params.clientId);
       return { body: undefined, change: { target: `client:${gone.clientId}`, windowId: gone.windowId, before: gone } };
+    },
+  }),
+
+  define({
+    id: 'listApis',
+    method: 'get',
+    path: '/windows/{windowId}/apis',
+    summary: "A window's APIs (resource servers), for which its clients get JWT access tokens",
+    roles: ['system_admin', 'window_admin'],
+    params: windowIdParam,
+    run: async ({ who, db, params }) => {
+      requireWindowScope(who, params.windowId);
+      return { body: await listApis(db, params.windowId) };
+    },
+  }),
+  define({
+    id: 'createApi',
+    created: true,
+    method: 'post',
+    path: '/windows/{windowId}/apis',
+    summary: 'Register an API: its identifier (the resource indicator and the tokens’ aud), name, scopes and token lifetime',
+    roles: ['system_admin', 'window_admin'],
+    params: windowIdParam,
+    body: clientBody,
+    documentedBody: newApiSchema,
+    run: async ({ who, db, params, body }) => {
+      requireWindowScope(who, params.windowId);
+      if ('windowId' in body) throw new InputError('windowId', 'is not a known field (the window is the one in the path)');
+      const api = await createApi(db, { ...body, windowId: params.windowId } as never);
+      return { body: api, change: { target: `api:${api.id}`, windowId: api.windowId, after: api } };
+    },
+  }),
+  define({
+    id: 'getApi',
+    method: 'get',
+    path: '/apis/{apiId}',
+    summary: 'One API',
+    roles: ['system_admin', 'window_admin'],
+    params: apiIdParam,
+    run: async (call) => ({ body: await apiInScope(call, call.params.apiId) }),
+  }),
+  define({
+    id: 'updateApi',
+    method: 'patch',
+    path: '/apis/{apiId}',
+    summary: "Change an API's name, scopes, token lifetime or whether other windows' clients may use it",
+    roles: ['system_admin', 'window_admin'],
+    params: apiIdParam,
+    body: apiPatchSchema,
+    run: async (call) => {
+      await apiInScope(call, call.params.apiId);
+      return apiChange(await updateApi(call.db, call.params.apiId, call.body));
+    },
+  }),
+  define({
+    id: 'deleteApi',
+    method: 'delete',
+    path: '/apis/{apiId}',
+    summary: 'Delete an API: no new tokens for it; those issued are inactive at introspection (a JWT still verifies until it expires)',
+    roles: ['system_admin', 'window_admin'],
+    params: apiIdParam,
+    run: async (call) => {
+      await apiInScope(call, call.params.apiId);
+      const gone = await deleteApi(call.db, call.params.apiId);
+      return { body: undefined, change: { target: `api:${gone.id}`, windowId: gone.windowId, before: gone } };
     },
   }),
 
