@@ -21,6 +21,7 @@ import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger } from './http/errors.ts';
 import { AUTH_METHODS, createClient, getClient, parseGrantTypes } from './windows/clients.ts';
 import { createWindow, listWindows, requireWindow, WINDOW_KINDS } from './windows/windows.ts';
+import { createApi, DEFAULT_TOKEN_TTL, deleteApi, listApis, MAX_TOKEN_TTL, MIN_TOKEN_TTL, updateApi, type Api } from './windows/apis.ts';
 import { purgeExpired } from './purge.ts';
 import { recordEvent, type AuditEvent } from './audit/trail.ts';
 import { windowFigures, YEARLY_TARGET, yearSchema } from './audit/figures.ts';
@@ -145,6 +146,10 @@ const FLAG_OF: Record<string, string> = {
   password: '--password-stdin',
   enterpriseId: '--enterprise',
   accountId: '--account',
+  scopes: '--scope',
+  accessTokenTtlSeconds: '--token-ttl',
+  otherWindows: '--allow-other-windows',
+  apiId: '--id',
 };
 // Every flag and argument of every command is text like any other input, checked
 // once here before any command runs; the commands' own schemas then check what each
@@ -269,6 +274,81 @@ export function buildCli(io: Io = processIo): Command {
         );
       },
     );
+
+  const apis = program.command('api').description('APIs of windows (resource servers): their clients get JWT access tokens for them with resource=<identifier>');
+  const ttlOption = (v: string) => {
+    if (!/^\d+$/.test(v)) throw new Refused(`--token-ttl: "${v}" must be a whole number of seconds`);
+    return Number(v);
+  };
+  const apiId = (v: string) => {
+    if (!/^\d+$/.test(v)) throw new Refused(`--id: "${v}" is not an API id (a number; see sme-passport api list)`);
+    return Number(v);
+  };
+  const describeApi = (a: Api) => [a.id, a.windowId, a.identifier, a.scopes.join(' '), a.accessTokenTtlSeconds, a.otherWindows ? 'any window' : 'own window', a.name].join('\t');
+  const apiChange = (a: { before?: Api; after?: Api }, api: Api) => ({ target: `api:${api.id}`, windowId: api.windowId, ...a });
+  apis
+    .command('create')
+    .description('register an API of a window')
+    .requiredOption('--window <id>', 'id of the window that owns the API', windowId)
+    .requiredOption('--identifier <uri>', 'the API’s identifier: the resource indicator clients send and the aud of its tokens (absolute, https unless loopback)')
+    .requiredOption('--name <name>', 'name shown to people (consent page)')
+    .requiredOption('--scope <name>', 'a scope of the API, such as orders:read (repeatable)', collect)
+    .option('--token-ttl <seconds>', `access token lifetime, ${MIN_TOKEN_TTL} to ${MAX_TOKEN_TTL} (default ${DEFAULT_TOKEN_TTL})`, ttlOption)
+    .option('--allow-other-windows', 'clients of other windows may get tokens for it too')
+    .option('--json', 'print JSON')
+    .action(async (o: { window: number; identifier: string; name: string; scope: string[]; tokenTtl?: number; allowOtherWindows?: boolean; json?: boolean }) => {
+      const created = await changeOnDb('admin.createApi', async (db) => {
+        const api = await createApi(db, {
+          windowId: o.window,
+          identifier: o.identifier,
+          name: o.name,
+          scopes: o.scope,
+          ...(o.tokenTtl !== undefined && { accessTokenTtlSeconds: o.tokenTtl }),
+          otherWindows: o.allowOtherWindows ?? false,
+        });
+        return { value: api, change: apiChange({ after: api }, api) };
+      });
+      print(o.json, created, `created API ${created.id}: ${created.identifier}`);
+    });
+  apis
+    .command('list')
+    .description('list APIs')
+    .option('--window <id>', 'only this window’s', windowId)
+    .option('--json', 'print JSON')
+    .action(async (o: { window?: number; json?: boolean }) => {
+      const all = await onDb((db) => listApis(db, o.window));
+      print(o.json, { apis: all }, ['id\twindow\tidentifier\tscopes\ttoken_ttl\tclients_of\tname', ...all.map(describeApi)].join('\n'));
+    });
+  apis
+    .command('update')
+    .description('change an API (the options given; its identifier and window stay)')
+    .requiredOption('--id <id>', 'the API id (see sme-passport api list)', apiId)
+    .option('--name <name>', 'name shown to people')
+    .option('--scope <name>', 'the API’s scopes, replacing the current ones (repeatable)', collect)
+    .option('--token-ttl <seconds>', `access token lifetime, ${MIN_TOKEN_TTL} to ${MAX_TOKEN_TTL}`, ttlOption)
+    .addOption(new Option('--allow-other-windows', 'clients of other windows may get tokens for it').conflicts('ownWindowOnly'))
+    .option('--own-window-only', 'only clients of its own window may get tokens for it')
+    .option('--json', 'print JSON')
+    .action(async (o: { id: number; name?: string; scope?: string[]; tokenTtl?: number; allowOtherWindows?: boolean; ownWindowOnly?: boolean; json?: boolean }) => {
+      const otherWindows = o.allowOtherWindows ? true : o.ownWindowOnly ? false : undefined;
+      const updated = await changeOnDb('admin.updateApi', async (db) => {
+        const change = await updateApi(db, o.id, { name: o.name, scopes: o.scope, accessTokenTtlSeconds: o.tokenTtl, otherWindows });
+        return { value: change.after, change: apiChange(change, change.after) };
+      });
+      print(o.json, updated, describeApi(updated));
+    });
+  apis
+    .command('delete')
+    .description('delete an API: no new tokens for it; those issued answer inactive at introspection')
+    .requiredOption('--id <id>', 'the API id (see sme-passport api list)', apiId)
+    .option('--json', 'print JSON')
+    .action(async (o: { id: number; json?: boolean }) => {
+      const gone = await changeOnDb('admin.deleteApi', async (db) => {
+        const api = await deleteApi(db, o.id);
+        return { value: api, change: apiChange({ before: api }, api) };
+      });
+      print(o.json, { id: gone.id, deleted: true }, `deleted API ${gone.id}: ${gone.identifier}`);
+    });
 
   const account = program.command('account').description('person accounts');
   account

@@ -199,6 +199,40 @@ describe('sme-passport command line', () => {
     expect(JSON.parse(retired.stdout)).toEqual({ kid: made[0]!.kid, retired: true });
   });
 
+  it('registers, lists, changes and deletes the APIs of a window, on the audit trail', async () => {
+    const create = ['api', 'create', '--window', String(windowId), '--name', '订单服务', '--scope', 'orders:read', '--scope', 'orders:write'];
+    const made = await cli([...create, '--identifier', 'https://orders.example.cn/api', '--token-ttl', '600', '--json']);
+    expect(made.code).toBe(0);
+    const api = JSON.parse(made.stdout);
+    expect(api).toMatchObject({ windowId, identifier: 'https://orders.example.cn/api', scopes: ['orders:read', 'orders:write'], accessTokenTtlSeconds: 600, otherWindows: false });
+    const human = await cli(['api', 'list', '--window', String(windowId)]);
+    expect(human.stdout).toContain(`${api.id}\t${windowId}\thttps://orders.example.cn/api\torders:read orders:write\t600\town window\t订单服务`);
+    const updated = await cli(['api', 'update', '--id', String(api.id), '--scope', 'orders:read', '--allow-other-windows', '--json']);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ scopes: ['orders:read'], accessTokenTtlSeconds: 600, otherWindows: true });
+
+    const before = Number((await db('window_apis').count({ n: '*' }))[0]!.n);
+    refused(await cli([...create, '--identifier', 'https://orders.example.cn/api']), /--identifier: an API with the identifier https:\/\/orders.example.cn\/api exists already/);
+    refused(await cli([...create, '--identifier', 'https://x.example.cn/api#part']), /--identifier: .*must not have a fragment/);
+    refused(await cli([...create, '--identifier', 'http://x.example.cn/api']), /--identifier: .*must use https/);
+    refused(await cli([...create, '--identifier', 'javascript:alert(1)']), /--identifier: .*must use https/);
+    refused(await cli([...create, '--identifier', `https://x.example.cn/${'a'.repeat(3000)}`]), /--identifier: must be at most 2000 characters/);
+    refused(await cli([...create, '--identifier', '__proto__']), /--identifier: "__proto__" is not an absolute URI/);
+    refused(await cli([...create, '--identifier', 'https://y.example.cn/api', '--scope', 'openid']), /--scope: "openid" is an OpenID Connect scope/);
+    refused(await cli([...create, '--identifier', 'https://y.example.cn/api', '--scope', 'Bad Scope']), /--scope: each must be 1 to 64 of a-z/);
+    refused(await cli([...create, '--identifier', 'https://y.example.cn/api', '--scope', 'orders:read']), /--scope: must not name a scope twice/);
+    refused(await cli([...create, '--identifier', 'https://y.example.cn/api', '--token-ttl', '10']), /--token-ttl: must be at least 60 seconds/);
+    refused(await cli([...create, '--identifier', 'https://y.example.cn/api', '--token-ttl', '1h']), /--token-ttl: "1h" must be a whole number of seconds/);
+    refused(await cli(['api', 'create', '--window', '99999', '--name', 'x', '--scope', 'x:y', '--identifier', 'https://z.example.cn/api']), /--window: no window with id 99999/);
+    refused(await cli(['api', 'update', '--id', '99999', '--name', 'x']), /--id: no API with id 99999/);
+    refused(await cli(['api', 'delete', '--id', 'constructor']), /--id: "constructor" is not an API id/);
+    expect(Number((await db('window_apis').count({ n: '*' }))[0]!.n)).toBe(before);
+
+    expect((await cli(['api', 'delete', '--id', String(api.id)])).stdout).toBe(`deleted API ${api.id}: https://orders.example.cn/api\n`);
+    expect(JSON.parse((await cli(['api', 'list', '--json'])).stdout).apis).toEqual([]);
+    const records = await db('audit_events').where('target', `api:${api.id}`).orderBy('id').select('event', 'actor_type', 'window_id');
+    expect(records).toEqual(['admin.createApi', 'admin.updateApi', 'admin.deleteApi'].map((event) => ({ event, actor_type: 'system', window_id: windowId })));
+  });
+
   it('refuses bad input with one clear line and writes nothing', async () => {
     const before = await counts();
     const client = ['client', 'create', '--name', 'x', '--window'];
