@@ -246,6 +246,63 @@ describe('clients', () => {
     expect(server.errors).toEqual([]);
   });
 
+  it('lists, adds, edits and deletes a window’s APIs, escaping what was typed, with CSRF, each on record', async () => {
+    const { b } = await signInToConsole(await newAdmin([{ role: 'window_admin', windowId: zhengzhou.id }]));
+    const windowPath = `/admin/windows/${zhengzhou.id}`;
+    const identifier = `https://${unique('orders')}.example.cn/api`;
+    const count = async () => Number((await server.db('window_apis').count({ n: '*' }))[0]!.n);
+    const before = await count();
+    const page = await open(b, windowPath);
+    expect(page.html).toContain('还没有登记接口');
+    const added = await send(b, page, `${windowPath}/apis`, { identifier, name: '订单<服务>', scopes: 'orders:read, orders:write' });
+    expect(added.status).toBe(200);
+    expect(added.html).toContain(`<code>${identifier}</code>`);
+    expect(added.html).toContain('订单&lt;服务&gt;');
+    expect(added.html).not.toContain('订单<服务>');
+    const api = await server.db('window_apis').where({ identifier }).first();
+    expect(api).toMatchObject({ window_id: zhengzhou.id, scopes: ['orders:read', 'orders:write'], access_token_ttl_seconds: 3600, other_windows: false });
+    expect(await auditOf('admin.createApi', `api:${api.id}`)).toMatchObject({ outcome: 'success', window_id: zhengzhou.id });
+
+    const edited = await send(b, added, `/admin/apis/${api.id}`, { scopes: 'orders:read', accessTokenTtlSeconds: '600', otherWindows: 'on' });
+    expect(edited.status).toBe(200);
+    expect(await server.db('window_apis').where({ id: api.id }).first()).toMatchObject({ scopes: ['orders:read'], access_token_ttl_seconds: 600, other_windows: true });
+    expect(await auditOf('admin.updateApi', `api:${api.id}`)).toMatchObject({ outcome: 'success' });
+
+    // Bad input: the page again, by field, with what was typed, nothing changed.
+    const bad = await send(b, edited, `${windowPath}/apis`, { identifier: 'javascript:alert(1)//"><script>x</script>', name: 'x', scopes: 'openid' });
+    expect(bad.status).toBe(400);
+    expect(bad.html).toContain('<code>identifier</code>');
+    expect(bad.html).toContain('<code>scopes.0</code>');
+    expect(bad.html).not.toContain('<script>x</script>');
+    const badTtl = await send(b, edited, `/admin/apis/${api.id}`, { accessTokenTtlSeconds: '5' });
+    expect(badTtl.status).toBe(400);
+    expect(badTtl.html).toContain('<code>accessTokenTtlSeconds</code>');
+    expect(await count()).toBe(before + 1);
+    // Without the CSRF field: refused, nothing changed.
+    expect((await send(b, edited, `/admin/apis/${api.id}/delete`, {}, ['csrf'])).status).toBe(403);
+    expect((await send(b, edited, `${windowPath}/apis`, { identifier: `${identifier}/2`, name: 'x', scopes: 'x:y' }, ['csrf'])).status).toBe(403);
+    expect(await count()).toBe(before + 1);
+
+    const deleted = await send(b, edited, `/admin/apis/${api.id}/delete`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.html).not.toContain(identifier);
+    expect(await count()).toBe(before);
+    expect(await auditOf('admin.deleteApi', `api:${api.id}`)).toMatchObject({ outcome: 'success' });
+
+    // Another window's API is not there for this administrator.
+    const theirs = await server.db('window_apis').insert({ window_id: luoyang.id, identifier: `https://${unique('ly')}.example.cn/api`, name: 'ly', scopes: JSON.stringify(['ly:read']), access_token_ttl_seconds: 3600 }).returning('id');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(deleted.html)![1]!;
+    const forged = await b.fetch(new URL(`/admin/apis/${theirs[0].id}`, server.url), {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: decode(csrf), name: 'taken over', scopes: 'ly:read', windowId: String(zhengzhou.id) }),
+    });
+    expect(forged.status).toBe(404);
+    expect((await server.db('window_apis').where({ id: theirs[0].id }).first()).name).toBe('ly');
+    expect(server.errors).toEqual([]);
+  });
+
   it('edits, rotates the secret of, disables and deletes a client, each on record', async () => {
     const admin = await newAdmin([{ role: 'window_admin', windowId: zhengzhou.id }]);
     const { b } = await signInToConsole(admin);

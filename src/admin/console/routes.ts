@@ -201,7 +201,8 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     const window = (await call(ctx, 'getWindow', { params })).body;
     const clients = (await call(ctx, 'listClients', { params })).body;
     const pending = (await call(ctx, 'listWindowEnterprises', { params, query: { status: 'pending', limit: '50' } })).body;
-    show(ctx, 'admin-window', { window, clients, pending, authMethods: AUTH_METHODS, grantTypes: GRANT_TYPES, scopes: SCOPES, kinds: WINDOW_KINDS, ...extra }, ctx.status === 400 ? 400 : 200);
+    const apis = (await call(ctx, 'listApis', { params })).body;
+    show(ctx, 'admin-window', { window, clients, apis, pending, authMethods: AUTH_METHODS, grantTypes: GRANT_TYPES, scopes: SCOPES, kinds: WINDOW_KINDS, ...extra }, ctx.status === 400 ? 400 : 200);
   };
   router.get('/windows/:windowId', (ctx) => windowPage(ctx));
   router.post(
@@ -315,6 +316,46 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       await call(ctx, 'deleteClient', { params: { clientId: ctx.params.clientId! } });
       return `/admin/windows/${client.windowId}`;
     }, clientPage),
+  );
+
+  // A window's APIs: listed, added, changed and deleted on the window's page.
+  const apiForm = (ctx: Context) => {
+    const ttl = field(ctx, 'accessTokenTtlSeconds').trim();
+    return {
+      name: field(ctx, 'name'),
+      scopes: field(ctx, 'scopes').split(/[\s,]+/).filter(Boolean),
+      ...(ttl && { accessTokenTtlSeconds: /^\d{1,9}$/.test(ttl) ? Number(ttl) : ttl }),
+      otherWindows: field(ctx, 'otherWindows') === 'on',
+    };
+  };
+  const apiWindowPage: Page = (ctx, extra) => {
+    ctx.params.windowId = field(ctx, 'windowId');
+    return windowPage(ctx, extra);
+  };
+  router.post(
+    '/windows/:windowId/apis',
+    formBody,
+    change(async (ctx) => {
+      await call(ctx, 'createApi', { params: { windowId: ctx.params.windowId! }, body: { identifier: field(ctx, 'identifier'), ...apiForm(ctx) } });
+      return `/admin/windows/${ctx.params.windowId}`;
+    }, windowPage),
+  );
+  router.post(
+    '/apis/:apiId',
+    formBody,
+    change(async (ctx) => {
+      const updated = (await call(ctx, 'updateApi', { params: { apiId: ctx.params.apiId! }, body: apiForm(ctx) })).body as { windowId: number };
+      return `/admin/windows/${updated.windowId}`;
+    }, apiWindowPage),
+  );
+  router.post(
+    '/apis/:apiId/delete',
+    formBody,
+    change(async (ctx) => {
+      const gone = (await call(ctx, 'getApi', { params: { apiId: ctx.params.apiId! } })).body as { windowId: number };
+      await call(ctx, 'deleteApi', { params: { apiId: ctx.params.apiId! } });
+      return `/admin/windows/${gone.windowId}`;
+    }, apiWindowPage),
   );
 
   router.post(
