@@ -9,6 +9,7 @@ import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { listKeys, loadKeys } from '../../src/oidc/keys.ts';
 import { listWindows } from '../../src/windows/windows.ts';
+import { createApi } from '../../src/windows/apis.ts';
 import { makeAdmin, signInAtProvider, type TestAdmin } from '../helpers/admin.ts';
 import { browser, type Browser, type Visit } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -69,7 +70,7 @@ const concrete = (path: string) => path.replace(/:(\w+)/g, (_m, name: string) =>
 
 // Everything a page's POST could change (not rate-limit counters, which count the refused request too).
 async function snapshot() {
-  const tables = ['accounts', 'acting_enterprises', 'admin_roles', 'clients', 'enterprises', 'keys', 'memberships', 'outbox', 'password_history', 'recovery_codes', 'totp_factors', 'verification_codes', 'windows'];
+  const tables = ['accounts', 'acting_enterprises', 'admin_roles', 'clients', 'enterprises', 'keys', 'memberships', 'outbox', 'password_history', 'recovery_codes', 'totp_factors', 'verification_codes', 'window_apis', 'windows'];
   const rows: Record<string, unknown[]> = {};
   for (const table of tables) rows[table] = await server.db(table).select('*').orderByRaw('1');
   rows.artifacts = await server.db('oidc_artifacts').whereIn('model', ['Session', 'Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode', 'Interaction']).orderBy('id').select('model', 'id', 'consumed_at');
@@ -104,6 +105,7 @@ beforeAll(async () => {
     id: enterprise.id,
     enterpriseId: enterprise.id,
     accountId: operator.id,
+    apiId: String((await createApi(server.db, { windowId: windows[0]!.id, identifier: 'https://csrf.example.cn/api', name: 'csrf', scopes: ['csrf:read'] })).id),
   };
 
   // Another browser, with a csrf cookie and token of its own.
