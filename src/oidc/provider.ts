@@ -104,6 +104,7 @@ function unregisteredUri(ctx: { oidc?: { params?: Record<string, unknown> } }, o
 
 export function createProvider(o: ProviderOptions): Provider {
   const apis = o.apis ?? [];
+  const issuerOrigin = new URL(o.issuer).origin;
   const apiFor = (indicator: string | undefined, clientId: string) => apis.find((a) => a.audience === indicator && a.clientIds.includes(clientId));
   const configuration: Configuration = {
     adapter: createAdapter(o.db),
@@ -150,10 +151,14 @@ export function createProvider(o: ProviderOptions): Provider {
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // A window's back end may check tokens issued to any client of its own window.
+        // A window's back end may check tokens issued to any client of its own window,
+        // and those for an API of its window, whoever they were issued to.
         async allowedPolicy(ctx, client, token) {
           if (client.clientAuthMethod === 'none') return token.clientId === client.clientId;
           if (token.clientId === client.clientId) return true;
+          const aud = (token as { aud?: unknown }).aud;
+          const api = typeof aud === 'string' ? await findLiveApi(o.db, aud) : undefined;
+          if (api && api.windowId === client['window_id']) return true;
           const owner = token.clientId ? await ctx.oidc.provider.Client.find(token.clientId) : undefined;
           return owner !== undefined && owner['window_id'] === client['window_id'];
         },
@@ -168,7 +173,8 @@ export function createProvider(o: ProviderOptions): Provider {
           if (api) return { audience: api.audience, scope: api.scope, accessTokenFormat: 'opaque', accessTokenTTL: api.ttlSeconds };
           // A window's API (windows/apis.ts), for the clients of its window or, if it
           // allows them, of any window: RFC 9068 JWT access tokens (typ at+jwt).
-          const registered = await findLiveApi(o.db, indicator);
+          // Identifiers on the provider's own origin are its own (the admin API's, its endpoints'), never a window's.
+          const registered = URL.parse(indicator)?.origin === issuerOrigin ? undefined : await findLiveApi(o.db, indicator);
           const clientWindow = windowOf(client as never);
           if (!registered || clientWindow === null || (registered.windowId !== clientWindow && !registered.otherWindows)) throw new errors.InvalidTarget();
           return {

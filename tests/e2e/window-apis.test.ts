@@ -5,9 +5,11 @@ import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createEnterprise, type Enterprise } from '../../src/enterprises/enterprises.ts';
 import { addMember } from '../../src/enterprises/memberships.ts';
-import { createApi, deleteApi, updateApi, type Api } from '../../src/windows/apis.ts';
+import { createApi, deleteApi, listApis, updateApi, type Api } from '../../src/windows/apis.ts';
+import { ConflictError, InputError, NotFoundError } from '../../src/errors.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { browser } from '../helpers/browser.ts';
+import { statementsOf } from '../helpers/statements.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -183,6 +185,72 @@ describe('window APIs: JWT access tokens', () => {
     });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toBe('invalid_target');
+  });
+
+  it('the back end of an API’s window may introspect tokens for it issued to another window’s client', async () => {
+    const theirs = await oidc.clientCredentialsGrant(b.config, { scope: 'catalog:read', resource: shared.identifier });
+    expect(await oidc.tokenIntrospection(a.config, theirs.access_token)).toMatchObject({ active: true, aud: shared.identifier, client_id: b.clientId });
+    // Not a token of B's for one of B's own APIs.
+    const own = await oidc.clientCredentialsGrant(b.config, { scope: 'ly:read', resource: ofB.identifier });
+    expect((await oidc.tokenIntrospection(a.config, own.access_token)).active).toBe(false);
+    expect((await oidc.tokenIntrospection(b.config, own.access_token)).active).toBe(true);
+  });
+
+  it('an identifier on the provider’s own origin is never a window’s API', async () => {
+    const mine = await createApi(server.db, { windowId: orders.windowId, identifier: `${server.url}/api/admin/v1`, name: 'not the admin API', scopes: ['admin:all'] });
+    expect((await failure(oidc.clientCredentialsGrant(a.config, { scope: 'admin:all', resource: mine.identifier }))).error).toBe('invalid_target');
+    await deleteApi(server.db, mine.id);
+  });
+
+  it('reads the APIs from the node’s cache, not the database, on every token request', async () => {
+    await oidc.clientCredentialsGrant(a.config, { scope: 'orders:read', resource: orders.identifier });
+    const statements = await statementsOf(server.db, async () => {
+      await oidc.clientCredentialsGrant(a.config, { scope: 'orders:read', resource: orders.identifier });
+      await failure(oidc.clientCredentialsGrant(a.config, { scope: 'orders:read', resource: 'https://nowhere.example/api' }));
+    });
+    // The one statement is the token's record (for introspection); a refusal costs none.
+    expect(statements).toEqual([expect.stringMatching(/^INSERT INTO oidc_artifacts/)]);
+  });
+
+  it('refuses bad APIs by field, a taken identifier, an unknown window, and keeps one of two racing registrations', async () => {
+    const windowId = orders.windowId;
+    const base = { windowId, name: 'x', scopes: ['x:read'] };
+    const refusal = async (input: object) => {
+      try {
+        await createApi(server.db, input as never);
+      } catch (err) {
+        if (err instanceof InputError) return { kind: err.constructor.name, field: err.field, message: err.message };
+        throw err;
+      }
+      throw new Error(`accepted ${JSON.stringify(input)}`);
+    };
+    const before = (await listApis(server.db)).length;
+    expect(await refusal({ ...base, identifier: 'https://x.example.cn/api#frag' })).toMatchObject({ field: 'identifier', message: expect.stringContaining('must not have a fragment') });
+    expect(await refusal({ ...base, identifier: 'http://x.example.cn/api' })).toMatchObject({ field: 'identifier', message: expect.stringContaining('must use https') });
+    expect(await refusal({ ...base, identifier: 'javascript:alert(1)' })).toMatchObject({ field: 'identifier', message: expect.stringContaining('must use https') });
+    expect(await refusal({ ...base, identifier: `https://x.example.cn/${'a'.repeat(3000)}` })).toMatchObject({ field: 'identifier', message: 'identifier: must be at most 2000 characters' });
+    for (const name of ['__proto__', 'constructor']) expect(await refusal({ ...base, identifier: name })).toMatchObject({ field: 'identifier', message: `identifier: "${name}" is not an absolute URI` });
+    expect(await refusal({ ...base, identifier: 'https://x.example.cn/a\u0000b' })).toMatchObject({ field: 'identifier', message: expect.stringContaining('control characters') });
+    expect(await refusal({ ...base, identifier: 'https://user:pw@x.example.cn/api' })).toMatchObject({ field: 'identifier', message: expect.stringContaining('user name or password') });
+    expect(await refusal({ ...base, identifier: orders.identifier })).toEqual({ kind: 'ConflictError', field: 'identifier', message: `identifier: an API with the identifier ${orders.identifier} exists already` });
+    const fresh = 'https://fresh.example.cn/api';
+    expect(await refusal({ ...base, identifier: fresh, windowId: 999_999 })).toMatchObject({ kind: 'NotFoundError', field: 'window' });
+    for (const scopes of [[], ['openid'], ['offline_access'], ['Orders'], ['a b'], ['x'.repeat(65)], ['__proto__'.toUpperCase()], ['x:1', 'x:1'], Array.from({ length: 51 }, (_, i) => `s${i}`)]) {
+      expect(await refusal({ ...base, identifier: fresh, scopes })).toMatchObject({ field: expect.stringMatching(/^scopes/) });
+    }
+    for (const accessTokenTtlSeconds of [59, 86_401, 1.5, '600']) expect(await refusal({ ...base, identifier: fresh, accessTokenTtlSeconds })).toMatchObject({ field: 'accessTokenTtlSeconds' });
+    expect(await refusal({ ...base, identifier: fresh, extra: 1 })).toMatchObject({ field: 'extra', message: 'extra: is not a known field' });
+    expect((await listApis(server.db)).length).toBe(before);
+
+    const raced = await Promise.allSettled([0, 1, 2].map(() => createApi(server.db, { ...base, identifier: 'https://raced.example.cn/api' })));
+    expect(raced.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(raced.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([expect.any(ConflictError), expect.any(ConflictError)]);
+    // Scopes such as __proto__ are plain names: nothing in the lookups is keyed by them.
+    const odd = await createApi(server.db, { ...base, identifier: 'https://odd.example.cn/api', scopes: ['__proto__', 'constructor'] });
+    const tokens = await oidc.clientCredentialsGrant(a.config, { scope: '__proto__ constructor', resource: odd.identifier });
+    expect((await verify(tokens.access_token, odd.identifier)).payload.scope).toBe('__proto__ constructor');
+    await expect(updateApi(server.db, 999_999, { name: 'y' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(deleteApi(server.db, -1)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it('an API deleted while its tokens live: new tokens are refused, introspection answers inactive', async () => {
