@@ -127,6 +127,43 @@ describe.skipIf(!onPostgres())(`node caches on two nodes${onPostgres() ? '' : ' 
     expect(await tokenAt(B(), c.clientId, c.secret)).toBe('issued');
   });
 
+  it('refuses a window API deleted on node A, or of a window disabled with plain SQL, at node B’s next request, and takes a new one at once', async () => {
+    const c = await machineClient('缓存两节点己');
+    const other = await machineClient('缓存两节点庚');
+    const resource = 'https://cache.example.cn/api';
+    const register = async () => {
+      const made = await api(A(), system, 'POST', `/windows/${other.windowId}/apis`, { identifier: resource, name: '缓存', scopes: ['cache:read'], otherWindows: true });
+      expect(made.status).toBe(201);
+      return made.body.id as number;
+    };
+    const apiTokenAt = async (node: { url: string }) => {
+      const config = await oidc.discovery(new URL(nodes[0]!.url), c.clientId, c.secret, undefined, { execute: [oidc.allowInsecureRequests] });
+      config[oidc.customFetch] = (url, options) => fetch(new URL(new URL(url).pathname + new URL(url).search, node.url), options as RequestInit);
+      return oidc.clientCredentialsGrant(config, { scope: 'cache:read', resource }).then(
+        () => 'issued',
+        (err: { error?: string }) => err.error,
+      );
+    };
+    const apiHits = async () => Number(/^sme_passport_cache_hits_total\{cache="window_apis"\} (\d+)$/m.exec(await (await fetch(`${B().url}/metrics`)).text())?.[1] ?? 0);
+    const id = await register();
+    await eventually(
+      async () => {
+        const before = await apiHits();
+        expect(await apiTokenAt(B())).toBe('issued');
+        return (await apiHits()) > before;
+      },
+      { every: 50 },
+    );
+    expect((await api(A(), system, 'DELETE', `/apis/${id}`)).status).toBe(204);
+    expect(await apiTokenAt(B())).toBe('invalid_target');
+    await register();
+    expect(await apiTokenAt(B())).toBe('issued');
+    await database.db.raw('UPDATE windows SET disabled_at = now() WHERE id = ?', [other.windowId]);
+    expect(await apiTokenAt(B())).toBe('invalid_target');
+    await database.db.raw('UPDATE windows SET disabled_at = NULL WHERE id = ?', [other.windowId]);
+    expect(await apiTokenAt(B())).toBe('issued');
+  });
+
   it('stops a role revoked on node A, or from the command line, at the revoked administrator’s next call at node B', async () => {
     const target = { url: nodes[0]!.url, db: database.db, masterKey: env.MASTER_KEY! };
     const auditor = await adminToken(target, await (makeAdmin(target, 'caches.auditor', [{ role: 'audit_admin' }])));
