@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCli } from '../../src/cli.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
 import { createWindow } from '../../src/windows/windows.ts';
+import { createApi } from '../../src/windows/apis.ts';
 import { runCliInProcess } from '../helpers/cli-in-process.ts';
 import { fuzzOptions, fuzzRuns, hostileText, tally } from '../helpers/fuzz.ts';
 import { changedTables, snapshot } from '../helpers/rows.ts';
@@ -28,6 +29,7 @@ const UNTOUCHED = ['rate_limits'];
 let database: TestDatabase;
 let dir: string;
 let windowId: string;
+let apiId: string;
 const USCC = completeUscc('9141010000088801');
 
 // Flags that name a file to write (as root, a hostile path could land anywhere) are not
@@ -42,6 +44,10 @@ const BASE: Record<string, () => string[]> = {
   'window create': () => ['--kind', 'service', '--name', '模糊窗口', '--region', '410100'],
   'window list': () => [],
   'client create': () => ['--window', windowId, '--name', 'rp', '--redirect-uri', 'https://rp.example.cn/cb', '--post-logout-redirect-uri', 'https://rp.example.cn/out', '--backchannel-logout-uri', 'https://rp.example.cn/bc', '--grant-types', 'authorization_code'],
+  'api create': () => ['--window', windowId, '--identifier', 'https://fuzz.example.cn/api', '--name', '模糊接口', '--scope', 'fuzz:read', '--token-ttl', '600'],
+  'api list': () => ['--window', windowId],
+  'api update': () => ['--id', apiId, '--name', '模糊接口', '--scope', 'fuzz:write', '--token-ttl', '900'],
+  'api delete': () => ['--id', '999999'],
   'account disable': () => ['nobody.here'],
   'account enable': () => ['nobody.here'],
   'account create': () => ['--username', 'fuzz.user', '--name', '名字', '--phone', '13912345678', '--email', 'fuzz@example.cn', '--password-stdin'],
@@ -106,6 +112,7 @@ beforeAll(async () => {
   database = await testDatabase();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-fuzz-'));
   windowId = String((await createWindow(database.db, { kind: 'service', name: '模糊测试机构' })).id);
+  apiId = String((await createApi(database.db, { windowId: Number(windowId), identifier: 'https://fuzzed.example.cn/api', name: '模糊', scopes: ['fuzz:read'] })).id);
   fs.writeFileSync(path.join(dir, 'registry.csv'), `uscc,name,type,region,industry\n${completeUscc('9141010000088802')},模糊导入公司,enterprise,410100,制造\n`);
 });
 

@@ -6,6 +6,7 @@ import { createEnterprise } from '../../src/enterprises/enterprises.ts';
 import { addMember } from '../../src/enterprises/memberships.ts';
 import { completeUscc } from '../../src/enterprises/uscc.ts';
 import { createClient } from '../../src/windows/clients.ts';
+import { createApi } from '../../src/windows/apis.ts';
 import { createWindow } from '../../src/windows/windows.ts';
 import { makeAdmin, signInAtProvider } from '../helpers/admin.ts';
 import { browser, formOf, type Browser, type Visit } from '../helpers/browser.ts';
@@ -28,7 +29,7 @@ const PASSWORD = 'Shangqiu-Ancient-City-1';
 
 let server: TestServer;
 let site: WindowSite;
-const ids = {} as Record<'window' | 'client' | 'enterprise', string>;
+const ids = {} as Record<'window' | 'client' | 'api' | 'enterprise', string>;
 const who = {} as Record<'visitor' | 'person' | 'admin' | 'auditor', { b: Browser; csrf: string }>;
 let interaction: string;
 
@@ -107,6 +108,9 @@ const targets = (): Target[] => [
     jwks: '',
   }),
   form('console: client', 'admin', `/admin/clients/${ids.client}`, { name: 'rp', redirectUris: 'https://rp.example.cn/cb', postLogoutRedirectUris: '', grantTypes: 'authorization_code', scopes: 'openid', authMethod: 'client_secret_basic', jwksUri: '', jwks: '' }),
+  form('console: new API', 'admin', `/admin/windows/${ids.window}/apis`, { identifier: 'https://fuzz.example.cn/api', name: '模糊接口', scopes: 'fuzz:read fuzz:write', accessTokenTtlSeconds: '600', otherWindows: '', apiForm: 'new' }),
+  form('console: API', 'admin', `/admin/apis/${ids.api}`, { name: '模糊接口', scopes: 'fuzz:read', accessTokenTtlSeconds: '900', otherWindows: 'on', apiForm: ids.api, windowId: ids.window }),
+  pathId('console: API id', 'admin', 'POST', (v) => `/admin/apis/${percentEncode(v)}`),
   form('console: client secret', 'admin', `/admin/clients/${ids.client}/secret`, { graceHours: '1' }),
   form('console: enterprise status', 'admin', `/admin/enterprises/${ids.enterprise}/status`, { status: 'pending', windowId: ids.window }),
   form('console: grant', 'admin', '/admin/administrators/grants', { account: 'nobody.here', role: 'window_admin', windowId: ids.window }),
@@ -155,6 +159,7 @@ beforeAll(async () => {
   const window = await createWindow(server.db, { kind: 'service', name: '模糊测试服务机构' });
   ids.window = String(window.id);
   ids.client = (await createClient(server.db, { windowId: window.id, name: 'fuzzed', redirectUris: ['https://rp.example.cn/cb'] })).clientId;
+  ids.api = String((await createApi(server.db, { windowId: window.id, identifier: 'https://fuzzed.example.cn/api', name: 'fuzzed', scopes: ['fuzz:read'] })).id);
   site = await windowSite(server, { windowId: window.id, name: 'fuzz-pages' });
   const person = await createAccount(server.db, { username: 'fuzz.person', displayName: '测试', email: 'fuzz.person@example.cn', password: PASSWORD }, PASSWORD_POLICIES.mlps);
   const enterprise = await createEnterprise(server.db, { uscc: completeUscc('9141010000077701'), name: '模糊测试公司', type: 'enterprise', region: '410100' });
