@@ -173,7 +173,8 @@ export function createProvider(o: ProviderOptions): Provider {
           if (api) return { audience: api.audience, scope: api.scope, accessTokenFormat: 'opaque', accessTokenTTL: api.ttlSeconds };
           // A window's API (windows/apis.ts), for the clients of its window or, if it
           // allows them, of any window: RFC 9068 JWT access tokens (typ at+jwt).
-          // Identifiers on the provider's own origin are its own (the admin API's, its endpoints'), never a window's.
+          // Identifiers on the provider's own origin are the provider's (the admin API,
+          // its endpoints), never a window's.
           const registered = URL.parse(indicator)?.origin === issuerOrigin ? undefined : await findLiveApi(o.db, indicator);
           const clientWindow = windowOf(client as never);
           if (!registered || clientWindow === null || (registered.windowId !== clientWindow && !registered.otherWindows)) throw new errors.InvalidTarget();
@@ -240,6 +241,10 @@ export function createProvider(o: ProviderOptions): Provider {
     if (routeOf(ctx.method, ctx.path) === 'resume') markResuming();
     return next();
   });
+  provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
+  const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
+  limitClientAuthentication(provider, o.db, o.clientAuth, onRecordFailure);
+  // After the limit on client authentication, which refuses an address before its request is read.
   provider.use(structuredTokenLookups(o.issuer, o.keys.jwks.keys, (ctx) => ['introspection', 'revocation'].includes(routeOf(ctx.method, ctx.path) ?? '')));
   // Every introspected token has an audience: a token with no resource is usable only by
   // its own window (introspection is limited to the window's clients, and userinfo), so
@@ -250,9 +255,6 @@ export function createProvider(o: ProviderOptions): Provider {
     const body = ctx.body as { active?: boolean; aud?: unknown; client_id?: string } | undefined;
     if (body?.active === true && body.aud === undefined && routeOf(ctx.method, ctx.path) === 'introspection') body.aud = body.client_id;
   });
-  provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
-  const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
-  limitClientAuthentication(provider, o.db, o.clientAuth, onRecordFailure);
 
   // A person served at a window: every authorization, with a password or by single
   // sign-on. The windows' service figures are counted from these.
