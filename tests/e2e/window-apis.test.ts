@@ -97,6 +97,13 @@ describe('window APIs: JWT access tokens', () => {
     expect(payload).not.toHaveProperty('enterprise_id');
   });
 
+  it('a client limited to some OpenID Connect scopes still gets only those, and any API scope of its window', async () => {
+    const narrow = await windowSite(server, { windowId: orders.windowId, name: 'zz-narrow', grantTypes: ['client_credentials'], redirectUris: [], postLogoutRedirectUris: [], scopes: ['openid'] });
+    expect((await failure(oidc.clientCredentialsGrant(narrow.config, { scope: 'email orders:read', resource: orders.identifier }))).error).toBe('invalid_scope');
+    const tokens = await oidc.clientCredentialsGrant(narrow.config, { scope: 'openid orders:read', resource: orders.identifier });
+    expect((await verify(tokens.access_token, orders.identifier)).payload.scope).toBe('orders:read');
+  });
+
   it('a token for A’s API does not verify as one for B’s API', async () => {
     const tokens = await oidc.clientCredentialsGrant(a.config, { scope: 'orders:read', resource: orders.identifier });
     expect((await failure(verify(tokens.access_token, ofB.identifier))).code).toBe('ERR_JWT_CLAIM_VALIDATION_FAILED');
