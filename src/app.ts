@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
 import { errorPages, retryAfterOnUnavailable, securityHeaders, type Logger } from './http/errors.ts';
+import { assetRoutes } from './http/assets.ts';
 import { busyAnswers } from './http/busy.ts';
 import { healthRoutes } from './http/health.ts';
 import { rememberLang } from './http/i18n.ts';
@@ -95,6 +96,7 @@ export function createApp(o: AppOptions): App {
   app.use(rememberLang);
   const routers = [
     home,
+    assetRoutes(),
     interactionRoutes(providers, o.db, o.security, o.masterKey),
     accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),

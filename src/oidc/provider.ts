@@ -100,6 +100,21 @@ function unregisteredUri(ctx: { oidc?: { params?: Record<string, unknown> } }, o
   return typeof value === 'string' ? { name, value: value.slice(0, 2000) } : undefined;
 }
 
+type IdTokenHint = { payload: { sub?: unknown; sid?: unknown } };
+
+// RP-initiated logout needs no click when the window that asks proves it is this
+// person's window in this session: the library has verified the id_token_hint's
+// signature and that it was issued to the asking client; its sid must also be the one
+// this session gave that client, for the signed-in account. Otherwise an ID token from
+// an earlier session, or another person's, would let any page sign the person out
+// (logout CSRF), so the confirmation stays.
+function hintFromThisSession(ctx: KoaContextWithOIDC): boolean {
+  const hint = ctx.oidc.entities.IdTokenHint as IdTokenHint | undefined;
+  const { session, client } = ctx.oidc;
+  if (!hint || !client || !session?.accountId || !session.authorizations?.[client.clientId]) return false;
+  return hint.payload.sub === session.accountId && hint.payload.sid === session.sidFor(client.clientId);
+}
+
 export function createProvider(o: ProviderOptions): Provider {
   const apis = o.apis ?? [];
   const apiFor = (indicator: string | undefined, clientId: string) => apis.find((a) => a.audience === indicator && a.clientIds.includes(clientId));
@@ -171,7 +186,7 @@ export function createProvider(o: ProviderOptions): Provider {
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
-          render(ctx as unknown as Context, 'logout', { form });
+          render(ctx as unknown as Context, 'logout', { form, auto: hintFromThisSession(ctx) });
         },
         async postLogoutSuccessSource(ctx) {
           render(ctx as unknown as Context, 'logged-out');
@@ -211,6 +226,10 @@ export function createProvider(o: ProviderOptions): Provider {
   };
 
   const provider = new Provider(o.issuer, configuration);
+  // Every ID token names its session (sid), as Keycloak's do, not only those of clients
+  // that take back-channel logout: a window matches a logout to it, and RP-initiated
+  // logout checks it (hintFromThisSession).
+  Object.defineProperty(provider.Client.prototype, 'includeSid', { value: () => true });
   // The records its events make (below) are written before the provider answers.
   provider.use(awaitRequestRecords);
   const routeOf = providerRouteMatcher(provider);
