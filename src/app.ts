@@ -43,6 +43,7 @@ export type AppOptions = {
   logger: Logger;
   // Production: /metrics exists only with a token.
   production: boolean;
+  development: boolean;
   // Bearer token required by /metrics (METRICS_TOKEN).
   metricsToken: string | undefined;
   // Extra routes mounted before the provider (the demo window sites).
@@ -65,6 +66,7 @@ export function createApp(o: AppOptions): App {
       logger: o.logger,
       session: o.security.session,
       clientAuth: o.security.clientAuth,
+      development: o.development,
       apis: [{ audience: adminApiAudience(o.issuer), scope: ADMIN_SCOPE, clientIds: [ADMIN_CONSOLE_CLIENT_ID], ttlSeconds: ADMIN_TOKEN_TTL_SECONDS }],
     });
     provider.proxy = o.trustProxy;

@@ -3,7 +3,7 @@ import Provider, { errors, interactionPolicy, type Configuration, type KoaContex
 import type { SecuritySettings } from '../config.ts';
 import type { Db } from '../db/connect.ts';
 import { findAccount } from '../accounts/accounts.ts';
-import { isAdministrator } from '../accounts/admin-roles.ts';
+import { administersWindow, isAdministrator, rolesOf } from '../accounts/admin-roles.ts';
 import { actingEnterprise, needsActingChoice } from '../enterprises/acting.ts';
 import type { Logger } from '../http/errors.ts';
 import { render } from '../http/render.ts';
@@ -14,6 +14,7 @@ import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { providerRouteMatcher } from './internals.ts';
 import { markResuming } from './request-artifacts.ts';
+import { nameGrantErrors } from './grant-errors.ts';
 import { recordSessionUse, sessionUseDue } from './session-details.ts';
 import { recordEvent, type AuditEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
@@ -29,7 +30,10 @@ export type Providers = { current: Provider };
 // only the listed clients get tokens for it, opaque so they can be revoked.
 export type ProtectedApi = { audience: string; scope: string; clientIds: string[]; ttlSeconds: number };
 
-export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; clientAuth: ClientAuthLimits; apis?: ProtectedApi[] };
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; clientAuth: ClientAuthLimits; apis?: ProtectedApi[];
+  // NODE_ENV=development: error pages also show what only an integrator needs.
+  development: boolean;
+};
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
 
@@ -91,13 +95,23 @@ const errorMessages: Record<string, string> = {
   temporarily_unavailable: 'errorUnavailable',
 };
 
+type SentUri = { name: 'redirect_uri' | 'post_logout_redirect_uri'; value: string; registered?: readonly string[] };
+
 // A redirect_uri or post_logout_redirect_uri that matched nothing registered, as it was
 // sent (the page escapes it): what an integrator needs to see a trailing slash or an
-// http for https. Registered URIs are the window's business and are not shown.
-function unregisteredUri(ctx: { oidc?: { params?: Record<string, unknown> } }, out: { error?: unknown; error_description?: unknown }) {
+// http for https. The registered ones are the window's business: shown in development,
+// and otherwise only to a person signed in here who administers the client's window (the
+// console shows them the same).
+async function unregisteredUri(ctx: KoaContextWithOIDC, out: { error?: unknown; error_description?: unknown }, db: Db, development: boolean): Promise<SentUri | undefined> {
   const name = out.error === 'invalid_redirect_uri' ? 'redirect_uri' : String(out.error_description ?? '').startsWith('post_logout_redirect_uri') ? 'post_logout_redirect_uri' : undefined;
   const value = name ? ctx.oidc?.params?.[name] : undefined;
-  return typeof value === 'string' ? { name, value: value.slice(0, 2000) } : undefined;
+  if (!name || typeof value !== 'string') return undefined;
+  const sent: SentUri = { name, value: value.slice(0, 2000) };
+  const client = ctx.oidc.client;
+  if (!client) return sent;
+  const accountId = ctx.oidc.session?.accountId;
+  const shown = development || (accountId !== undefined && administersWindow(await rolesOf(db, accountId), windowOf(client as never)));
+  return shown ? { ...sent, registered: (name === 'redirect_uri' ? client.redirectUris : client.postLogoutRedirectUris) ?? [] } : sent;
 }
 
 type IdTokenHint = { payload: { sub?: unknown; sid?: unknown } };
@@ -221,7 +235,8 @@ export function createProvider(o: ProviderOptions): Provider {
     async renderError(ctx, out) {
       const message = errorMessages[String(out.error)] ?? 'errorGeneric';
       const detail = out.error === 'server_error' ? undefined : out.error_description;
-      render(ctx as unknown as Context, 'error', { message, code: out.error, detail, sent: unregisteredUri(ctx, out) }, ctx.status >= 400 ? ctx.status : 400);
+      const sent = await unregisteredUri(ctx, out, o.db, o.development);
+      render(ctx as unknown as Context, 'error', { message, code: out.error, detail, sent }, ctx.status >= 400 ? ctx.status : 400);
     },
   };
 
@@ -240,6 +255,7 @@ export function createProvider(o: ProviderOptions): Provider {
   provider.on('server_error', (_ctx, err) => o.logger.error('provider server_error', err));
   const onRecordFailure = (err: unknown) => o.logger.error('writing an audit record failed', err);
   limitClientAuthentication(provider, o.db, o.clientAuth, onRecordFailure);
+  nameGrantErrors(provider);
 
   // A person served at a window: every authorization, with a password or by single
   // sign-on. The windows' service figures are counted from these.

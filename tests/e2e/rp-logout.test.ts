@@ -96,12 +96,13 @@ describe('RP-initiated logout', () => {
     const atA = await a.signIn(you, { identifier: zhou.username, password: zhou.password });
     const [header, payload] = atA.tokens.id_token!.split('.');
     const forged = `${header}.${payload}.${Buffer.from('not the signature').toString('base64url')}`;
-    for (const params of [
+    const refused: Array<Record<string, string>> = [
       { id_token_hint: atA.tokens.id_token!, client_id: b.clientId },
       { id_token_hint: forged },
       { id_token_hint: 'constructor' },
       { id_token_hint: '__proto__.e30.' },
-    ]) {
+    ];
+    for (const params of refused) {
       const page = await you.visit(oidc.buildEndSessionUrl(a.config, params));
       expect(page.kind === 'page' && page.status).toBe(400);
       expect(signs(page).auto).toBe(false);
