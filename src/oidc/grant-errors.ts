@@ -12,7 +12,7 @@ const NAMED: Record<string, string> = {
   'authorization code redirect_uri mismatch': 'redirect_uri is not the one the authorization request used',
   'code_verifier must be provided': 'code_verifier is missing (the authorization request sent a code_challenge)',
   'code_verifier does not match code_challenge': 'code_verifier does not match the code_challenge of the authorization request',
-  'refresh token not found': 'refresh_token is unknown, revoked, or was issued to another client',
+  'refresh token not found': 'refresh_token is unknown, revoked, ended with its sign-in session, or was issued to another client',
   'refresh token is expired': 'refresh_token is expired',
   'refresh token already used': 'refresh_token was already used (rotation: use the newest one); the grant is revoked',
   'grant not found': 'the grant behind this code or refresh_token has ended (signed out, or revoked)',

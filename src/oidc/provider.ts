@@ -208,6 +208,13 @@ export function createProvider(o: ProviderOptions): Provider {
       },
     },
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    // A first-party window gets a refresh token on every code flow, so its own session can
+    // outlive an access token without sending the person back. Without offline_access it
+    // is bound to the person's sign-in session (the library's expiresWithSession): it
+    // stops with a sign-out anywhere, the session's timeout, or the account's end.
+    // offline_access (which needs prompt=consent, OIDC Core 11) gives one that outlives
+    // the session; a third-party client gets a refresh token only that way.
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && (isFirstParty(client as never) || code.scopes.has('offline_access')),
     rotateRefreshToken: true,
     allowOmittingSingleRegisteredRedirectUri: false,
     // Scope claims go into the ID token too: many window sites read only the ID token.

@@ -157,7 +157,7 @@ describe("the token endpoint's errors name the parameter", () => {
     expect(tokens.refresh_token).toBeTruthy();
     expect((await token(b, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })).status).toBe(200);
     expect((await token(b, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })).body.error_description).toMatch(/^refresh_token was already used/);
-    expect((await token(b, { grant_type: 'refresh_token', refresh_token: 'nope' })).body.error_description).toBe('refresh_token is unknown, revoked, or was issued to another client');
+    expect((await token(b, { grant_type: 'refresh_token', refresh_token: 'nope' })).body.error_description).toBe('refresh_token is unknown, revoked, ended with its sign-in session, or was issued to another client');
   });
 
   it('logged no server errors', () => {
