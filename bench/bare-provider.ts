@@ -6,8 +6,9 @@ import type { Spec } from './common.ts';
 // default), static clients, any login accepted by its development login page. It keeps
 // the settings that change the work per request the same as ours: an RS256 2048-bit
 // signing key (ours signs ID tokens with its RS256 key), signed lax cookies, the same
-// lifetimes, and no consent for these clients (the same loadExistingGrant idea as
-// src/oidc/provider.ts).
+// lifetimes, no consent for these clients (the same loadExistingGrant idea as
+// src/oidc/provider.ts), and a refresh token on every code flow, as ours gives a
+// first-party window, with sid in every ID token.
 
 async function loadExistingGrant(ctx: KoaContextWithOIDC) {
   const { client, session, provider } = ctx.oidc;
@@ -48,10 +49,12 @@ export function createBareProvider(issuer: string, spec: Spec): Provider {
     responseTypes: ['code'],
     features: { devInteractions: { enabled: true }, clientCredentials: { enabled: true } },
     loadExistingGrant,
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     // Ours' lifetimes (which also keeps the library from warning about its defaults).
     ttl: { AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 3600, IdToken: 3600, Interaction: 1800, RefreshToken: 14 * 24 * 3600, Session: 12 * 3600, Grant: 14 * 24 * 3600 },
   };
   const provider = new Provider(issuer, configuration);
+  Object.defineProperty(provider.Client.prototype, 'includeSid', { value: () => true });
   provider.on('server_error', (_ctx, err) => console.error('bare provider server_error', err));
   return provider;
 }

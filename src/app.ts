@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { SecuritySettings } from './config.ts';
 import type { Db } from './db/connect.ts';
 import { errorPages, retryAfterOnUnavailable, securityHeaders, type Logger } from './http/errors.ts';
+import { assetRoutes } from './http/assets.ts';
 import { busyAnswers } from './http/busy.ts';
 import { healthRoutes } from './http/health.ts';
 import { rememberLang } from './http/i18n.ts';
@@ -42,6 +43,7 @@ export type AppOptions = {
   logger: Logger;
   // Production: /metrics exists only with a token.
   production: boolean;
+  development: boolean;
   // Bearer token required by /metrics (METRICS_TOKEN).
   metricsToken: string | undefined;
   // Extra routes mounted before the provider (the demo window sites).
@@ -64,6 +66,7 @@ export function createApp(o: AppOptions): App {
       logger: o.logger,
       session: o.security.session,
       clientAuth: o.security.clientAuth,
+      development: o.development,
       apis: [{ audience: adminApiAudience(o.issuer), scope: ADMIN_SCOPE, clientIds: [ADMIN_CONSOLE_CLIENT_ID], ttlSeconds: ADMIN_TOKEN_TTL_SECONDS }],
     });
     provider.proxy = o.trustProxy;
@@ -95,6 +98,7 @@ export function createApp(o: AppOptions): App {
   app.use(rememberLang);
   const routers = [
     home,
+    assetRoutes(),
     interactionRoutes(providers, o.db, o.security, o.masterKey),
     accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),

@@ -78,6 +78,8 @@ const envSchema = z.object({
 
 export type Config = {
   production: boolean;
+  // NODE_ENV=development (npm start): pages may show what only an integrator needs.
+  development: boolean;
   port: number;
   host: string;
   // Unset: http://localhost:<the port actually bound>, known only once listening.
@@ -146,6 +148,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   return {
     production,
+    development: e.NODE_ENV === 'development',
     port: e.PORT,
     host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     issuer,

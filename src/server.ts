@@ -78,6 +78,7 @@ export async function startServer(config: Config, options: { database?: Database
       outboxPage: config.messages.outbox,
       logger,
       production: config.production,
+      development: config.development,
       metricsToken: config.metricsToken,
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,

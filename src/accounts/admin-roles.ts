@@ -38,6 +38,10 @@ export const rolesOf = cachedRead({
   },
 });
 
+// A system_admin administers every window; a window_admin their own.
+export const administersWindow = (roles: RoleGrant[], windowId: number | null): boolean =>
+  roles.some((r) => r.role === 'system_admin' || (r.role === 'window_admin' && r.windowId === windowId));
+
 export async function isAdministrator(db: Db, accountId: string): Promise<boolean> {
   return (await rolesOf(db, accountId)).length > 0;
 }

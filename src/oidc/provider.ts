@@ -3,7 +3,7 @@ import Provider, { errors, interactionPolicy, type Configuration, type KoaContex
 import type { SecuritySettings } from '../config.ts';
 import type { Db } from '../db/connect.ts';
 import { findAccount } from '../accounts/accounts.ts';
-import { isAdministrator } from '../accounts/admin-roles.ts';
+import { administersWindow, isAdministrator, rolesOf } from '../accounts/admin-roles.ts';
 import { actingEnterprise, needsActingChoice } from '../enterprises/acting.ts';
 import type { Logger } from '../http/errors.ts';
 import { render } from '../http/render.ts';
@@ -14,6 +14,7 @@ import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
 import { providerRouteMatcher } from './internals.ts';
 import { markResuming } from './request-artifacts.ts';
+import { nameGrantErrors } from './grant-errors.ts';
 import { recordSessionUse, sessionUseDue } from './session-details.ts';
 import { recordEvent, type AuditEvent } from '../audit/trail.ts';
 import { awaitRequestRecords, recordWithRequest } from '../audit/request-records.ts';
@@ -31,7 +32,10 @@ export type Providers = { current: Provider };
 // only the listed clients get tokens for it, opaque so they can be revoked.
 export type ProtectedApi = { audience: string; scope: string; clientIds: string[]; ttlSeconds: number };
 
-export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; clientAuth: ClientAuthLimits; apis?: ProtectedApi[] };
+export type ProviderOptions = { issuer: string; db: Db; keys: KeySet; logger: Logger; session: SecuritySettings['session']; clientAuth: ClientAuthLimits; apis?: ProtectedApi[];
+  // NODE_ENV=development: error pages also show what only an integrator needs.
+  development: boolean;
+};
 
 const isFirstParty = (client: { [key: string]: unknown } | undefined) => client !== undefined && client.third_party !== true;
 
@@ -93,13 +97,38 @@ const errorMessages: Record<string, string> = {
   temporarily_unavailable: 'errorUnavailable',
 };
 
+type SentUri = { name: 'redirect_uri' | 'post_logout_redirect_uri'; value: string; registered?: readonly string[] };
+
 // A redirect_uri or post_logout_redirect_uri that matched nothing registered, as it was
 // sent (the page escapes it): what an integrator needs to see a trailing slash or an
-// http for https. Registered URIs are the window's business and are not shown.
-function unregisteredUri(ctx: { oidc?: { params?: Record<string, unknown> } }, out: { error?: unknown; error_description?: unknown }) {
+// http for https. The registered ones are the window's business: shown in development,
+// and otherwise only to a person signed in here who administers the client's window (the
+// console shows them the same).
+async function unregisteredUri(ctx: KoaContextWithOIDC, out: { error?: unknown; error_description?: unknown }, db: Db, development: boolean): Promise<SentUri | undefined> {
   const name = out.error === 'invalid_redirect_uri' ? 'redirect_uri' : String(out.error_description ?? '').startsWith('post_logout_redirect_uri') ? 'post_logout_redirect_uri' : undefined;
   const value = name ? ctx.oidc?.params?.[name] : undefined;
-  return typeof value === 'string' ? { name, value: value.slice(0, 2000) } : undefined;
+  if (!name || typeof value !== 'string') return undefined;
+  const sent: SentUri = { name, value: value.slice(0, 2000) };
+  const client = ctx.oidc.client;
+  if (!client) return sent;
+  const accountId = ctx.oidc.session?.accountId;
+  const shown = development || (accountId !== undefined && administersWindow(await rolesOf(db, accountId), windowOf(client as never)));
+  return shown ? { ...sent, registered: (name === 'redirect_uri' ? client.redirectUris : client.postLogoutRedirectUris) ?? [] } : sent;
+}
+
+type IdTokenHint = { payload: { sub?: unknown; sid?: unknown } };
+
+// RP-initiated logout needs no click when the window that asks proves it is this
+// person's window in this session: the library has verified the id_token_hint's
+// signature and that it was issued to the asking client; its sid must also be the one
+// this session gave that client, for the signed-in account. Otherwise an ID token from
+// an earlier session, or another person's, would let any page sign the person out
+// (logout CSRF), so the confirmation stays.
+function hintFromThisSession(ctx: KoaContextWithOIDC): boolean {
+  const hint = ctx.oidc.entities.IdTokenHint as IdTokenHint | undefined;
+  const { session, client } = ctx.oidc;
+  if (!hint || !client || !session?.accountId || !session.authorizations?.[client.clientId]) return false;
+  return hint.payload.sub === session.accountId && hint.payload.sid === session.sidFor(client.clientId);
 }
 
 export function createProvider(o: ProviderOptions): Provider {
@@ -191,7 +220,7 @@ export function createProvider(o: ProviderOptions): Provider {
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
-          render(ctx as unknown as Context, 'logout', { form });
+          render(ctx as unknown as Context, 'logout', { form, auto: hintFromThisSession(ctx) });
         },
         async postLogoutSuccessSource(ctx) {
           render(ctx as unknown as Context, 'logged-out');
@@ -201,6 +230,13 @@ export function createProvider(o: ProviderOptions): Provider {
     extraTokenClaims: (_ctx, token) => jwtTokenClaims(o.db, token as never),
     formats: { customizers: { jwt: (_ctx, token, jwt) => recordJwtAccessToken(token as never, jwt.payload as never) } },
     pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    // A first-party window gets a refresh token on every code flow, so its own session can
+    // outlive an access token without sending the person back. Without offline_access it
+    // is bound to the person's sign-in session (the library's expiresWithSession): it
+    // stops with a sign-out anywhere, the session's timeout, or the account's end.
+    // offline_access (which needs prompt=consent, OIDC Core 11) gives one that outlives
+    // the session; a third-party client gets a refresh token only that way.
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && (isFirstParty(client as never) || code.scopes.has('offline_access')),
     rotateRefreshToken: true,
     allowOmittingSingleRegisteredRedirectUri: false,
     // Scope claims go into the ID token too: many window sites read only the ID token.
@@ -229,11 +265,16 @@ export function createProvider(o: ProviderOptions): Provider {
     async renderError(ctx, out) {
       const message = errorMessages[String(out.error)] ?? 'errorGeneric';
       const detail = out.error === 'server_error' ? undefined : out.error_description;
-      render(ctx as unknown as Context, 'error', { message, code: out.error, detail, sent: unregisteredUri(ctx, out) }, ctx.status >= 400 ? ctx.status : 400);
+      const sent = await unregisteredUri(ctx, out, o.db, o.development);
+      render(ctx as unknown as Context, 'error', { message, code: out.error, detail, sent }, ctx.status >= 400 ? ctx.status : 400);
     },
   };
 
   const provider = new Provider(o.issuer, configuration);
+  // Every ID token names its session (sid), as Keycloak's do, not only those of clients
+  // that take back-channel logout: a window matches a logout to it, and RP-initiated
+  // logout checks it (hintFromThisSession).
+  Object.defineProperty(provider.Client.prototype, 'includeSid', { value: () => true });
   // The records its events make (below) are written before the provider answers.
   provider.use(awaitRequestRecords);
   const routeOf = providerRouteMatcher(provider);
@@ -255,6 +296,7 @@ export function createProvider(o: ProviderOptions): Provider {
     const body = ctx.body as { active?: boolean; aud?: unknown; client_id?: string } | undefined;
     if (body?.active === true && body.aud === undefined && routeOf(ctx.method, ctx.path) === 'introspection') body.aud = body.client_id;
   });
+  nameGrantErrors(provider);
 
   // A person served at a window: every authorization, with a password or by single
   // sign-on. The windows' service figures are counted from these.

@@ -12,5 +12,5 @@ import { createProvider } from './provider.ts';
 export async function standaloneProvider(db: Db, config: Config, logger: Logger): Promise<Provider> {
   const keys = await loadKeys(db, resolveMasterKey(config.masterKey, config.dataDir));
   if (keys.jwks.keys.length === 0) throw new Error('there are no signing keys yet: start the server once first');
-  return createProvider({ issuer: config.issuer ?? `http://localhost:${config.port}`, db, keys, logger, session: config.security.session, clientAuth: config.security.clientAuth });
+  return createProvider({ issuer: config.issuer ?? `http://localhost:${config.port}`, db, keys, logger, session: config.security.session, clientAuth: config.security.clientAuth, development: config.development });
 }

@@ -56,6 +56,7 @@ async function pageRouters(): Promise<Router[]> {
     outboxPage: true,
     logger: { error: () => {}, info: () => {} },
     production: false,
+    development: false,
     metricsToken: undefined,
   });
   const routers = app.middleware.map((m) => (m as { router?: Router }).router).filter((r): r is Router => r !== undefined);

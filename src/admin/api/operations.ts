@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../../db/connect.ts';
 import type { Providers } from '../../oidc/provider.ts';
 import { findAccount, findAccountByIdOrUsername, setAccountStatus } from '../../accounts/accounts.ts';
-import { ADMIN_ROLES, grantRole, listAdministrators, revokeRole, type AdminRole } from '../../accounts/admin-roles.ts';
+import { ADMIN_ROLES, administersWindow, grantRole, listAdministrators, revokeRole, type AdminRole } from '../../accounts/admin-roles.ts';
 import { clearFailures, lockKeyFor, secondFactorLockKey } from '../../accounts/lockout.ts';
 import { auditFilterSchema, listEvents, type AuditEvent } from '../../audit/trail.ts';
 import { dailySignIns, windowFigures, YEARLY_TARGET, yearSchema } from '../../audit/figures.ts';
@@ -67,26 +67,24 @@ function define<P extends z.ZodType = z.ZodUndefined, Q extends z.ZodType = z.Zo
 }
 
 const holds = (who: Principal, role: AdminRole) => who.roles.some((r) => r.role === role);
-const administersWindow = (who: Principal, windowId: number) =>
-  holds(who, 'system_admin') || who.roles.some((r) => r.role === 'window_admin' && r.windowId === windowId);
 
 // Window ids are public; another window's id is refused plainly.
 function requireWindowScope(who: Principal, windowId: number): void {
-  if (!administersWindow(who, windowId)) throw new ForbiddenError('windowId', `you do not administer window ${windowId}`);
+  if (!administersWindow(who.roles, windowId)) throw new ForbiddenError('windowId', `you do not administer window ${windowId}`);
 }
 
 // Client ids are not: one outside the caller's windows is answered as if it did not
 // exist, so guessing tells nothing.
 async function clientInScope(call: { who: Principal; db: Db }, clientId: string): Promise<Client> {
   const client = await getClient(call.db, clientId);
-  if (!client || !administersWindow(call.who, client.windowId)) throw new NotFoundError('clientId', `no client with id ${clientId}`);
+  if (!client || !administersWindow(call.who.roles, client.windowId)) throw new NotFoundError('clientId', `no client with id ${clientId}`);
   return client;
 }
 
 // API ids are answered like client ids.
 async function apiInScope(call: { who: Principal; db: Db }, apiId: number): Promise<Api> {
   const api = await getApi(call.db, apiId);
-  if (!api || !administersWindow(call.who, api.windowId)) throw new NotFoundError('apiId', `no API with id ${apiId}`);
+  if (!api || !administersWindow(call.who.roles, api.windowId)) throw new NotFoundError('apiId', `no API with id ${apiId}`);
   return api;
 }
 
@@ -153,7 +151,7 @@ export const OPERATIONS: Operation[] = [
     path: '/windows',
     summary: 'Windows: all of them for a system_admin, their own for a window_admin',
     roles: ['system_admin', 'window_admin'],
-    run: async ({ who, db }) => ({ body: (await listWindows(db)).filter((w) => administersWindow(who, w.id)) }),
+    run: async ({ who, db }) => ({ body: (await listWindows(db)).filter((w) => administersWindow(who.roles, w.id)) }),
   }),
   define({
     id: 'createWindow',
@@ -415,7 +413,7 @@ export const OPERATIONS: Operation[] = [
       const before = await requireEnterprise(db, params.enterpriseId);
       let windowId: number | null = null;
       if (!holds(who, 'system_admin')) {
-        const mine = (await listWindows(db)).filter((w) => administersWindow(who, w.id) && w.region && before.region.startsWith(regionPrefix(w.region)));
+        const mine = (await listWindows(db)).filter((w) => administersWindow(who.roles, w.id) && w.region && before.region.startsWith(regionPrefix(w.region)));
         if (mine.length === 0) throw new NotFoundError('enterpriseId', `no enterprise with id ${params.enterpriseId}`);
         windowId = mine[0]!.id;
       }
