@@ -142,6 +142,16 @@ describe('window APIs: JWT access tokens', () => {
     expect((await oidc.tokenIntrospection(a.config, machine.access_token)).active).toBe(false);
   });
 
+  it('a refresh token gives a new JWT for the API; revoking the grant (its refresh token) ends its JWTs at introspection', async () => {
+    const tokens = await codeFlowToken('api.loner', orders.identifier, 'openid orders:read');
+    expect(tokens.refresh_token).toBeDefined();
+    const refreshed = await oidc.refreshTokenGrant(a.config, tokens.refresh_token!, { resource: orders.identifier });
+    expect((await verify(refreshed.access_token, orders.identifier)).payload).toMatchObject({ scope: 'orders:read', client_id: a.clientId });
+    for (const t of [tokens.access_token, refreshed.access_token]) expect((await oidc.tokenIntrospection(a.config, t)).active).toBe(true);
+    await oidc.tokenRevocation(a.config, refreshed.refresh_token!);
+    for (const t of [tokens.access_token, refreshed.access_token]) expect((await oidc.tokenIntrospection(a.config, t)).active).toBe(false);
+  });
+
   it('a JWT whose signature does not verify, or that is not ours, is inactive; its jti alone is not a token', async () => {
     const tokens = await oidc.clientCredentialsGrant(a.config, { scope: 'orders:read', resource: orders.identifier });
     const [header, body, signature] = tokens.access_token.split('.');
