@@ -1,4 +1,6 @@
 import crypto from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import type Koa from 'koa';
 import type { Provider } from 'oidc-provider';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
@@ -58,4 +60,40 @@ export function providerRouteMatcher(provider: Provider): (method: string, path:
   const router = instance(provider)?.router;
   if (typeof router?.match !== 'function') throw new Error("oidc-provider's router is not where internals.ts expects it (lib/helpers/weak_cache.js)");
   return (method, path) => router.match(method, path)?.route.name;
+}
+
+// A token the library is issuing (AccessToken, ClientCredentials): `format` is 'jwt' or
+// 'opaque' (lib/models/formats/index.js).
+export type IssuedToken = { jti: string; format?: string; sessionUid?: string; accountId?: string; [field: string]: unknown };
+
+// Saves a record of an issued token as the library saves an opaque one (the fields of
+// its model's IN_PAYLOAD, lib/models/formats/opaque.js), through the token's own
+// adapter, with `fields` added. A record whose `format` is not 'opaque' is refused by
+// the library when presented as an opaque token (the same file's verify).
+export async function saveTokenRecord(token: IssuedToken, fields: Record<string, unknown>, expiresIn: number): Promise<void> {
+  const t = token as IssuedToken & { constructor: { IN_PAYLOAD: string[] }; adapter: { upsert(id: string, payload: object, expiresIn: number): Promise<void> } };
+  const record: Record<string, unknown> = { ...fields };
+  for (const field of t.constructor.IN_PAYLOAD) if (t[field] !== undefined) record[field] = t[field];
+  await t.adapter.upsert(t.jti, record, expiresIn);
+}
+
+// The library reads a request's body itself, from the request stream
+// (lib/shared/selective_body.js): a middleware that read it first hands the library a
+// request whose stream gives `body` again (the same or changed).
+export function replayRequestBody(ctx: Koa.Context, body: Buffer): void {
+  const original = ctx.req;
+  const stream = Readable.from([body]);
+  const headers = { ...original.headers, 'content-length': String(body.length) };
+  delete headers['transfer-encoding'];
+  const fromStream = new Set<PropertyKey>(['readable', 'readableEncoding', 'readableEnded', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'off', 'removeListener', 'pipe', 'resume', 'pause', 'setEncoding']);
+  const req = new Proxy(original, {
+    get(target, prop) {
+      if (prop === 'headers') return headers;
+      const source = fromStream.has(prop) ? (stream as unknown as IncomingMessage) : target;
+      const value = Reflect.get(source, prop, source) as unknown;
+      return typeof value === 'function' ? value.bind(source) : value;
+    },
+  });
+  ctx.req = req;
+  ctx.request.req = req;
 }

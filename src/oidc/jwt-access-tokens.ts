@@ -1,11 +1,12 @@
 import crypto from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import querystring from 'node:querystring';
+import type { Context } from 'koa';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { actingEnterprise } from '../enterprises/acting.ts';
+import { replayRequestBody, saveTokenRecord, type IssuedToken } from './internals.ts';
 
 // RFC 9068 JWT access tokens for the windows' APIs (src/windows/apis.ts). The library
 // signs them and keeps no record of them, and its introspection and revocation
@@ -16,35 +17,20 @@ import { actingEnterprise } from '../enterprises/acting.ts';
 // opaque token; so does revoking its grant). An API that verifies tokens on its own
 // sees only the signature and the expiry: revocation reaches it through introspection.
 
-type TokenLike = {
-  kind: string;
-  jti: string;
-  format?: string;
-  sessionUid?: string;
-  accountId?: string;
-  extra?: Record<string, unknown>;
-  adapter: { upsert(id: string, payload: Record<string, unknown>, expiresIn: number): Promise<void> };
-  constructor: { IN_PAYLOAD: string[] };
-  [field: string]: unknown;
-};
-
 // The record says it stands for a JWT: presented as an opaque token (its jti is in the
 // JWT, which an API may log), the library refuses it (formats/opaque.js verify).
 const RECORD_FORMAT = 'jwt';
 
 // formats.customizers.jwt: called before the token is signed, in the token request,
 // which waits for the record.
-export async function recordJwtAccessToken(token: TokenLike, payload: { iat: number; exp: number }): Promise<void> {
-  const record: Record<string, unknown> = { iat: payload.iat, exp: payload.exp, format: RECORD_FORMAT };
-  for (const field of token.constructor.IN_PAYLOAD) if (token[field] !== undefined) record[field] = token[field];
-  if (token.extra) record.extra = token.extra;
-  await token.adapter.upsert(token.jti, record, Math.max(1, payload.exp - Math.floor(Date.now() / 1000)));
+export async function recordJwtAccessToken(token: IssuedToken, payload: { iat: number; exp: number }): Promise<void> {
+  await saveTokenRecord(token, { iat: payload.iat, exp: payload.exp, format: RECORD_FORMAT }, Math.max(1, payload.exp - Math.floor(Date.now() / 1000)));
 }
 
 // The claims a JWT access token carries beyond RFC 9068's: whom the person acts for
 // (enterprise_id), from the sign-in session the token came from. Opaque tokens (the
 // windows' own and the admin API's) get none: they are introspected, not read.
-export async function jwtTokenClaims(db: Db, token: TokenLike): Promise<Record<string, unknown> | undefined> {
+export async function jwtTokenClaims(db: Db, token: IssuedToken): Promise<Record<string, unknown> | undefined> {
   if (token.format !== 'jwt' || !token.sessionUid || !token.accountId) return undefined;
   const acting = await actingEnterprise(db, token.sessionUid, token.accountId);
   return acting ? { enterprise_id: acting.enterprise.id } : undefined;
@@ -60,6 +46,7 @@ export const isJwtRecord = (payload: Record<string, unknown>): boolean => payloa
 const PUBLIC_MEMBERS = ['kty', 'kid', 'alg', 'use', 'n', 'e', 'crv', 'x', 'y'] as const;
 const publicKeys = (keys: JWK[]) => keys.map((k) => Object.fromEntries(PUBLIC_MEMBERS.filter((m) => k[m] !== undefined).map((m) => [m, k[m]])) as JWK);
 
+// The library's own limit on these bodies (lib/shared/selective_body.js).
 const BODY_LIMIT = 56 * 1024;
 
 async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
@@ -71,23 +58,6 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
-}
-
-// The request as the library reads it, with the body replaced: the library reads the
-// body itself from the request stream (shared/selective_body.js).
-function withBody(req: IncomingMessage, body: Buffer): IncomingMessage {
-  const stream = Readable.from([body]);
-  const headers = { ...req.headers, 'content-length': String(body.length) };
-  delete headers['transfer-encoding'];
-  const fromStream = new Set<PropertyKey>(['readable', 'readableEncoding', 'readableEnded', 'iterator', Symbol.asyncIterator, 'read', 'on', 'once', 'off', 'removeListener', 'pipe', 'resume', 'pause', 'setEncoding']);
-  return new Proxy(req, {
-    get(target, prop) {
-      if (prop === 'headers') return headers;
-      const source = fromStream.has(prop) ? (stream as unknown as IncomingMessage) : target;
-      const value = Reflect.get(source, prop, source) as unknown;
-      return typeof value === 'function' ? value.bind(source) : value;
-    },
-  });
 }
 
 const isJwt = (value: unknown): value is string => {
@@ -125,9 +95,7 @@ export function structuredTokenLookups(issuer: string, keys: JWK[], isLookupRout
       }
       params.token = name;
     }
-    const req = name ? withBody(ctx.req, Buffer.from(querystring.stringify(params))) : withBody(ctx.req, raw);
-    ctx.req = req;
-    ctx.request.req = req;
+    replayRequestBody(ctx as unknown as Context, name ? Buffer.from(querystring.stringify(params)) : raw);
     try {
       await next();
     } finally {
