@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 const me = async (you: ReturnType<typeof browser>) => {
-  const res = await you.fetch(`${base}/me`);
+  const res = await you.fetch(`${base}/me`, { redirect: 'manual' });
   return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
 };
 
@@ -90,7 +90,9 @@ describe('the openid-client example', () => {
   it('signs out through its /logout (RP-initiated, with id_token_hint) and back at its own page', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
-    const at = await confirmLogoutIfAsked(you, await you.visit(`${base}/logout`), `${base}/`);
+    const toProvider = await you.visit(`${base}/logout`, server.url);
+    expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
+    const at = await confirmLogoutIfAsked(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', `${base}/`), `${base}/`);
     expect(at.kind === 'redirect' && at.to.href).toBe(`${base}/`);
     expect(await me(you)).toBeUndefined();
     // The provider's session ended too: the next sign-in asks for the password.
