@@ -38,9 +38,9 @@ export function requireFile(file: string, install: string) {
 
 export type ExampleProcess = { output: () => string; stop(): Promise<void> };
 
-// Starts a command and waits until `ready` answers true (a URL that answers).
-export async function startExample(command: string, args: string[], env: Record<string, string>, readyUrl: string): Promise<ExampleProcess> {
-  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+// Starts a command and waits until readyUrl answers. `as`: a user to run it as (uid, gid).
+export async function startExample(command: string, args: string[], env: Record<string, string>, readyUrl: string, as: { uid?: number; gid?: number } = {}): Promise<ExampleProcess> {
+  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
