@@ -1,6 +1,6 @@
 # A window site on Flask with Authlib.
 # Configuration from the environment:
-#   ISSUER         e.g. https://passport.hnsme.cn
+#   ISSUER         e.g. https://passport.example.gov.cn
 #   CLIENT_ID      CLIENT_SECRET   (from `sme-passport client create`)
 #   BASE_URL       this site's own address, e.g. https://www.example-window.cn
 #   SESSION_SECRET a long random string that signs Flask's session cookie

@@ -1,6 +1,6 @@
 // A window site on Node.js with openid-client 6 and node:http, no framework.
 // Configuration from the environment:
-//   ISSUER         e.g. https://passport.hnsme.cn
+//   ISSUER         e.g. https://passport.example.gov.cn
 //   CLIENT_ID      CLIENT_SECRET   (from `sme-passport client create`)
 //   BASE_URL       this site's own address, e.g. https://www.example-window.cn
 //   PORT           where to listen (default 8080)

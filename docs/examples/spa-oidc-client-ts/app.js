@@ -1,6 +1,6 @@
 // A single-page window site with oidc-client-ts: the authorization code flow with PKCE,
 // as a public client (registered with --auth-method none, so it has no secret).
-// config.json next to the page: { "issuer": "https://passport.hnsme.cn", "clientId": "..." }
+// config.json next to the page: { "issuer": "https://passport.example.gov.cn", "clientId": "..." }
 // Registered for it: redirect URI and post-logout redirect URI, both this page's address
 // (e.g. https://app.example-window.cn/).
 const config = await (await fetch('config.json')).json();
