@@ -30,10 +30,16 @@ export async function setUpPerson(server: TestServer) {
   return { account, enterprise, windowId };
 }
 
-// A test's tool (apache2, python3 and its modules, chromium): CI installs them, so a
-// missing one fails the test rather than skipping it.
-export function requireFile(file: string, install: string) {
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing: apt-get install ${install}`);
+// A test's tools (apache2, python3 and its modules, chromium): CI installs them, so a
+// missing one fails the test rather than skipping it. Files, each with its package.
+export const missingTools = (tools: Record<string, string>): string[] =>
+  Object.entries(tools)
+    .filter(([file]) => !fs.existsSync(file))
+    .map(([file, pkg]) => `${file} is missing: apt-get install ${pkg}`);
+
+export function requireTools(tools: Record<string, string>) {
+  const missing = missingTools(tools);
+  if (missing.length > 0) throw new Error(missing.join('\n'));
 }
 
 export type ExampleProcess = { output: () => string; stop(): Promise<void> };

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser, type Browser } from '../helpers/browser.ts';
-import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, person, requireFile, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -15,6 +15,8 @@ import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
 const APACHE = '/usr/sbin/apache2';
 const MODULES = '/usr/lib/apache2/modules';
+// claims.cgi is a Python script.
+const TOOLS = { [APACHE]: 'apache2', [`${MODULES}/mod_auth_openidc.so`]: 'libapache2-mod-auth-openidc', '/usr/bin/python3': 'python3' };
 
 // Apache started by root would switch to a user of its own; the test runs it as nobody.
 const asRoot = process.getuid?.() === 0;
@@ -60,10 +62,8 @@ function apacheConfig(port: number) {
   if (asRoot) for (const p of [dir, site, ...fs.readdirSync(site).map((f) => path.join(site, f))]) fs.chownSync(p, NOBODY.uid, NOBODY.gid);
 }
 
-beforeAll(async () => {
-  requireFile(APACHE, 'apache2');
-  requireFile(`${MODULES}/mod_auth_openidc.so`, 'libapache2-mod-auth-openidc');
-  requireFile('/usr/bin/python3', 'python3');
+async function setUp() {
+  requireTools(TOOLS);
   server = await startTestServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
@@ -86,14 +86,14 @@ beforeAll(async () => {
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${fs.existsSync(`${dir}/error.log`) ? fs.readFileSync(`${dir}/error.log`, 'utf8') : ''}`);
   }
-});
+}
 
-afterAll(async () => {
+async function tearDown() {
   await apache?.stop();
   await other?.close();
   await server?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
-});
+}
 
 const errorLog = () => fs.readFileSync(`${dir}/error.log`, 'utf8');
 
@@ -104,7 +104,13 @@ const claimsAt = async (you: Browser) => {
 
 const info = async (you: Browser) => (await (await you.fetch(`${base}/protected/redirect_uri?info=json`, { redirect: 'manual' })).json()) as { access_token: string };
 
+// Outside the describe block, so that a missing tool is a failed test, not skipped ones.
+it('has its tools installed', () => expect(missingTools(TOOLS)).toEqual([]));
+
 describe('Apache with mod_auth_openidc', () => {
+  beforeAll(setUp);
+  afterAll(tearDown);
+
   it('signs a person in and passes the claims to the application, the enterprise among them', async () => {
     const you = browser();
     const at = await typePassword(you, await you.visit(`${base}/protected/claims`));

@@ -3,7 +3,7 @@ import * as jose from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, person, requireFile, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -19,11 +19,14 @@ let base: string;
 let enterpriseId: string;
 
 const PYTHON = '/usr/bin/python3';
+const TOOLS = { [PYTHON]: 'python3' };
 
-beforeAll(async () => {
-  requireFile(PYTHON, 'python3');
-  const modules = await new Promise<number | null>((resolve) => spawn(PYTHON, ['-c', 'import flask, authlib, requests'], { stdio: 'ignore' }).once('close', resolve));
-  if (modules !== 0) throw new Error('python3 cannot import flask, authlib and requests: apt-get install python3-flask python3-authlib python3-requests');
+const pythonModulesMissing = async () =>
+  (await new Promise<number | null>((resolve) => spawn(PYTHON, ['-c', 'import flask, authlib, requests'], { stdio: 'ignore' }).once('close', resolve))) !== 0;
+
+async function setUp() {
+  requireTools(TOOLS);
+  if (await pythonModulesMissing()) throw new Error('python3 cannot import flask, authlib and requests: apt-get install python3-flask python3-authlib python3-requests');
   server = await startTestServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
@@ -44,20 +47,29 @@ beforeAll(async () => {
     { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: base, PORT: String(port), SESSION_SECRET: 'a-test-secret-of-at-least-32-characters', AUTHLIB_INSECURE_TRANSPORT: '1' },
     `${base}/`,
   );
-});
+}
 
-afterAll(async () => {
+async function tearDown() {
   await site?.stop();
   await other?.close();
   await server?.close();
-});
+}
 
 const me = async (you: ReturnType<typeof browser>) => {
   const res = await you.fetch(`${base}/me`, { redirect: 'manual' });
   return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
 };
 
+// Outside the describe block, so that a missing tool is a failed test, not skipped ones.
+it('has its tools installed', async () => {
+  expect(missingTools(TOOLS)).toEqual([]);
+  expect(await pythonModulesMissing(), 'apt-get install python3-flask python3-authlib python3-requests').toBe(false);
+});
+
 describe('the Flask + Authlib example', () => {
+  beforeAll(setUp);
+  afterAll(tearDown);
+
   it('signs a person in and sees their claims, the enterprise among them', async () => {
     const you = browser();
     const login = await you.visit(`${base}/login`);

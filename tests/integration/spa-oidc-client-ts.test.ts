@@ -2,12 +2,14 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { chinesePage, launchChromium } from '../helpers/chromium.ts';
-import { EXAMPLES, expectedEnterprise, person, requireFile, setUpPerson, startExample, type ExampleProcess } from '../helpers/examples.ts';
+import { EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // docs/examples/spa-oidc-client-ts: a single-page site with oidc-client-ts (a public
 // client with PKCE) in Debian's chromium, two of them on two origins for single sign-on.
+
+const TOOLS = { [process.env.CHROMIUM_PATH ?? '/usr/bin/chromium']: 'chromium' };
 
 let server: TestServer;
 let chromium: Browser | undefined;
@@ -24,21 +26,21 @@ async function spaSite(windowId: number) {
   return origin;
 }
 
-beforeAll(async () => {
-  requireFile(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', 'chromium');
+async function setUp() {
+  requireTools(TOOLS);
   server = await startTestServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
   a = await spaSite(windowId);
   b = await spaSite(windowId);
   chromium = await launchChromium();
-});
+}
 
-afterAll(async () => {
+async function tearDown() {
   await chromium?.close();
   for (const site of sites) await site.stop();
   await server?.close();
-});
+}
 
 const status = (page: Page) => page.locator('#status');
 
@@ -66,7 +68,13 @@ async function signOut(page: Page, site: string) {
   return answer.url();
 }
 
+// Outside the describe block, so that a missing tool is a failed test, not skipped ones.
+it('has its tools installed', () => expect(missingTools(TOOLS)).toEqual([]));
+
 describe('a single-page site with oidc-client-ts, in chromium', () => {
+  beforeAll(setUp);
+  afterAll(tearDown);
+
   let page: Page;
 
   it('signs a person in with PKCE and shows their claims, the enterprise among them', async () => {
