@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import * as jose from 'jose';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createEnterprise } from '../../src/enterprises/enterprises.ts';
@@ -88,4 +90,19 @@ export const asksForPassword = (at: Visit) => at.kind === 'page' && at.html.incl
 export async function typePassword(you: Browser, at: Visit, stopAt = '\0'): Promise<Visit> {
   if (!asksForPassword(at)) throw new Error(`expected the login page, got ${at.kind === 'page' ? `a page (${at.status}):\n${at.html.slice(0, 1500)}` : `a redirect to ${at.to.href}`}`);
   return you.submit(at, '/login', { identifier: person.username, password: person.password }, stopAt);
+}
+
+// Logout tokens a site must refuse, for a real sid and audience: one signed with a key
+// that is not the provider's, and the same claims unsigned (alg none).
+export async function forgedLogoutTokens(issuer: string, audience: string, sid: string): Promise<string[]> {
+  const key = (await jose.generateKeyPair('RS256')).privateKey;
+  const forged = await new jose.SignJWT({ sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+    .setProtectedHeader({ alg: 'RS256', typ: 'logout+jwt' })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setIssuedAt()
+    .setJti(crypto.randomUUID())
+    .sign(key);
+  const unsigned = `${jose.base64url.encode(JSON.stringify({ alg: 'none', typ: 'logout+jwt' }))}.${forged.split('.')[1]}.`;
+  return [forged, unsigned];
 }

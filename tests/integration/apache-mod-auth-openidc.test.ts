@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser, type Browser } from '../helpers/browser.ts';
-import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -26,6 +26,7 @@ let server: TestServer;
 let apache: ExampleProcess | undefined;
 let other: WindowSite;
 let base: string;
+let clientId: string;
 let dir: string;
 let enterpriseId: string;
 
@@ -76,6 +77,7 @@ async function setUp() {
     postLogoutRedirectUris: [`${base}/signed-out.html`],
     backchannelLogoutUri: `${base}/protected/redirect_uri?logout=backchannel`,
   });
+  clientId = created.clientId;
   other = await windowSite(server, { windowId, name: 'other-window' });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-apache-'));
   fs.chmodSync(dir, 0o755);
@@ -160,5 +162,16 @@ describe('Apache with mod_auth_openidc', () => {
     await confirmLogoutIfAsked(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
     await eventually(async () => (await claimsAt(you)) === undefined);
     expect(server.errors).toEqual([]);
+  });
+
+  it('refuses a logout token that is not the provider’s, and keeps the session', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/protected/claims`));
+    const sid = (await claimsAt(you))!.claims.sid!;
+    for (const token of await forgedLogoutTokens(server.url, clientId, sid)) {
+      const res = await fetch(`${base}/protected/redirect_uri?logout=backchannel`, { method: 'POST', body: new URLSearchParams({ logout_token: token }) });
+      expect(res.status).toBe(400);
+    }
+    expect((await claimsAt(you))?.claims.sid).toBe(sid);
   });
 });
