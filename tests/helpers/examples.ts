@@ -77,11 +77,12 @@ export async function startExample(command: string, args: string[], env: Record<
   return example;
 }
 
-// The provider's page that asks "sign out?", submitted as the person would. The lead's
-// change (no page when id_token_hint is valid for the asking client) makes it absent.
-export async function confirmLogoutIfAsked(you: Browser, at: Visit, stopAt: string): Promise<Visit> {
-  if (at.kind === 'page' && at.html.includes('/session/end/confirm')) return you.submit(at, '/session/end/confirm', { logout: 'yes' }, stopAt);
-  return at;
+// The provider's sign-out page for a site that sent the ID token of this session: it
+// must be the one that submits itself (no question to the person); this presses its
+// button as its script does in a browser.
+export async function passThroughLogout(you: Browser, at: Visit, stopAt: string): Promise<Visit> {
+  if (at.kind !== 'page' || !at.html.includes('data-auto-submit')) throw new Error(`expected the self-submitting sign-out page, got ${at.kind === 'page' ? `a page (${at.status}):\n${at.html.slice(0, 1500)}` : `a redirect to ${at.to.href}`}`);
+  return you.submit(at, '/session/end/confirm', { logout: 'yes' }, stopAt);
 }
 
 export const asksForPassword = (at: Visit) => at.kind === 'page' && at.html.includes('name="password"');

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser, type Browser } from '../helpers/browser.ts';
-import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -147,7 +147,7 @@ describe('Apache with mod_auth_openidc', () => {
     const back = `${base}/signed-out.html`;
     const toProvider = await you.visit(`${base}/protected/redirect_uri?logout=${encodeURIComponent(back)}`, server.url);
     expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
-    const at = await confirmLogoutIfAsked(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', back), back);
+    const at = await passThroughLogout(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', back), back);
     expect(at.kind === 'redirect' && at.to.href).toBe(back);
     expect(await claimsAt(you)).toBeUndefined();
     expect(asksForPassword(await you.visit(`${base}/protected/claims`))).toBe(true);
@@ -159,7 +159,7 @@ describe('Apache with mod_auth_openidc', () => {
     const { tokens } = await other.signIn(you, undefined);
     const end = new URL(`${server.url}/session/end`);
     end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
-    await confirmLogoutIfAsked(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
+    await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
     await eventually(async () => (await claimsAt(you)) === undefined);
     expect(server.errors).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, confirmLogoutIfAsked, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -93,7 +93,7 @@ describe('the express-openid-connect example', () => {
     await typePassword(you, await you.visit(`${base}/login`));
     const toProvider = await you.visit(`${base}/logout`, server.url);
     expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
-    const at = await confirmLogoutIfAsked(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', `${base}/signed-out`), `${base}/signed-out`);
+    const at = await passThroughLogout(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', `${base}/signed-out`), `${base}/signed-out`);
     expect(at.kind === 'redirect' && at.to.href).toBe(`${base}/signed-out`);
     expect(await me(you)).toBeUndefined();
     // The provider's session ended too: the next sign-in asks for the password.
@@ -106,7 +106,7 @@ describe('the express-openid-connect example', () => {
     const { tokens } = await other.signIn(you, undefined);
     const end = new URL(server.url + '/session/end');
     end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
-    await confirmLogoutIfAsked(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
+    await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
     await eventually(async () => (await me(you)) === undefined);
   });
 
