@@ -192,7 +192,9 @@ export function createProvider(o: ProviderOptions): Provider {
           return owner !== undefined && owner['window_id'] === client['window_id'];
         },
       },
-      revocation: { enabled: true },
+      // A client revokes only its own tokens (introspection may look wider, revoking may
+      // not); another's is answered as RFC 7009 says for an unknown one: 200, nothing done.
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
       resourceIndicators: {
         enabled: true,
         defaultResource: (_ctx, client) => apis.find((a) => a.clientIds.includes(client!.clientId))?.audience,

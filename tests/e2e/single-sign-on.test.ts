@@ -213,6 +213,11 @@ describe('sign in once, signed in at every window', () => {
     expect((await oidc.tokenIntrospection(backend.config, user.tokens.access_token)).active).toBe(true);
     expect((await oidc.tokenIntrospection(b.config, user.tokens.access_token)).active).toBe(false);
 
+    // Revoking is for the token's own client: another client's attempt changes nothing.
+    await oidc.tokenRevocation(backend.config, user.tokens.access_token);
+    await oidc.tokenRevocation(b.config, token.access_token);
+    expect((await oidc.tokenIntrospection(backend.config, user.tokens.access_token)).active).toBe(true);
+    expect((await oidc.tokenIntrospection(backend.config, token.access_token)).active).toBe(true);
     await oidc.tokenRevocation(backend.config, token.access_token);
     expect((await oidc.tokenIntrospection(backend.config, token.access_token)).active).toBe(false);
   });

@@ -1,0 +1,68 @@
+// A window site on Express with express-openid-connect.
+// Configuration from the environment:
+//   ISSUER         e.g. https://passport.example.gov.cn
+//   CLIENT_ID      CLIENT_SECRET   (from `sme-passport client create`)
+//   BASE_URL       this site's own address, e.g. https://www.example-window.cn
+//   SESSION_SECRET a long random string that encrypts the session cookie
+//   PORT           where to listen (default 8080)
+// Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI
+// BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout.
+import express from 'express';
+import eoc from 'express-openid-connect';
+
+const { auth, requiresAuth } = eoc;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, BASE_URL, SESSION_SECRET, PORT = '8080' } = process.env;
+
+// Where back-channel logouts are remembered until the session they end comes back. One
+// process may keep them in memory; several nodes share a store (express-session stores
+// such as connect-redis fit).
+const loggedOut = new Map();
+const logoutStore = {
+  get(key, callback) {
+    callback(null, loggedOut.get(key));
+  },
+  set(key, value, callback) {
+    loggedOut.set(key, value);
+    callback(null);
+  },
+  destroy(key, callback) {
+    loggedOut.delete(key);
+    callback(null);
+  },
+};
+
+const app = express();
+
+app.use(
+  auth({
+    issuerBaseURL: ISSUER,
+    baseURL: BASE_URL,
+    clientID: CLIENT_ID,
+    clientSecret: CLIENT_SECRET,
+    secret: SESSION_SECRET,
+    authRequired: false,
+    // Sign out at the provider too (RP-initiated logout with id_token_hint).
+    idpLogout: true,
+    authorizationParams: {
+      response_type: 'code',
+      // offline_access for a refresh token; OpenID Connect asks for prompt=consent with it.
+      scope: 'openid profile email phone enterprise offline_access',
+      prompt: 'consent',
+    },
+    routes: { postLogoutRedirect: '/signed-out' },
+    backchannelLogout: { store: logoutStore },
+  }),
+);
+
+// The claims of the ID token; `enterprise` is there when the person acts for one.
+app.get('/me', requiresAuth(), (req, res) => res.json(req.oidc.idTokenClaims));
+
+app.post('/refresh', requiresAuth(), async (req, res) => {
+  const accessToken = await req.oidc.accessToken.refresh();
+  res.json({ expires_in: accessToken.expires_in });
+});
+
+app.get('/signed-out', (req, res) => res.send('signed out'));
+app.get('/', (req, res) => res.send(req.oidc.isAuthenticated() ? 'signed in' : 'signed out'));
+
+app.listen(Number(PORT), () => console.log(`window site at ${BASE_URL}`));

@@ -1,0 +1,135 @@
+# A window site on Flask with Authlib.
+# Configuration from the environment:
+#   ISSUER         e.g. https://passport.example.gov.cn
+#   CLIENT_ID      CLIENT_SECRET   (from `sme-passport client create`)
+#   BASE_URL       this site's own address, e.g. https://www.example-window.cn
+#   SESSION_SECRET a long random string that signs Flask's session cookie
+#   PORT           where to listen (default 8080)
+# Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI
+# BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout.
+import os
+import time
+from urllib.parse import urlencode
+
+import requests
+from authlib.integrations.flask_client import OAuth
+from authlib.jose import JsonWebKey, JsonWebToken
+from flask import Flask, abort, jsonify, redirect, request, session
+
+ISSUER = os.environ["ISSUER"]
+BASE_URL = os.environ["BASE_URL"]
+
+app = Flask(__name__)
+app.secret_key = os.environ["SESSION_SECRET"]
+
+oauth = OAuth(app)
+oauth.register(
+    "passport",
+    client_id=os.environ["CLIENT_ID"],
+    client_secret=os.environ["CLIENT_SECRET"],
+    server_metadata_url=f"{ISSUER}/.well-known/openid-configuration",
+    client_kwargs={
+        "scope": "openid profile email phone enterprise offline_access",
+        "code_challenge_method": "S256",
+    },
+)
+
+# The sids the provider ended by back-channel logout. Flask keeps the session in a
+# cookie the server cannot reach, so each request checks its sid against this set.
+# Several processes share it (Redis, a database table) and drop entries after a day.
+ended_sids = {}
+
+# The algorithms the provider signs with, and no other (never "none").
+jwt = JsonWebToken(["RS256", "ES256"])
+
+
+@app.before_request
+def forget_ended_sessions():
+    if session.get("sid") in ended_sids:
+        session.clear()
+
+
+@app.route("/login")
+def login():
+    # offline_access (a refresh token) is granted with prompt=consent (OpenID Connect Core 11).
+    return oauth.passport.authorize_redirect(f"{BASE_URL}/callback", prompt="consent")
+
+
+@app.route("/callback")
+def callback():
+    token = oauth.passport.authorize_access_token()  # checks state, PKCE, the ID token, its nonce
+    claims = token["userinfo"]  # the ID token's claims
+    session.clear()
+    session.update(
+        claims=dict(claims),
+        sid=claims.get("sid"),
+        id_token=token["id_token"],
+        refresh_token=token.get("refresh_token"),
+    )
+    return redirect("/me")
+
+
+@app.route("/me")
+def me():
+    if "claims" not in session:
+        abort(401)
+    return jsonify(session["claims"])
+
+
+@app.route("/refresh", methods=["POST"])
+def refresh():
+    if not session.get("refresh_token"):
+        abort(401)
+    token = oauth.passport.fetch_access_token(grant_type="refresh_token", refresh_token=session["refresh_token"])
+    session["refresh_token"] = token["refresh_token"]  # a new one every time: the old one is used up
+    return jsonify(expires_in=token["expires_in"])
+
+
+@app.route("/logout")
+def logout():
+    id_token = session.get("id_token")
+    session.clear()
+    metadata = oauth.passport.load_server_metadata()
+    query = {"post_logout_redirect_uri": f"{BASE_URL}/signed-out"}
+    if id_token:
+        query["id_token_hint"] = id_token
+    return redirect(f"{metadata['end_session_endpoint']}?{urlencode(query)}")
+
+
+@app.route("/signed-out")
+def signed_out():
+    return "signed out"
+
+
+@app.route("/backchannel-logout", methods=["POST"])
+def backchannel_logout():
+    metadata = oauth.passport.load_server_metadata()
+    keys = JsonWebKey.import_key_set(requests.get(metadata["jwks_uri"], timeout=5).json())
+    try:
+        claims = jwt.decode(
+            request.form.get("logout_token", ""),
+            keys,
+            claims_options={
+                "iss": {"essential": True, "value": metadata["issuer"]},
+                "aud": {"essential": True, "value": os.environ["CLIENT_ID"]},
+                "sid": {"essential": True},
+                "jti": {"essential": True},
+                "iat": {"essential": True},
+            },
+        )
+        claims.validate(leeway=60)
+    except Exception:
+        abort(400)
+    if "http://schemas.openid.net/event/backchannel-logout" not in claims.get("events", {}) or "nonce" in claims:
+        abort(400)
+    ended_sids[claims["sid"]] = time.time()
+    return "", 200, {"Cache-Control": "no-store"}
+
+
+@app.route("/")
+def index():
+    return "signed in" if "claims" in session else "signed out"
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "8080")))

@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import * as jose from 'jose';
+import { createAccount } from '../../src/accounts/accounts.ts';
+import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
+import { createEnterprise } from '../../src/enterprises/enterprises.ts';
+import { addMember } from '../../src/enterprises/memberships.ts';
+import { listWindows } from '../../src/windows/windows.ts';
+import type { Browser, Visit } from './browser.ts';
+import { ROOT } from './processes.ts';
+import type { TestServer } from './server.ts';
+import { eventually } from './wait.ts';
+
+// The guide's examples (docs/examples/) run as real processes, each a window site that a
+// person signs in at. What every relying-party test needs: a person who acts for an
+// enterprise, the example as a process that is always stopped, a tool that must exist.
+
+export const EXAMPLES = `${ROOT}docs/examples`;
+
+export const person = { username: 'li.hua', password: 'Central-Plains-2014', displayName: '李华', phone: '13800138000', email: 'li.hua@example.cn' };
+
+export const expectedEnterprise = (id: string) => ({ id, uscc: '91410000170001401D', name: '宇通客车股份有限公司', type: 'enterprise', region: '410100', status: 'verified', role: 'legal_rep' });
+
+// One person, a member of one enterprise (chosen for them without asking), and the
+// window (Zhengzhou) whose clients the tests register.
+export async function setUpPerson(server: TestServer) {
+  const account = await createAccount(server.db, { username: person.username, displayName: person.displayName, password: person.password, phone: person.phone, email: person.email }, PASSWORD_POLICIES.mlps);
+  const enterprise = await createEnterprise(server.db, { uscc: '91410000170001401D', name: '宇通客车股份有限公司', type: 'enterprise', region: '410100', status: 'verified' });
+  await addMember(server.db, { enterpriseId: enterprise.id, accountId: account.id, role: 'legal_rep' });
+  const windowId = (await listWindows(server.db)).find((w) => w.region === '410100')!.id;
+  return { account, enterprise, windowId };
+}
+
+// A test's tools (apache2, python3 and its modules, chromium): CI installs them, so a
+// missing one fails the test rather than skipping it. Files, each with its package.
+export const missingTools = (tools: Record<string, string>): string[] =>
+  Object.entries(tools)
+    .filter(([file]) => !fs.existsSync(file))
+    .map(([file, pkg]) => `${file} is missing: apt-get install ${pkg}`);
+
+export function requireTools(tools: Record<string, string>) {
+  const missing = missingTools(tools);
+  if (missing.length > 0) throw new Error(missing.join('\n'));
+}
+
+export type ExampleProcess = { output: () => string; stop(): Promise<void> };
+
+// Starts a command and waits until readyUrl answers. `as`: a user to run it as (uid, gid).
+export async function startExample(command: string, args: string[], env: Record<string, string>, readyUrl: string, as: { uid?: number; gid?: number } = {}): Promise<ExampleProcess> {
+  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const example: ExampleProcess = {
+    output: () => output,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return closed;
+    },
+  };
+  try {
+    await eventually(async () => {
+      if (exited) throw new Error(`${command} exited with ${child.exitCode}:\n${output}`);
+      return fetch(readyUrl, { redirect: 'manual' }).then(
+        () => true,
+        () => false,
+      );
+    });
+  } catch (err) {
+    await example.stop();
+    throw new Error(`${command} did not start: ${(err as Error).message}\n${output}`);
+  }
+  return example;
+}
+
+// The provider's sign-out page for a site that sent the ID token of this session: it
+// must be the one that submits itself (no question to the person); this presses its
+// button as its script does in a browser.
+export async function passThroughLogout(you: Browser, at: Visit, stopAt: string): Promise<Visit> {
+  if (at.kind !== 'page' || !at.html.includes('data-auto-submit')) throw new Error(`expected the self-submitting sign-out page, got ${at.kind === 'page' ? `a page (${at.status}):\n${at.html.slice(0, 1500)}` : `a redirect to ${at.to.href}`}`);
+  return you.submit(at, '/session/end/confirm', { logout: 'yes' }, stopAt);
+}
+
+export const asksForPassword = (at: Visit) => at.kind === 'page' && at.html.includes('name="password"');
+
+// The password step of the provider's login page, ending where `stopAt` begins.
+export async function typePassword(you: Browser, at: Visit, stopAt = '\0'): Promise<Visit> {
+  if (!asksForPassword(at)) throw new Error(`expected the login page, got ${at.kind === 'page' ? `a page (${at.status}):\n${at.html.slice(0, 1500)}` : `a redirect to ${at.to.href}`}`);
+  return you.submit(at, '/login', { identifier: person.username, password: person.password }, stopAt);
+}
+
+// Logout tokens a site must refuse, for a real sid and audience: one signed with a key
+// that is not the provider's, and the same claims unsigned (alg none).
+export async function forgedLogoutTokens(issuer: string, audience: string, sid: string): Promise<string[]> {
+  const key = (await jose.generateKeyPair('RS256')).privateKey;
+  const forged = await new jose.SignJWT({ sid, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
+    .setProtectedHeader({ alg: 'RS256', typ: 'logout+jwt' })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setIssuedAt()
+    .setJti(crypto.randomUUID())
+    .sign(key);
+  const unsigned = `${jose.base64url.encode(JSON.stringify({ alg: 'none', typ: 'logout+jwt' }))}.${forged.split('.')[1]}.`;
+  return [forged, unsigned];
+}

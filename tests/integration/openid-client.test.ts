@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/windows/clients.ts';
+import { browser } from '../helpers/browser.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { freePort } from '../helpers/processes.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { eventually } from '../helpers/wait.ts';
+import { windowSite, type WindowSite } from '../helpers/window-site.ts';
+
+// docs/examples/openid-client/app.js, the guide's Node.js site without a framework, as a
+// process of its own against the real server.
+
+let server: TestServer;
+let site: ExampleProcess | undefined;
+let other: WindowSite;
+let base: string;
+let clientId: string;
+let enterpriseId: string;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  const { windowId, enterprise } = await setUpPerson(server);
+  enterpriseId = enterprise.id;
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const created = await createClient(server.db, {
+    windowId,
+    name: 'openid-client 示例',
+    redirectUris: [`${base}/callback`],
+    postLogoutRedirectUris: [`${base}/`],
+    backchannelLogoutUri: `${base}/backchannel-logout`,
+  });
+  clientId = created.clientId;
+  other = await windowSite(server, { windowId, name: 'other-window' });
+  site = await startExample(
+    process.execPath,
+    [`${EXAMPLES}/openid-client/app.js`],
+    { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: base, PORT: String(port), SCOPE: 'openid profile email phone enterprise offline_access' },
+    `${base}/`,
+  );
+});
+
+afterAll(async () => {
+  await site?.stop();
+  await other?.close();
+  await server?.close();
+});
+
+const me = async (you: ReturnType<typeof browser>) => {
+  const res = await you.fetch(`${base}/me`, { redirect: 'manual' });
+  return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
+};
+
+describe('the openid-client example', () => {
+  it('signs a person in and sees their claims, the enterprise among them', async () => {
+    const you = browser();
+    const login = await you.visit(`${base}/login`);
+    const at = await typePassword(you, login);
+    expect(at.kind === 'page' && at.url.href).toBe(`${base}/me`);
+    const claims = (await me(you))!;
+    expect(claims).toMatchObject({
+      iss: server.url,
+      name: person.displayName,
+      preferred_username: person.username,
+      email: person.email,
+      phone_number: '+8613800138000',
+      acr: 'urn:sme-passport:acr:password',
+      amr: ['pwd'],
+      enterprise: expectedEnterprise(enterpriseId),
+    });
+    expect(claims.sid).toEqual(expect.any(String));
+    expect(site!.output()).not.toContain('Error');
+  });
+
+  it('refreshes its tokens (offline_access)', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const res = await you.fetch(`${base}/refresh`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { expires_in: number }).expires_in).toBeGreaterThan(0);
+  });
+
+  it('signs in without a password after another window (single sign-on)', async () => {
+    const you = browser();
+    await other.signIn(you, { identifier: person.username, password: person.password });
+    const at = await you.visit(`${base}/login`);
+    expect(asksForPassword(at)).toBe(false);
+    expect((await me(you))?.preferred_username).toBe(person.username);
+  });
+
+  it('signs out through its /logout (RP-initiated, with id_token_hint) and back at its own page', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const toProvider = await you.visit(`${base}/logout`, server.url);
+    expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
+    const at = await passThroughLogout(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', `${base}/`), `${base}/`);
+    expect(at.kind === 'redirect' && at.to.href).toBe(`${base}/`);
+    expect(await me(you)).toBeUndefined();
+    // The provider's session ended too: the next sign-in asks for the password.
+    expect(asksForPassword(await you.visit(`${base}/login`))).toBe(true);
+  });
+
+  it('ends its session when the person signs out at another window (back-channel)', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const { tokens } = await other.signIn(you, undefined);
+    const end = new URL(server.url + '/session/end');
+    end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
+    await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
+    await eventually(async () => (await me(you)) === undefined);
+  });
+
+  it('refuses a logout token that is not the provider’s, and keeps the session', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const sid = String((await me(you))!.sid);
+    for (const token of await forgedLogoutTokens(server.url, clientId, sid)) {
+      const res = await fetch(`${base}/backchannel-logout`, { method: 'POST', body: new URLSearchParams({ logout_token: token }) });
+      expect(res.status).toBe(400);
+    }
+    expect((await me(you))?.sid).toBe(sid);
+    expect(server.errors).toEqual([]);
+  });
+});
