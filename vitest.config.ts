@@ -14,5 +14,8 @@ export default defineConfig({
     // two cores) makes a passing test many times slower, never a failing one.
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    // expect.poll (the browser tests) waits as long as `eventually` (tests/helpers/wait.ts),
+    // not vitest's 1 s.
+    expect: { poll: { timeout: 60_000 } },
   },
 });
