@@ -40,8 +40,7 @@ beforeAll(async () => {
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
   other = await windowSite(server, { windowId, name: 'other-window' });
-  const started = await startSite(windowId, 'openid-client 示例', true);
-  ({ url: base, clientId, process: site } = started);
+  ({ url: base, clientId, process: site } = await startSite(windowId, 'openid-client 示例', true));
   // The same site without back-channel logout: it learns of a sign-out elsewhere only
   // when its refresh token is refused.
   ({ url: quiet, process: quietSite } = await startSite(windowId, 'openid-client 示例（无后端通道退出）', false));
