@@ -95,9 +95,10 @@ describe('the openid-client example', () => {
     expect((await me(you))?.preferred_username).toBe(person.username);
   });
 
-  it('signs out through its /logout (RP-initiated, with id_token_hint) and back at its own page', async () => {
+  it('signs out through its /logout (RP-initiated, with the id_token_hint its last refresh gave) and back at its own page', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
+    expect((await you.fetch(`${base}/refresh`, { method: 'POST' })).status).toBe(200);
     const toProvider = await you.visit(`${base}/logout`, server.url);
     expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
     const at = await passThroughLogout(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', `${base}/`), `${base}/`);
