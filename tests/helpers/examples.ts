@@ -11,6 +11,7 @@ import type { Browser, Visit } from './browser.ts';
 import { ROOT } from './processes.ts';
 import type { TestServer } from './server.ts';
 import { eventually } from './wait.ts';
+import type { WindowSite } from './window-site.ts';
 
 // The guide's examples (docs/examples/) run as real processes, each a window site that a
 // person signs in at. What every relying-party test needs: a person who acts for an
@@ -83,6 +84,15 @@ export async function startExample(command: string, args: string[], env: Record<
 export async function passThroughLogout(you: Browser, at: Visit, stopAt: string): Promise<Visit> {
   if (at.kind !== 'page' || !at.html.includes('data-auto-submit')) throw new Error(`expected the self-submitting sign-out page, got ${at.kind === 'page' ? `a page (${at.status}):\n${at.html.slice(0, 1500)}` : `a redirect to ${at.to.href}`}`);
   return you.submit(at, '/session/end/confirm', { logout: 'yes' }, stopAt);
+}
+
+// The person, signed in at a site in this browser, signs in at another window (single
+// sign-on) and signs out there, with that window's ID token: the provider's session ends.
+export async function signOutAtAnotherWindow(server: Pick<TestServer, 'url'>, you: Browser, other: WindowSite): Promise<void> {
+  const { tokens } = await other.signIn(you, undefined);
+  const end = new URL(`${server.url}/session/end`);
+  end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
+  await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
 }
 
 export const asksForPassword = (at: Visit) => at.kind === 'page' && at.html.includes('name="password"');

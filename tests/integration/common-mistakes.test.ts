@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { person, setUpPerson } from '../helpers/examples.ts';
+import { person, setUpPerson, signOutAtAnotherWindow } from '../helpers/examples.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -72,12 +72,54 @@ describe('the usual mistakes', () => {
     await expect(oidc.authorizationCodeGrant(wrong, callback.to, checks)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
   });
 
-  it('a code used twice: invalid_grant', async () => {
-    const you = browser();
+  // A sign-in at the site up to the code in its callback URL.
+  const callbackOf = async (you: ReturnType<typeof browser>) => {
     const { visit, checks } = await site.authorize(you);
     const callback = await you.submit(visit, '/login', { identifier: person.username, password: person.password }, site.redirectUri);
+    if (callback.kind !== 'redirect') throw new Error('expected a redirect');
+    return { callback, url: callback.to, checks };
+  };
+
+  it('a code used twice: invalid_grant naming the code', async () => {
+    const { callback, checks } = await callbackOf(browser());
     await site.redeem(callback, checks);
-    await expect(site.redeem(callback, checks)).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(site.redeem(callback, checks)).rejects.toMatchObject({ error: 'invalid_grant', error_description: 'code was already used; the tokens it gave are revoked' });
+  });
+
+  it('a redirect_uri at the token endpoint other than the one the sign-in began with: invalid_grant naming it', async () => {
+    const { url, checks } = await callbackOf(browser());
+    url.pathname += '/';
+    await expect(oidc.authorizationCodeGrant(site.config, url, checks)).rejects.toMatchObject({ error: 'invalid_grant', error_description: 'redirect_uri is not the one the authorization request used' });
+  });
+
+  it("another sign-in's code_verifier: invalid_grant naming it", async () => {
+    const { url, checks } = await callbackOf(browser());
+    await expect(oidc.authorizationCodeGrant(site.config, url, { ...checks, pkceCodeVerifier: oidc.randomPKCECodeVerifier() })).rejects.toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'code_verifier does not match the code_challenge of the authorization request',
+    });
+  });
+
+  it('a refresh token used again after it rotated: invalid_grant naming it', async () => {
+    const { callback, checks } = await callbackOf(browser());
+    const tokens = await site.redeem(callback, checks);
+    await oidc.refreshTokenGrant(site.config, tokens.refresh_token!);
+    await expect(oidc.refreshTokenGrant(site.config, tokens.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'refresh_token was already used (rotation: use the newest one); the grant is revoked',
+    });
+  });
+
+  it('a refresh after the person signed out at another window: invalid_grant, the refresh token ended with the session', async () => {
+    const you = browser();
+    const { callback, checks } = await callbackOf(you);
+    const tokens = await site.redeem(callback, checks);
+    const other = await windowSite(server, { windowId, name: 'mistakes-other' });
+    await signOutAtAnotherWindow(server, you, other);
+    await expect(oidc.refreshTokenGrant(site.config, tokens.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'refresh_token is unknown, revoked, ended with its sign-in session, or was issued to another client',
+    });
   });
 
   it('a clock more than an hour fast: the ID token has "expired"', async () => {

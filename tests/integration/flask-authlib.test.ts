@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, signOutAtAnotherWindow, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -91,7 +91,7 @@ describe('the Flask + Authlib example', () => {
     expect(site!.output()).not.toContain('Error');
   });
 
-  it('refreshes its tokens (offline_access)', async () => {
+  it('refreshes its tokens with the refresh token bound to the sign-in session', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
     const res = await you.fetch(`${base}/refresh`, { method: 'POST' });
@@ -122,10 +122,7 @@ describe('the Flask + Authlib example', () => {
   it('ends its session when the person signs out at another window (back-channel)', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
-    const { tokens } = await other.signIn(you, undefined);
-    const end = new URL(server.url + '/session/end');
-    end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
-    await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
+    await signOutAtAnotherWindow(server, you, other);
     await eventually(async () => (await me(you)) === undefined);
   });
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, signOutAtAnotherWindow, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -12,42 +12,49 @@ import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
 let server: TestServer;
 let site: ExampleProcess | undefined;
+let quietSite: ExampleProcess | undefined;
 let other: WindowSite;
 let base: string;
+let quiet: string;
 let clientId: string;
 let enterpriseId: string;
+
+// The example as a process with a client of its own; `backchannel`: whether the client
+// has a back-channel logout URI.
+async function startSite(windowId: number, name: string, backchannel: boolean) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const created = await createClient(server.db, {
+    windowId,
+    name,
+    redirectUris: [`${url}/callback`],
+    postLogoutRedirectUris: [`${url}/`],
+    ...(backchannel && { backchannelLogoutUri: `${url}/backchannel-logout` }),
+  });
+  const env = { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: url, PORT: String(port) };
+  return { url, clientId: created.clientId, process: await startExample(process.execPath, [`${EXAMPLES}/openid-client/app.js`], env, `${url}/`) };
+}
 
 beforeAll(async () => {
   server = await startTestServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const created = await createClient(server.db, {
-    windowId,
-    name: 'openid-client 示例',
-    redirectUris: [`${base}/callback`],
-    postLogoutRedirectUris: [`${base}/`],
-    backchannelLogoutUri: `${base}/backchannel-logout`,
-  });
-  clientId = created.clientId;
   other = await windowSite(server, { windowId, name: 'other-window' });
-  site = await startExample(
-    process.execPath,
-    [`${EXAMPLES}/openid-client/app.js`],
-    { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: base, PORT: String(port), SCOPE: 'openid profile email phone enterprise offline_access' },
-    `${base}/`,
-  );
+  ({ url: base, clientId, process: site } = await startSite(windowId, 'openid-client 示例', true));
+  // The same site without back-channel logout: it learns of a sign-out elsewhere only
+  // when its refresh token is refused.
+  ({ url: quiet, process: quietSite } = await startSite(windowId, 'openid-client 示例（无后端通道退出）', false));
 });
 
 afterAll(async () => {
   await site?.stop();
+  await quietSite?.stop();
   await other?.close();
   await server?.close();
 });
 
-const me = async (you: ReturnType<typeof browser>) => {
-  const res = await you.fetch(`${base}/me`, { redirect: 'manual' });
+const me = async (you: ReturnType<typeof browser>, at = base) => {
+  const res = await you.fetch(`${at}/me`, { redirect: 'manual' });
   return res.status === 200 ? ((await res.json()) as Record<string, unknown>) : undefined;
 };
 
@@ -72,7 +79,7 @@ describe('the openid-client example', () => {
     expect(site!.output()).not.toContain('Error');
   });
 
-  it('refreshes its tokens (offline_access)', async () => {
+  it('refreshes its tokens with the refresh token bound to the sign-in session', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
     const res = await you.fetch(`${base}/refresh`, { method: 'POST' });
@@ -88,9 +95,10 @@ describe('the openid-client example', () => {
     expect((await me(you))?.preferred_username).toBe(person.username);
   });
 
-  it('signs out through its /logout (RP-initiated, with id_token_hint) and back at its own page', async () => {
+  it('signs out through its /logout (RP-initiated, with the id_token_hint its last refresh gave) and back at its own page', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
+    expect((await you.fetch(`${base}/refresh`, { method: 'POST' })).status).toBe(200);
     const toProvider = await you.visit(`${base}/logout`, server.url);
     expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
     const at = await passThroughLogout(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', `${base}/`), `${base}/`);
@@ -103,11 +111,21 @@ describe('the openid-client example', () => {
   it('ends its session when the person signs out at another window (back-channel)', async () => {
     const you = browser();
     await typePassword(you, await you.visit(`${base}/login`));
-    const { tokens } = await other.signIn(you, undefined);
-    const end = new URL(server.url + '/session/end');
-    end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
-    await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
+    await signOutAtAnotherWindow(server, you, other);
     await eventually(async () => (await me(you)) === undefined);
+  });
+
+  it('is refused a refresh once the person signed out at another window (the refresh token is bound to the session), and ends its session', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${quiet}/login`));
+    expect((await you.fetch(`${quiet}/refresh`, { method: 'POST' })).status).toBe(200);
+    await signOutAtAnotherWindow(server, you, other);
+    // No back-channel logout reached it: its own session is still there.
+    expect((await me(you, quiet))?.preferred_username).toBe(person.username);
+    const res = await you.fetch(`${quiet}/refresh`, { method: 'POST' });
+    expect([res.status, await res.text()]).toEqual([401, 'signed out at the provider']);
+    expect(await me(you, quiet)).toBeUndefined();
+    expect(quietSite!.output()).not.toContain('Error');
   });
 
   it('refuses a logout token that is not the provider’s, and keeps the session', async () => {

@@ -45,9 +45,8 @@ app.use(
     idpLogout: true,
     authorizationParams: {
       response_type: 'code',
-      // offline_access for a refresh token; OpenID Connect asks for prompt=consent with it.
-      scope: 'openid profile email phone enterprise offline_access',
-      prompt: 'consent',
+      // A refresh token comes with every sign-in, bound to the person's session at the provider.
+      scope: 'openid profile email phone enterprise',
     },
     routes: { postLogoutRedirect: '/signed-out' },
     backchannelLogout: { store: logoutStore },
@@ -58,8 +57,16 @@ app.use(
 app.get('/me', requiresAuth(), (req, res) => res.json(req.oidc.idTokenClaims));
 
 app.post('/refresh', requiresAuth(), async (req, res) => {
-  const accessToken = await req.oidc.accessToken.refresh();
-  res.json({ expires_in: accessToken.expires_in });
+  try {
+    const accessToken = await req.oidc.accessToken.refresh();
+    res.json({ expires_in: accessToken.expires_in });
+  } catch (err) {
+    if (err.error !== 'invalid_grant') throw err;
+    // The person's sign-in session at the provider has ended, and its refresh token with it
+    // (signed out at another window, timed out, account disabled): end this one too.
+    req.appSession = undefined;
+    res.status(401).send('signed out at the provider');
+  }
 });
 
 app.get('/signed-out', (req, res) => res.send('signed out'));

@@ -12,7 +12,7 @@ import time
 from urllib.parse import urlencode
 
 import requests
-from authlib.integrations.flask_client import OAuth
+from authlib.integrations.flask_client import OAuth, OAuthError
 from authlib.jose import JsonWebKey, JsonWebToken
 from flask import Flask, abort, jsonify, redirect, request, session
 
@@ -29,7 +29,7 @@ oauth.register(
     client_secret=os.environ["CLIENT_SECRET"],
     server_metadata_url=f"{ISSUER}/.well-known/openid-configuration",
     client_kwargs={
-        "scope": "openid profile email phone enterprise offline_access",
+        "scope": "openid profile email phone enterprise",
         "code_challenge_method": "S256",
     },
 )
@@ -51,8 +51,8 @@ def forget_ended_sessions():
 
 @app.route("/login")
 def login():
-    # offline_access (a refresh token) is granted with prompt=consent (OpenID Connect Core 11).
-    return oauth.passport.authorize_redirect(f"{BASE_URL}/callback", prompt="consent")
+    # A refresh token comes with every sign-in, bound to the person's session at the provider.
+    return oauth.passport.authorize_redirect(f"{BASE_URL}/callback")
 
 
 @app.route("/callback")
@@ -80,7 +80,15 @@ def me():
 def refresh():
     if not session.get("refresh_token"):
         abort(401)
-    token = oauth.passport.fetch_access_token(grant_type="refresh_token", refresh_token=session["refresh_token"])
+    try:
+        token = oauth.passport.fetch_access_token(grant_type="refresh_token", refresh_token=session["refresh_token"])
+    except OAuthError as err:
+        if err.error != "invalid_grant":
+            raise
+        # The person's sign-in session at the provider has ended, and its refresh token with
+        # it (signed out at another window, timed out, account disabled): end this one too.
+        session.clear()
+        abort(401)
     session["refresh_token"] = token["refresh_token"]  # a new one every time: the old one is used up
     return jsonify(expires_in=token["expires_in"])
 

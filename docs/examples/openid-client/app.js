@@ -59,8 +59,6 @@ async function handle(req, res) {
       state: pending.state,
       nonce: pending.nonce,
     };
-    // OpenID Connect Core 11: offline_access is granted only with prompt=consent.
-    if (SCOPE.split(' ').includes('offline_access')) parameters.prompt = 'consent';
     return redirect(res, client.buildAuthorizationUrl(config, parameters).href);
   }
 
@@ -86,9 +84,17 @@ async function handle(req, res) {
   if (url.pathname === '/refresh' && req.method === 'POST') {
     const session = sessionOf(req);
     if (!session?.tokens?.refresh_token) return send(res, 401, 'no refresh token');
-    const tokens = await client.refreshTokenGrant(config, session.tokens.refresh_token);
-    sessions.set(session.id, { ...session, tokens });
-    return send(res, 200, JSON.stringify({ expires_in: tokens.expires_in }), { 'content-type': 'application/json' });
+    try {
+      const tokens = await client.refreshTokenGrant(config, session.tokens.refresh_token);
+      sessions.set(session.id, { ...session, tokens });
+      return send(res, 200, JSON.stringify({ expires_in: tokens.expires_in }), { 'content-type': 'application/json' });
+    } catch (err) {
+      if (!(err instanceof client.ResponseBodyError && err.error === 'invalid_grant')) throw err;
+      // The refresh token is bound to the person's sign-in session at the provider, which
+      // has ended (signed out at another window, timed out, account disabled): so does this one.
+      sessions.delete(session.id);
+      return send(res, 401, 'signed out at the provider');
+    }
   }
 
   if (url.pathname === '/logout') {

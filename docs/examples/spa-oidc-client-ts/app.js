@@ -12,9 +12,8 @@ const userManager = new oidc.UserManager({
   redirect_uri: here,
   post_logout_redirect_uri: here,
   response_type: 'code',
-  // offline_access for a refresh token; OpenID Connect asks for prompt=consent with it.
-  scope: 'openid profile email phone enterprise offline_access',
-  prompt: 'consent',
+  // A refresh token comes with every sign-in, bound to the person's session at the provider.
+  scope: 'openid profile email phone enterprise',
   // Keep acr, amr and auth_time in user.profile (the library drops them by default).
   filterProtocolClaims: ['nbf', 'jti', 'nonce', 'at_hash', 'iat', 'exp'],
   // Tokens live in this tab's sessionStorage (the library's default), never in a cookie.
