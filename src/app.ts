@@ -19,6 +19,8 @@ import { resetPasswordRoutes } from './account-center/reset-password.ts';
 import { outboxPage } from './messages/outbox-page.ts';
 import type { KeySet } from './oidc/keys.ts';
 import { createProvider, type Providers } from './oidc/provider.ts';
+import { frontchannelLogoutScript } from './oidc/frontchannel-logout.ts';
+import { pendingDeliveries } from './oidc/logout-deliveries.ts';
 import { giveBackCodes } from './oidc/adapter.ts';
 import { artifactsOfRequest } from './oidc/request-artifacts.ts';
 import { adminApiRoutes } from './admin/api/routes.ts';
@@ -56,7 +58,7 @@ export type App = { app: Koa; providers: Providers; metrics: Metrics; useKeys(ke
 
 // The whole path of a request, in order.
 export function createApp(o: AppOptions): App {
-  const metrics = createMetrics({ db: o.db });
+  const metrics = createMetrics({ db: o.db, pendingLogoutDeliveries: () => pendingDeliveries(o.db) });
   let keysInUse = o.keys;
   const build = (keys: KeySet) => {
     const provider = createProvider({
@@ -99,6 +101,7 @@ export function createApp(o: AppOptions): App {
   const routers = [
     home,
     assetRoutes(),
+    frontchannelLogoutScript(),
     interactionRoutes(providers, o.db, o.security, o.masterKey),
     accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),

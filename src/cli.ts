@@ -23,6 +23,7 @@ import { AUTH_METHODS, createClient, getClient, parseGrantTypes } from './window
 import { createWindow, listWindows, requireWindow, WINDOW_KINDS } from './windows/windows.ts';
 import { createApi, DEFAULT_TOKEN_TTL, deleteApi, listApis, MAX_TOKEN_TTL, MIN_TOKEN_TTL, updateApi, type Api } from './windows/apis.ts';
 import { purgeExpired } from './purge.ts';
+import { deliveryFigures } from './oidc/logout-deliveries.ts';
 import { recordEvent, type AuditEvent } from './audit/trail.ts';
 import { windowFigures, YEARLY_TARGET, yearSchema } from './audit/figures.ts';
 import { verifyTrail } from './audit/verify.ts';
@@ -125,6 +126,8 @@ function openForWriting(file: string, flag: string, mode: 'w' | 'wx') {
   return { stream, close };
 }
 
+const DAYS = z.coerce.number({ error: 'is not a number' }).int('is not a whole number').min(1, 'must be at least 1').max(30, 'must be at most 30');
+
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 const windowId = (value: string) => {
@@ -138,6 +141,7 @@ const FLAG_OF: Record<string, string> = {
   redirectUris: '--redirect-uri',
   postLogoutRedirectUris: '--post-logout-redirect-uri',
   backchannelLogoutUri: '--backchannel-logout-uri',
+  frontchannelLogoutUri: '--frontchannel-logout-uri',
   jwksUri: '--jwks-uri',
   authMethod: '--auth-method',
   grantTypes: '--grant-types',
@@ -235,6 +239,7 @@ export function buildCli(io: Io = processIo): Command {
     .option('--redirect-uri <uri>', 'redirect URI (repeatable; matched exactly)', collect)
     .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeatable)', collect)
     .option('--backchannel-logout-uri <uri>', 'back-channel logout URI')
+    .option('--frontchannel-logout-uri <uri>', 'front-channel logout URI (loaded in a hidden frame when a person signs out)')
     .option('--jwks-uri <uri>', 'the client’s JWKS URI (private_key_jwt)')
     .addOption(new Option('--auth-method <method>', 'token endpoint auth method').choices(AUTH_METHODS).default('client_secret_basic'))
     .option('--grant-types <list>', 'comma-separated: authorization_code,refresh_token,client_credentials', 'authorization_code,refresh_token')
@@ -247,6 +252,7 @@ export function buildCli(io: Io = processIo): Command {
         redirectUri?: string[];
         postLogoutRedirectUri?: string[];
         backchannelLogoutUri?: string;
+        frontchannelLogoutUri?: string;
         jwksUri?: string;
         authMethod: (typeof AUTH_METHODS)[number];
         grantTypes: string;
@@ -260,6 +266,7 @@ export function buildCli(io: Io = processIo): Command {
             redirectUris: o.redirectUri ?? [],
             postLogoutRedirectUris: o.postLogoutRedirectUri ?? [],
             backchannelLogoutUri: o.backchannelLogoutUri,
+            frontchannelLogoutUri: o.frontchannelLogoutUri,
             jwksUri: o.jwksUri,
             authMethod: o.authMethod,
             grantTypes: parseGrantTypes(o.grantTypes) as never,
@@ -367,8 +374,8 @@ export function buildCli(io: Io = processIo): Command {
       });
       print(
         o.json,
-        { id: done.account.id, status: 'disabled', sessions_ended: done.sessions, windows_notified: done.notified, notifications_failed: done.failed },
-        `${done.account.username} is disabled: ${done.sessions} sessions ended, ${done.notified} windows notified${done.failed ? `, ${done.failed} notifications failed (see the log)` : ''}`,
+        { id: done.account.id, status: 'disabled', sessions_ended: done.sessions, windows_notified: done.notified },
+        `${done.account.username} is disabled: ${done.sessions} sessions ended, ${done.notified} windows to be notified (sme-passport logout-deliveries --window ID)`,
       );
     });
   account
@@ -623,6 +630,32 @@ export function buildCli(io: Io = processIo): Command {
         { year: o.year, target: YEARLY_TARGET, windows: figures.map((f) => ({ ...f, name: names.get(f.windowId) ?? null })) },
         lines.length ? ['window\tsign_ins\tpersons\tenterprises\ttarget\tmfa\tfailures\tlockouts\tname', ...lines].join('\n') : `nothing on record in ${o.year}`,
       );
+    });
+
+  program
+    .command('logout-deliveries')
+    .description('back-channel logout deliveries of a window: the delivery rate, the latest failures, what is still pending')
+    .requiredOption('--window <id>', 'the window', windowId)
+    .option('--days <n>', 'over the last n days (1 to 30)', (v) => {
+      const parsed = DAYS.safeParse(v);
+      if (!parsed.success) throw new Refused(`--days: "${v}" ${parsed.error.issues[0]!.message}`);
+      return parsed.data;
+    }, 7)
+    .option('--json', 'print JSON')
+    .action(async (o: { window: number; days: number; json?: boolean }) => {
+      const f = await onDb(async (db) => {
+        await requireWindow(db, o.window);
+        return deliveryFigures(db, o.window, o.days);
+      });
+      const rate = f.rate === null ? '-' : `${(f.rate * 100).toFixed(1)}%`;
+      const human = [
+        `window ${o.window}, last ${f.days} days: ${f.total} notifications, ${f.delivered} delivered (${rate}), ${f.abandoned} abandoned, ${f.pending} pending`,
+        ...(f.failures.length ? ['latest failed attempts:', ...f.failures.map((x) => `  ${x.at.toISOString()}\t${x.clientId}\t${x.httpStatus ?? '-'}\t${x.error ?? ''}`)] : []),
+        ...(f.waiting.length
+          ? ['pending:', ...f.waiting.map((w) => `  ${w.id}\t${w.clientId}\tsince ${w.createdAt.toISOString()}\t${w.attempts} attempts\tnext ${w.nextAttemptAt.toISOString()}\t${w.lastError ?? ''}`)]
+          : []),
+      ].join('\n');
+      print(o.json, { window: o.window, ...f }, human);
     });
 
   program

@@ -4,6 +4,7 @@ import { PASSWORD_POLICIES, type PasswordPolicy } from './accounts/password-poli
 import type { SenderSettings } from './messages/senders.ts';
 import { LOG_LEVELS, type LogLevel } from './http/logging.ts';
 import { defaultHashingConcurrency, type HashingLimits } from './accounts/passwords.ts';
+import type { DeliverySettings } from './oidc/logout-deliveries.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -72,6 +73,11 @@ const envSchema = z.object({
   SMS_WEBHOOK_TOKEN: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters (openssl rand -base64 32)').optional(),
+  // Back-channel logout retries: the first after this many seconds, doubling up to the
+  // most, until the notification is this old (then abandoned).
+  LOGOUT_RETRY_FIRST: seconds.default(10),
+  LOGOUT_RETRY_MAX: seconds.default(3600),
+  LOGOUT_GIVE_UP: seconds.default(24 * 3600),
   // off only to measure what the trail costs (npm run bench); refused in production.
   AUDIT_TRAIL: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
 });
@@ -103,6 +109,7 @@ export type Config = {
   logLevel: LogLevel;
   // Bearer token for /metrics; unset: /metrics is open outside production, absent in it.
   metricsToken: string | undefined;
+  logoutDelivery: DeliverySettings;
   // false only when measuring the trail's cost (AUDIT_TRAIL=off, never in production).
   auditTrail: boolean;
 };
@@ -135,6 +142,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const issuer = e.ISSUER?.replace(/\/+$/, '');
   const issuerUrl = issuer ? new URL(issuer) : undefined;
   if (issuerUrl && (issuerUrl.search || issuerUrl.hash)) throw new ConfigError('ISSUER: must not have a query or fragment');
+  if (e.LOGOUT_RETRY_MAX < e.LOGOUT_RETRY_FIRST) throw new ConfigError(`LOGOUT_RETRY_MAX: must be at least LOGOUT_RETRY_FIRST (${e.LOGOUT_RETRY_FIRST})`);
+  if (e.LOGOUT_GIVE_UP < e.LOGOUT_RETRY_FIRST) throw new ConfigError(`LOGOUT_GIVE_UP: must be at least LOGOUT_RETRY_FIRST (${e.LOGOUT_RETRY_FIRST})`);
   if (production) {
     if (!e.MASTER_KEY) throw new ConfigError('MASTER_KEY: required when NODE_ENV=production (32 random bytes in base64: openssl rand -base64 32)');
     if (!issuerUrl) throw new ConfigError('ISSUER: required when NODE_ENV=production (the public https URL of this provider)');
@@ -177,5 +186,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN,
     auditTrail: e.AUDIT_TRAIL === 'on',
+    logoutDelivery: { firstRetrySeconds: e.LOGOUT_RETRY_FIRST, maxRetrySeconds: e.LOGOUT_RETRY_MAX, giveUpSeconds: e.LOGOUT_GIVE_UP },
   };
 }

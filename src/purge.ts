@@ -8,6 +8,7 @@ import { purgeOldCodes } from './accounts/codes.ts';
 import { recordExpiredSessions } from './oidc/sessions.ts';
 import { rollUpTokenCounts } from './audit/token-counts.ts';
 import { rollUpClientAuthCounts } from './audit/client-auth-counts.ts';
+import { purgeSettledDeliveries } from './oidc/logout-deliveries.ts';
 
 // Everything that expires, in one pass; each module deletes its own rows. Any node may
 // run it at any time (the server on a timer, operators with `sme-passport purge`).
@@ -24,5 +25,6 @@ export async function purgeExpired(db: Db): Promise<number> {
   deleted += await purgeOldWindows(db);
   deleted += await purgeEndedSessionDetails(db);
   deleted += await purgeOldCodes(db);
+  deleted += await purgeSettledDeliveries(db);
   return deleted;
 }

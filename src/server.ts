@@ -10,6 +10,7 @@ import { createLogger } from './http/logging.ts';
 import { answerWhileStarting } from './http/starting.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { purgeExpired } from './purge.ts';
+import { startLogoutDeliveries } from './oidc/logout-deliveries.ts';
 import { codeKey } from './accounts/codes.ts';
 import { createSender } from './messages/senders.ts';
 import { seedWindowRegistry } from './windows/seed.ts';
@@ -65,7 +66,7 @@ export async function startServer(config: Config, options: { database?: Database
     if (config.demo) await seedDemo(db, masterKey, issuer, config.security.passwords);
 
     let keys = await loadKeys(db, masterKey);
-    const { app, useKeys } = createApp({
+    const { app, providers, useKeys } = createApp({
       issuer,
       db,
       keys,
@@ -110,6 +111,7 @@ export async function startServer(config: Config, options: { database?: Database
     }, config.purgeIntervalSeconds * 1000);
     purge.unref();
     const counts = flushCountsEverySecond(db, logger);
+    const deliveries = startLogoutDeliveries({ db, provider: () => providers.current, settings: config.logoutDelivery, logger });
 
     return {
       url: issuer,
@@ -121,6 +123,7 @@ export async function startServer(config: Config, options: { database?: Database
         await relay?.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await deliveries.stop();
         await counts.stop();
         await feed?.close();
         if (!options.database) await database.close();

@@ -67,6 +67,9 @@ export function errorPages(logger: Logger) {
 // so the policy is set before the response is made.
 const PAGE_POLICY = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
+// A page that frames other sites (front-channel logout) allows exactly their origins.
+export const pagePolicyFraming = (origins: readonly string[]): string => `${PAGE_POLICY}; frame-src ${origins.join(' ')}`;
+
 export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
   ctx.set('Content-Security-Policy', PAGE_POLICY);
   await next();

@@ -39,7 +39,8 @@ type TarnPool = { numUsed(): number; numFree(): number; numPendingAcquires(): nu
 const isTarnPool = (pool: unknown): pool is TarnPool =>
   typeof pool === 'object' && pool !== null && ['numUsed', 'numFree', 'numPendingAcquires', 'numPendingCreates'].every((m) => typeof (pool as Record<string, unknown>)[m] === 'function');
 
-export function createMetrics(o: { db?: Db } = {}): Metrics {
+// pendingLogoutDeliveries: read at each scrape (one indexed count).
+export function createMetrics(o: { db?: Db; pendingLogoutDeliveries?: () => Promise<number> } = {}): Metrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -117,6 +118,17 @@ export function createMetrics(o: { db?: Db } = {}): Metrics {
         for (const [table, count] of Object.entries(cacheCounts(db).changesHeard)) this.inc({ table }, count);
       },
     });
+    const pendingLogouts = o.pendingLogoutDeliveries;
+    if (pendingLogouts) {
+      new Gauge({
+        name: 'sme_passport_logout_deliveries_pending',
+        help: 'Back-channel logout notifications not yet delivered (every node sees the same queue)',
+        registers,
+        async collect() {
+          this.set(await pendingLogouts());
+        },
+      });
+    }
     new Gauge({
       name: 'sme_passport_change_feed_up',
       help: 'Whether this node receives change notifications (1), and so uses its caches, or not (0)',

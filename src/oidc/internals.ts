@@ -46,10 +46,36 @@ export async function signedInSession(provider: Provider, ctx: Koa.Context): Pro
   return session.accountId ? { uid: session.uid, accountId: session.accountId } : undefined;
 }
 
-// The library's own back-channel logout request (a signed logout token, POSTed through
-// the configured fetch), for sessions ended outside an end-session request.
-export function sendBackchannelLogout(client: object, accountId: string, sid: string): Promise<void> {
-  return (client as { backchannelLogout(sub: string, sid: string): Promise<void> }).backchannelLogout(accountId, sid);
+// The windows a browser's session is signed in at, each with its sid, read before the
+// library changes the session (a sign-out). Read through the adapter, which remembers it
+// for the request, so the library's own read costs nothing more.
+export async function sessionSids(provider: Provider, ctx: Koa.Context): Promise<Map<string, string>> {
+  const session = await provider.Session.get(ctx);
+  const authorizations = (session as { authorizations?: Record<string, { sid?: string }> }).authorizations ?? {};
+  return new Map(Object.entries(authorizations).flatMap(([clientId, { sid }]) => (sid ? [[clientId, sid] as [string, string]] : [])));
+}
+
+// oidc-provider sends back-channel logout once, during the end-session request, and
+// forgets it. Each provider's clients get a backchannelLogout that queues the
+// notification instead (the library awaits it before the session ends); the library's
+// own sender (a freshly signed logout token, POSTed through the configured fetch,
+// 200 or 204 expected) is kept for the delivery.
+type LogoutSender = (this: object, sub: string, sid: string) => Promise<void>;
+const librarySenders = new WeakMap<Provider, LogoutSender>();
+
+export function queueBackchannelLogouts(provider: Provider, queue: (client: { clientId: string; [key: string]: unknown }, accountId: string, sid: string) => Promise<void>): void {
+  const proto = provider.Client.prototype as unknown as { backchannelLogout: LogoutSender };
+  if (typeof proto.backchannelLogout !== 'function') throw new Error("oidc-provider's Client#backchannelLogout is not where internals.ts expects it (lib/models/client.js)");
+  librarySenders.set(provider, proto.backchannelLogout);
+  proto.backchannelLogout = function backchannelLogout(this: object, sub: string, sid: string) {
+    return queue(this as { clientId: string }, sub, sid);
+  };
+}
+
+export function sendBackchannelLogout(provider: Provider, client: object, accountId: string, sid: string): Promise<void> {
+  const send = librarySenders.get(provider);
+  if (!send) throw new Error('this provider does not queue its back-channel logouts (queueBackchannelLogouts)');
+  return send.call(client, accountId, sid);
 }
 
 // The name of the provider's route a request goes to, as the provider's own router

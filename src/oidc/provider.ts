@@ -12,7 +12,9 @@ import { accountClaims, ACR, CLAIMS_BY_SCOPE, enterpriseClaim, SCOPES } from './
 import { limitClientAuthentication, type ClientAuthLimits } from './client-auth-limits.ts';
 import type { KeySet } from './keys.ts';
 import { outgoingFetch } from './outgoing-fetch.ts';
-import { providerRouteMatcher } from './internals.ts';
+import { providerRouteMatcher, queueBackchannelLogouts } from './internals.ts';
+import { enqueueLogout, noticeFor } from './logout-deliveries.ts';
+import { FRONTCHANNEL_METADATA, frontchannelLogoutPage } from './frontchannel-logout.ts';
 import { markResuming } from './request-artifacts.ts';
 import { nameGrantErrors } from './grant-errors.ts';
 import { recordSessionUse, sessionUseDue } from './session-details.ts';
@@ -156,7 +158,7 @@ export function createProvider(o: ProviderOptions): Provider {
     claims: CLAIMS_BY_SCOPE,
     acrValues: [ACR.password, ACR.mfa],
     // The languages of the pages; a window's ui_locales picks one (http/i18n.ts).
-    discovery: { claim_types_supported: ['normal'], ui_locales_supported: [...LANGS] },
+    discovery: { claim_types_supported: ['normal'], ui_locales_supported: [...LANGS], frontchannel_logout_supported: true, frontchannel_logout_session_supported: true },
     scopes: SCOPES,
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
@@ -168,7 +170,7 @@ export function createProvider(o: ProviderOptions): Provider {
       requestObjectSigningAlgValues: ['RS256', 'ES256'],
       clientAuthSigningAlgValues: ['RS256', 'ES256', 'PS256'],
     },
-    extraClientMetadata: { properties: ['window_id', 'third_party', 'client_secret_previous'] },
+    extraClientMetadata: { properties: ['window_id', 'third_party', 'client_secret_previous', ...FRONTCHANNEL_METADATA] },
     jwks: o.keys.jwks as Configuration['jwks'],
     cookies: {
       keys: o.keys.cookieKeys,
@@ -350,25 +352,14 @@ export function createProvider(o: ProviderOptions): Provider {
     });
     recordWithRequest(ctx as unknown as Context, record, onRecordFailure);
   });
-  // From sign-outs at the end-session endpoint; sessions ended elsewhere record their own.
-  const backchannel = (ctx: KoaContextWithOIDC | undefined, client: { clientId: string; [key: string]: unknown }, accountId: string, sid: string, err?: unknown) => {
-    if (!ctx) return;
-    const record = recordEvent(o.db, {
-      actor: { type: 'system' },
-      windowId: windowOf(client),
-      event: 'backchannel_logout',
-      target: `client:${client.clientId}`,
-      outcome: err ? 'failure' : 'success',
-      ...(err !== undefined && { reason: err instanceof Error ? err.message : String(err) }),
-      after: { accountId, sid },
-    });
-    recordWithRequest(ctx as unknown as Context, record, onRecordFailure);
-  };
-  provider.on('backchannel.success', (ctx, client, accountId, sid) => backchannel(ctx, client as never, accountId, sid));
-  provider.on('backchannel.error', (ctx, err, client, accountId, sid) => {
-    o.logger.error(`back-channel logout to ${client.clientId} failed`, err);
-    backchannel(ctx, client as never, accountId, sid, err);
+  // Back-channel logout is queued (logout-deliveries.ts), and the sign-out answers only
+  // once every notification is: one that could not be queued fails the request.
+  queueBackchannelLogouts(provider, (client, accountId, sid) => enqueueLogout(o.db, noticeFor(client, accountId, sid)));
+  provider.on('backchannel.error', (ctx, err, client) => {
+    o.logger.error(`queueing the back-channel logout of ${client.clientId} failed`, err);
+    recordWithRequest(ctx as unknown as Context, Promise.reject(err), onRecordFailure);
   });
+  provider.use(frontchannelLogoutPage(provider, routeOf));
   provider.on('grant.success', (ctx) => {
     const client = ctx.oidc.client;
     if (!client) return;

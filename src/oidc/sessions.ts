@@ -1,34 +1,26 @@
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { GRANT_AND_ISSUED, revokeGrantArtifacts } from './adapter.ts';
-import { sendBackchannelLogout } from './internals.ts';
+import { enqueueLogout, noticeFor } from './logout-deliveries.ts';
 import { recordEvent } from '../audit/trail.ts';
 
 // Ending a person's sign-in sessions from outside a browser request (an account
 // disabled, a password reset): each window the session touched is told by back-channel
-// logout, as RP-initiated logout would, and what the session granted is revoked.
+// logout, as RP-initiated logout would (queued: logout-deliveries.ts), and what the
+// session granted is revoked.
 
 type SessionPayload = { accountId?: string; authorizations?: Record<string, { sid?: string; grantId?: string; persistsLogout?: boolean }> };
 
-export type Ended = { sessions: number; notified: number; failed: number };
+// notified: back-channel notifications queued for the windows.
+export type Ended = { sessions: number; notified: number };
 
 async function notifyWindows(provider: Provider, db: Db, accountId: string, authorizations: NonNullable<SessionPayload['authorizations']>, ended: Ended) {
-  await Promise.all(
-    Object.entries(authorizations).map(async ([clientId, { sid }]) => {
-      const client = await provider.Client.find(clientId);
-      if (!client?.backchannelLogoutUri || !sid) return;
-      const record = { actor: { type: 'system' as const }, windowId: client['window_id'] as number, event: 'backchannel_logout', target: `client:${clientId}`, after: { accountId, sid } };
-      try {
-        await sendBackchannelLogout(client, accountId, sid);
-        ended.notified++;
-        await recordEvent(db, { ...record, outcome: 'success' });
-      } catch (err) {
-        ended.failed++;
-        provider.emit('backchannel.error', undefined, err, client, accountId, sid);
-        await recordEvent(db, { ...record, outcome: 'failure', reason: err instanceof Error ? err.message : String(err) });
-      }
-    }),
-  );
+  for (const [clientId, { sid }] of Object.entries(authorizations)) {
+    const client = await provider.Client.find(clientId);
+    if (!client?.backchannelLogoutUri || !sid) continue;
+    await enqueueLogout(db, noticeFor(client, accountId, sid));
+    ended.notified++;
+  }
 }
 
 // Every live session of the account (or only the one with uid `only`, or all but
@@ -36,7 +28,7 @@ async function notifyWindows(provider: Provider, db: Db, accountId: string, auth
 // also the grants and tokens that outlive sessions (offline access): nothing the
 // account was given keeps working.
 export async function endSessionsOf(provider: Provider, db: Db, accountId: string, options: { everything: boolean; only?: string; except?: string }): Promise<Ended> {
-  const ended: Ended = { sessions: 0, notified: 0, failed: 0 };
+  const ended: Ended = { sessions: 0, notified: 0 };
   const query = db('oidc_artifacts').where({ model: 'Session' }).whereRaw("payload->>'accountId' = ?", [accountId]);
   if (options.only !== undefined) query.where({ uid: options.only });
   if (options.except !== undefined) query.whereNot({ uid: options.except });

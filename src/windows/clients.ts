@@ -73,6 +73,7 @@ const clientFields = {
   redirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
   postLogoutRedirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
   backchannelLogoutUri: registeredUri,
+  frontchannelLogoutUri: registeredUri,
   jwksUri: registeredUri,
   jwks: jwkSet,
   grantTypes: z.array(z.enum(GRANT_TYPES, { error: `each must be one of ${GRANT_TYPES.join(', ')}` })).min(1, 'must name at least one grant type'),
@@ -113,6 +114,7 @@ export const newClientSchema = z
     redirectUris: clientFields.redirectUris.default([]),
     postLogoutRedirectUris: clientFields.postLogoutRedirectUris.default([]),
     backchannelLogoutUri: clientFields.backchannelLogoutUri.optional(),
+    frontchannelLogoutUri: clientFields.frontchannelLogoutUri.optional(),
     jwksUri: clientFields.jwksUri.optional(),
     jwks: clientFields.jwks.optional(),
     authMethod: z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }).default('client_secret_basic'),
@@ -131,6 +133,7 @@ export const clientPatchSchema = z.strictObject({
   redirectUris: clientFields.redirectUris.optional(),
   postLogoutRedirectUris: clientFields.postLogoutRedirectUris.optional(),
   backchannelLogoutUri: clientFields.backchannelLogoutUri.nullable().optional(),
+  frontchannelLogoutUri: clientFields.frontchannelLogoutUri.nullable().optional(),
   jwksUri: clientFields.jwksUri.nullable().optional(),
   jwks: clientFields.jwks.nullable().optional(),
   grantTypes: clientFields.grantTypes.optional(),
@@ -148,6 +151,7 @@ export type Client = {
   redirectUris: string[];
   postLogoutRedirectUris: string[];
   backchannelLogoutUri?: string;
+  frontchannelLogoutUri?: string;
   jwksUri?: string;
   jwks?: JwkSet;
   authMethod: AuthMethod;
@@ -170,6 +174,9 @@ export type ClientMetadata = {
   post_logout_redirect_uris: string[];
   backchannel_logout_uri?: string;
   backchannel_logout_session_required?: boolean;
+  // Front-Channel Logout 1.0 (oidc/frontchannel-logout.ts): iss and sid are always sent.
+  frontchannel_logout_uri?: string;
+  frontchannel_logout_session_required?: boolean;
   jwks_uri?: string;
   jwks?: JwkSet;
   token_endpoint_auth_method: AuthMethod;
@@ -211,6 +218,7 @@ function toMetadata(c: z.output<typeof newClientSchema>): StoredMetadata {
     response_types: grantTypes.includes('authorization_code') ? ['code'] : [],
     scope: [...new Set(c.scopes)].join(' '),
     ...(c.backchannelLogoutUri && { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: true }),
+    ...(c.frontchannelLogoutUri && { frontchannel_logout_uri: c.frontchannelLogoutUri, frontchannel_logout_session_required: true }),
     ...(c.jwksUri && { jwks_uri: c.jwksUri }),
     ...(c.jwks && { jwks: c.jwks }),
   };
@@ -227,6 +235,7 @@ const toClient = (r: ClientViewRow): Client => ({
   redirectUris: r.metadata.redirect_uris,
   postLogoutRedirectUris: r.metadata.post_logout_redirect_uris,
   ...(r.metadata.backchannel_logout_uri && { backchannelLogoutUri: r.metadata.backchannel_logout_uri }),
+  ...(r.metadata.frontchannel_logout_uri && { frontchannelLogoutUri: r.metadata.frontchannel_logout_uri }),
   ...(r.metadata.jwks_uri && { jwksUri: r.metadata.jwks_uri }),
   ...(r.metadata.jwks && { jwks: r.metadata.jwks }),
   authMethod: r.metadata.token_endpoint_auth_method,
@@ -246,6 +255,7 @@ const settingsOf = (c: Client): NewClient => ({
   redirectUris: c.redirectUris,
   postLogoutRedirectUris: c.postLogoutRedirectUris,
   backchannelLogoutUri: c.backchannelLogoutUri,
+  frontchannelLogoutUri: c.frontchannelLogoutUri,
   jwksUri: c.jwksUri,
   jwks: c.jwks,
   authMethod: c.authMethod,

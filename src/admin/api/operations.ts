@@ -11,6 +11,7 @@ import { ENTERPRISE_STATUSES, enterprisesInRegion, regionPrefix, requireEnterpri
 import { ForbiddenError, InputError, NotFoundError } from '../../errors.ts';
 import { listKeys, retireKey, rotateSigningKeys } from '../../oidc/keys.ts';
 import { endSessionsOf } from '../../oidc/sessions.ts';
+import { deliveryFigures } from '../../oidc/logout-deliveries.ts';
 import {
   clientPatchSchema,
   createClient,
@@ -597,6 +598,20 @@ export const OPERATIONS: Operation[] = [
       const window = await requireWindow(db, params.windowId);
       const [figures] = await windowFigures(db, query.year, window.id);
       return { body: { window, target: YEARLY_TARGET, figures, daily: await dailySignIns(db, query.year, window.id) } };
+    },
+  }),
+  define({
+    id: 'logoutDeliveries',
+    method: 'get',
+    path: '/windows/{windowId}/logout-deliveries',
+    summary: "A window's back-channel logout deliveries: the delivery rate over the last days, the latest failed attempts, what is still pending",
+    roles: ['system_admin', 'audit_admin', 'window_admin'],
+    params: windowIdParam,
+    query: z.strictObject({ days: z.coerce.number({ error: 'must be a number of days' }).int('must be a whole number').min(1, 'must be at least 1').max(30, 'must be at most 30').default(7) }),
+    run: async ({ who, db, params, query }) => {
+      if (!holds(who, 'audit_admin')) requireWindowScope(who, params.windowId);
+      const window = await requireWindow(db, params.windowId);
+      return { body: { window: { id: window.id, name: window.name }, ...(await deliveryFigures(db, window.id, query.days)) } };
     },
   }),
   define({

@@ -258,6 +258,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
         ...clientForm(ctx),
         authMethod: field(ctx, 'authMethod'),
         ...(optional(field(ctx, 'backchannelLogoutUri')) && { backchannelLogoutUri: field(ctx, 'backchannelLogoutUri').trim() }),
+        ...(optional(field(ctx, 'frontchannelLogoutUri')) && { frontchannelLogoutUri: field(ctx, 'frontchannelLogoutUri').trim() }),
         ...(optional(field(ctx, 'jwksUri')) && { jwksUri: field(ctx, 'jwksUri').trim() }),
         ...(jwks !== undefined && { jwks }),
       };
@@ -281,6 +282,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       const body = {
         ...clientForm(ctx),
         backchannelLogoutUri: optional(field(ctx, 'backchannelLogoutUri')) ?? null,
+        frontchannelLogoutUri: optional(field(ctx, 'frontchannelLogoutUri')) ?? null,
         ...(field(ctx, 'authMethod') === 'private_key_jwt' && { jwksUri: optional(field(ctx, 'jwksUri')) ?? null, jwks: jwks ?? null }),
       };
       await call(ctx, 'updateClient', { params: { clientId: ctx.params.clientId! }, body });
@@ -438,6 +440,11 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     const counts = new Map(result.daily.map((d) => [d.day, d.signIns]));
     const chart = barChart(daysOf(result.figures.year).map((day) => ({ label: day, value: counts.get(day) ?? 0 })));
     show(ctx, 'admin-window-figures', { ...result, chart });
+  });
+
+  router.get('/windows/:windowId/logout-deliveries', async (ctx) => {
+    const result = (await call(ctx, 'logoutDeliveries', { params: { windowId: ctx.params.windowId! }, query: {} })).body;
+    show(ctx, 'admin-logout-deliveries', result as Data);
   });
 
   // A download of the trail for a period, streamed (any size, bounded memory). Not an
