@@ -91,7 +91,9 @@ async function attempt(provider: Provider, row: Claimed): Promise<Attempt> {
 
 type Settled = { state: 'pending' | 'delivered' | 'abandoned'; attempts: number };
 
-// The attempt goes on record; the delivery changes only while this claim holds it.
+// The attempt goes on record; the delivery changes only while this claim holds it. A
+// delivery settled (delivered, or abandoned) goes on the audit trail in the same
+// transaction: one record per notification, its attempts being in logout_delivery_attempts.
 export async function settle(db: Db, settings: DeliverySettings, row: Claimed, a: Attempt): Promise<Settled | undefined> {
   return db.transaction(async (trx) => {
     await trx('logout_delivery_attempts').insert({
@@ -120,6 +122,17 @@ export async function settle(db: Db, settings: DeliverySettings, row: Claimed, a
             },
             ['state', 'attempts'],
           ))) as Settled[];
+    if (settled && settled.state !== 'pending') {
+      await recordEvent(trx, {
+        actor: { type: 'system' },
+        windowId: row.window_id,
+        event: 'backchannel_logout',
+        target: `client:${row.client_id}`,
+        outcome: settled.state === 'delivered' ? 'success' : 'failure',
+        ...(settled.state === 'abandoned' && { reason: a.error }),
+        after: { accountId: row.account_id, sid: row.sid, attempts: settled.attempts },
+      });
+    }
     return settled;
   });
 }
@@ -127,19 +140,7 @@ export async function settle(db: Db, settings: DeliverySettings, row: Claimed, a
 async function deliver(db: Db, provider: Provider, settings: DeliverySettings, logger: Logger, row: Claimed): Promise<void> {
   const a = await attempt(provider, row);
   const settled = await settle(db, settings, row, a);
-  if (!settled || settled.state === 'pending') return;
-  const target = `client:${row.client_id}`;
-  if (settled.state === 'abandoned') logger.error(`back-channel logout to ${row.client_id} abandoned after ${settled.attempts} attempts: ${a.error}`);
-  // One record per notification, when it is settled; its attempts are in logout_delivery_attempts.
-  await recordEvent(db, {
-    actor: { type: 'system' },
-    windowId: row.window_id,
-    event: 'backchannel_logout',
-    target,
-    outcome: settled.state === 'delivered' ? 'success' : 'failure',
-    ...(settled.state === 'abandoned' && { reason: a.error }),
-    after: { accountId: row.account_id, sid: row.sid, attempts: settled.attempts },
-  });
+  if (settled?.state === 'abandoned') logger.error(`back-channel logout to ${row.client_id} abandoned after ${settled.attempts} attempts: ${a.error}`);
 }
 
 // Seconds until the next pending delivery is due, or undefined when none is pending.
