@@ -10,7 +10,12 @@ import { listWindows, type Window } from '../../src/windows/windows.ts';
 import { adminToken, api, makeAdmin, signInAtProvider } from '../helpers/admin.ts';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { runCliInProcess } from '../helpers/cli-in-process.ts';
-import { testDatabase } from '../helpers/database.ts';
+import crypto from 'node:crypto';
+import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { createClient } from '../../src/windows/clients.ts';
+import { seedWindowRegistry } from '../../src/windows/seed.ts';
+import { freePort, startNode, type Node } from '../helpers/processes.ts';
 import { logoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -242,5 +247,92 @@ describe('claiming deliveries', () => {
     } finally {
       await database.close();
     }
+  });
+});
+
+// Two server processes on one PostgreSQL database: people sign out at either node while
+// the window is down; both nodes retry, and each notification reaches the window once.
+describe.skipIf(!onPostgres())('two nodes delivering from one queue', () => {
+  let database: TestDatabase;
+  let nodeDir: string;
+  let ports: number[] = [];
+  let nodes: Node[] = [];
+  let window: LogoutReceiver;
+  let client: { clientId: string; clientSecret: string | undefined };
+  const redirectUri = 'http://127.0.0.1:9/two-nodes/callback';
+  const postLogoutUri = 'http://127.0.0.1:9/two-nodes/signed-out';
+
+  beforeAll(async () => {
+    database = await testDatabase();
+    nodeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-nodes-'));
+    await migrate(database.db);
+    await seedWindowRegistry(database.db);
+    const [first] = await listWindows(database.db);
+    window = await logoutReceiver();
+    client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes', redirectUris: [redirectUri], postLogoutRedirectUris: [postLogoutUri], backchannelLogoutUri: window.backchannelUri });
+    ports = [await freePort(), await freePort()];
+    const env = {
+      DATABASE_URL: database.url!,
+      ISSUER: `http://localhost:${ports[0]}`,
+      MASTER_KEY: crypto.randomBytes(32).toString('base64'),
+      DATA_DIR: nodeDir,
+      SIGN_IN_RATE_LIMIT: '10000/60',
+      LOGOUT_RETRY_FIRST: '1',
+      LOGOUT_RETRY_MAX: '1',
+    };
+    nodes = await Promise.all(ports.map((port) => startNode({ ...env, PORT: String(port) })));
+  });
+
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await window?.close();
+    await database?.close();
+    if (nodeDir) fs.rmSync(nodeDir, { recursive: true, force: true });
+  });
+
+  const onNode = (url: URL | string, i: number) => Object.assign(new URL(url), { port: String(ports[i]) });
+  async function viaNode(i: number) {
+    const config = await oidc.discovery(new URL(nodes[0]!.url), client.clientId, client.clientSecret, undefined, { execute: [oidc.allowInsecureRequests] });
+    config[oidc.customFetch] = (url, options) => fetch(onNode(url, i), options as RequestInit);
+    return config;
+  }
+
+  // Signs in and out at node i; the sid of the session.
+  async function signInAndOutAt(i: number, username: string): Promise<string> {
+    await createAccount(database.db, { username, displayName: username, password }, PASSWORD_POLICIES.asvs);
+    const you = browser();
+    const config = await viaNode(i);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, { redirect_uri: redirectUri, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 's' });
+    const back = await you.submit(await you.visit(onNode(url, i), redirectUri), '/login', { identifier: username, password }, redirectUri);
+    if (back.kind !== 'redirect') throw new Error('sign-in failed');
+    const tokens = await oidc.authorizationCodeGrant(config, back.to, { pkceCodeVerifier: verifier, expectedState: 's' });
+    const endSession = oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: postLogoutUri });
+    const done = await you.submit(await you.visit(onNode(endSession, i), postLogoutUri), '/session/end/confirm', { logout: 'yes' }, postLogoutUri);
+    expect(done.kind).toBe('redirect');
+    return tokens.claims()!.sid as string;
+  }
+
+  it('delivers each notification once, whichever node queued it and however many retry it', async () => {
+    window.answer = 503;
+    const sids: string[] = [];
+    for (let i = 0; i < 6; i++) sids.push(await signInAndOutAt(i % 2, `node.person.${i}`));
+    const attemptsOf = async () =>
+      (await database.db('logout_delivery_attempts as a').join('logout_deliveries as d', 'd.id', 'a.delivery_id').select('d.sid', 'a.outcome')) as Array<{ sid: string; outcome: string }>;
+    await eventually(async () => {
+      const attempts = await attemptsOf();
+      return sids.every((sid) => attempts.filter((a) => a.sid === sid).length >= 2);
+    });
+    window.answer = 'ok';
+    await eventually(async () => Number(((await database.db('logout_deliveries').where({ state: 'delivered' }).count({ n: '*' }).first()) as { n: string }).n) === sids.length);
+    for (const sid of sids) expect(window.accepted(sid), sid).toHaveLength(1);
+    const attempts = await attemptsOf();
+    expect(attempts.filter((a) => a.outcome === 'delivered')).toHaveLength(sids.length);
+    // Every request the window received is an attempt on record, and no more.
+    expect(window.received.filter((r) => r.token)).toHaveLength(attempts.length);
+    const jtis = window.received.map((r) => r.token!.jti);
+    expect(new Set(jtis).size).toBe(jtis.length);
+    console.info(`two nodes: ${sids.length} notifications, ${attempts.length} attempts, ${attempts.filter((a) => a.outcome === 'delivered').length} delivered, each accepted once`);
+    for (const node of nodes) expect(node.output()).not.toMatch(/"level":"?(error|50)/);
   });
 });
