@@ -7,8 +7,8 @@ import { loadKeys } from './keys.ts';
 import { createProvider } from './provider.ts';
 
 // The provider outside the server (the command line), for what must look exactly like
-// the server's own doing: back-channel logout tokens signed with the same keys, from
-// the same issuer.
+// the server's own doing: the clients as the server sees them, and back-channel logouts
+// queued as the server queues them (the server's nodes deliver them).
 export async function standaloneProvider(db: Db, config: Config, logger: Logger): Promise<Provider> {
   const keys = await loadKeys(db, resolveMasterKey(config.masterKey, config.dataDir));
   if (keys.jwks.keys.length === 0) throw new Error('there are no signing keys yet: start the server once first');
