@@ -107,6 +107,7 @@ const requests: Record<string, (caller: keyof typeof admins) => Promise<Request>
   },
   allWindowFigures: async () => ({ method: 'GET', path: `/figures?year=${new Date().getUTCFullYear()}` }),
   windowFigures: async () => ({ method: 'GET', path: `/windows/${zhengzhou.id}/figures?year=${new Date().getUTCFullYear()}` }),
+  logoutDeliveries: async () => ({ method: 'GET', path: `/windows/${zhengzhou.id}/logout-deliveries?days=7` }),
   listAuditEvents: async () => ({ method: 'GET', path: '/audit/events?outcome=success' }),
   exportAuditEvents: async () => ({ method: 'GET', path: '/audit/export?from=2026-01-01&to=2100-01-01&limit=10' }),
 };

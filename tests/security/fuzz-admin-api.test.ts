@@ -64,6 +64,7 @@ const QUERIES: Record<string, () => Record<string, string>> = {
   findAccount: () => ({ q: personName }),
   allWindowFigures: () => ({ year: '2026' }),
   windowFigures: () => ({ year: '2026' }),
+  logoutDeliveries: () => ({ days: '7' }),
   listAuditEvents: () => ({ limit: '5' }),
   exportAuditEvents: () => ({ from: '2026-01-01', to: '2026-02-01', limit: '5' }),
 };
