@@ -86,4 +86,14 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ ...production, AUDIT_TRAIL: 'off' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...production, AUDIT_TRAIL: 'off' })).toThrow(/AUDIT_TRAIL: cannot be off when NODE_ENV=production: the audit trail is required by MLPS/);
   });
+
+  it('reads the back-channel logout retries: first delay, longest delay, give-up age', () => {
+    expect(loadConfig({}).logoutDelivery).toEqual({ firstRetrySeconds: 10, maxRetrySeconds: 3600, giveUpSeconds: 86400 });
+    expect(loadConfig({ LOGOUT_RETRY_FIRST: '1', LOGOUT_RETRY_MAX: '2', LOGOUT_GIVE_UP: '5' }).logoutDelivery).toEqual({ firstRetrySeconds: 1, maxRetrySeconds: 2, giveUpSeconds: 5 });
+    expect(() => loadConfig({ LOGOUT_RETRY_FIRST: '0' })).toThrow(/LOGOUT_RETRY_FIRST: must be positive/);
+    expect(() => loadConfig({ LOGOUT_RETRY_MAX: 'hourly' })).toThrow(/LOGOUT_RETRY_MAX: must be a number of seconds/);
+    expect(() => loadConfig({ LOGOUT_GIVE_UP: '1.5' })).toThrow(/LOGOUT_GIVE_UP: must be a whole number/);
+    expect(() => loadConfig({ LOGOUT_RETRY_FIRST: '60', LOGOUT_RETRY_MAX: '30' })).toThrow(/LOGOUT_RETRY_MAX: must be at least LOGOUT_RETRY_FIRST \(60\)/);
+    expect(() => loadConfig({ LOGOUT_RETRY_FIRST: '60', LOGOUT_GIVE_UP: '30' })).toThrow(/LOGOUT_GIVE_UP: must be at least LOGOUT_RETRY_FIRST \(60\)/);
+  });
 });
