@@ -78,10 +78,13 @@ function describe(err: unknown): { httpStatus?: number; error: string } {
 async function attempt(provider: Provider, row: Claimed): Promise<Attempt> {
   const started = performance.now();
   const took = () => Math.round(performance.now() - started);
-  const client = await provider.Client.find(row.client_id).catch(() => undefined);
-  if (!client) return { delivered: false, error: 'the client is disabled or deleted', durationMs: took(), final: true };
-  if (!client.backchannelLogoutUri) return { delivered: false, error: 'the client has no back-channel logout URI any more', durationMs: took(), final: true };
   try {
+    // A client the provider cannot load (the database out of reach) is a failed attempt
+    // like any other; one that is gone (disabled, deleted, or without the URI now) will
+    // never be told, and is given up on at once.
+    const client = await provider.Client.find(row.client_id);
+    if (!client) return { delivered: false, error: 'the client is disabled or deleted', durationMs: took(), final: true };
+    if (!client.backchannelLogoutUri) return { delivered: false, error: 'the client has no back-channel logout URI any more', durationMs: took(), final: true };
     await sendBackchannelLogout(provider, client, row.account_id, row.sid);
     return { delivered: true, durationMs: took() };
   } catch (err) {

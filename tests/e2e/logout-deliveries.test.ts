@@ -13,7 +13,7 @@ import { runCliInProcess } from '../helpers/cli-in-process.ts';
 import crypto from 'node:crypto';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { migrate } from '../../src/db/migrate.ts';
-import { createClient } from '../../src/windows/clients.ts';
+import { createClient, setClientDisabled } from '../../src/windows/clients.ts';
 import { seedWindowRegistry } from '../../src/windows/seed.ts';
 import { freePort, startNode, type Node } from '../helpers/processes.ts';
 import { logoutReceiver, type LogoutReceiver } from '../helpers/logout-receiver.ts';
@@ -204,6 +204,19 @@ describe('back-channel logout deliveries', () => {
     receiver.answer = 'ok';
     await eventually(async () => (await deliveryOf(waiting.sid)).state === 'delivered');
     server.errors.splice(0);
+  });
+
+  it('gives up at once on a notification whose client was disabled meanwhile', async () => {
+    const other = await windowSite(server, { windowId: windows[2]!.id, name: 'disabled-site', backchannelLogoutUri: receiver.backchannelUri });
+    await setClientDisabled(server.db, other.clientId, true);
+    await enqueueLogout(server.db, { clientId: other.clientId, windowId: windows[2]!.id, accountId: 'someone', sid: 'sid-of-a-disabled-client' });
+    const abandoned = await eventually(async () => {
+      const d = await deliveryOf('sid-of-a-disabled-client');
+      return d.state === 'abandoned' && d;
+    });
+    expect(abandoned).toMatchObject({ attempts: 1, last_error: 'the client is disabled or deleted' });
+    expect(receiver.received.some((r) => r.token?.sid === 'sid-of-a-disabled-client')).toBe(false);
+    expect(server.errors.splice(0).map(String)).toEqual([`back-channel logout to ${other.clientId} abandoned after 1 attempts: the client is disabled or deleted`]);
   });
 
   it('publishes the number of pending deliveries as a metric', async () => {
