@@ -143,7 +143,7 @@ export async function settle(db: Db, settings: DeliverySettings, row: Claimed, a
 async function deliver(db: Db, provider: Provider, settings: DeliverySettings, logger: Logger, row: Claimed): Promise<void> {
   const a = await attempt(provider, row);
   const settled = await settle(db, settings, row, a);
-  if (settled?.state === 'abandoned') logger.error(`back-channel logout to ${row.client_id} abandoned after ${settled.attempts} attempts: ${a.error}`);
+  if (settled?.state === 'abandoned') logger.error(`back-channel logout to ${row.client_id} abandoned after ${settled.attempts} attempt${settled.attempts === 1 ? '' : 's'}: ${a.error}`);
 }
 
 // Seconds until the next pending delivery is due, or undefined when none is pending.

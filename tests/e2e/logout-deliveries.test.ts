@@ -216,7 +216,7 @@ describe('back-channel logout deliveries', () => {
     });
     expect(abandoned).toMatchObject({ attempts: 1, last_error: 'the client is disabled or deleted' });
     expect(receiver.received.some((r) => r.token?.sid === 'sid-of-a-disabled-client')).toBe(false);
-    expect(server.errors.splice(0).map(String)).toEqual([`back-channel logout to ${other.clientId} abandoned after 1 attempts: the client is disabled or deleted`]);
+    expect(server.errors.splice(0).map(String)).toEqual([`back-channel logout to ${other.clientId} abandoned after 1 attempt: the client is disabled or deleted`]);
   });
 
   it('publishes the number of pending deliveries as a metric', async () => {
