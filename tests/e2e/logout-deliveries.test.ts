@@ -219,6 +219,19 @@ describe('back-channel logout deliveries', () => {
     expect(server.errors.splice(0).map(String)).toEqual([`back-channel logout to ${other.clientId} abandoned after 1 attempt: the client is disabled or deleted`]);
   });
 
+  it('does not answer a sign-out as done when its notification cannot be queued', async () => {
+    await server.db.raw("CREATE FUNCTION refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'queue unavailable'; END $$");
+    await server.db.raw('CREATE TRIGGER refuse_delivery BEFORE INSERT ON logout_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_delivery()');
+    try {
+      const { done } = await signInAndOut();
+      expect(done.kind === 'page' && done.status).toBe(500);
+    } finally {
+      await server.db.raw('DROP TRIGGER refuse_delivery ON logout_deliveries');
+      await server.db.raw('DROP FUNCTION refuse_delivery()');
+    }
+    expect(server.errors.splice(0).map(String)[0]).toMatch(new RegExp(`queueing the back-channel logout of ${site.clientId} failed|queue unavailable`));
+  });
+
   it('publishes the number of pending deliveries as a metric', async () => {
     const res = await fetch(`${server.url}/metrics`);
     expect(await res.text()).toMatch(/^sme_passport_logout_deliveries_pending \d+$/m);
