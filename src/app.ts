@@ -19,7 +19,6 @@ import { resetPasswordRoutes } from './account-center/reset-password.ts';
 import { outboxPage } from './messages/outbox-page.ts';
 import type { KeySet } from './oidc/keys.ts';
 import { createProvider, type Providers } from './oidc/provider.ts';
-import { frontchannelLogoutScript } from './oidc/frontchannel-logout.ts';
 import { pendingDeliveries } from './oidc/logout-deliveries.ts';
 import { giveBackCodes } from './oidc/adapter.ts';
 import { artifactsOfRequest } from './oidc/request-artifacts.ts';
@@ -101,7 +100,6 @@ export function createApp(o: AppOptions): App {
   const routers = [
     home,
     assetRoutes(),
-    frontchannelLogoutScript(),
     interactionRoutes(providers, o.db, o.security, o.masterKey),
     accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),

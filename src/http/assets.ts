@@ -4,7 +4,7 @@ import Router from '@koa/router';
 // The scripts the pages load (script-src 'self'): a fixed set read once at start, so a
 // request names a file only by a key of this map, never a path.
 const ASSETS = new Map(
-  ['auto-submit.js'].map((name) => [name, fs.readFileSync(new URL(`../../assets/${name}`, import.meta.url))] as const),
+  ['auto-submit.js', 'frontchannel-logout.js'].map((name) => [name, fs.readFileSync(new URL(`../../assets/${name}`, import.meta.url))] as const),
 );
 
 export function assetRoutes(): Router {

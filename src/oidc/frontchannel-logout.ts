@@ -1,4 +1,3 @@
-import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
@@ -11,41 +10,17 @@ import { sessionSids } from './internals.ts';
 // frontchannel_logout_uri of every window that sign-out ended, with iss and sid, in
 // hidden frames, then goes on to where the library would have sent it (the window's
 // post_logout_redirect_uri, or the signed-out page): by a script of our own once the
-// frames have loaded or after a few seconds, or by a link without script.
+// frames have loaded or after a few seconds (assets/frontchannel-logout.js), or by a
+// link without script.
 
 // Client metadata the provider keeps on each client (extraClientMetadata).
 export const FRONTCHANNEL_METADATA = ['frontchannel_logout_uri', 'frontchannel_logout_session_required'];
 
+// Served with the other page scripts (http/assets.ts).
 const SCRIPT_PATH = '/assets/frontchannel-logout.js';
-const WAIT_MS = 4000;
-
-const SCRIPT = `// Goes on once every frame has loaded (the window's load event waits for them), or after ${WAIT_MS / 1000} s.
-(function () {
-  var link = document.getElementById('continue');
-  if (!link) return;
-  var gone = false;
-  function go() {
-    if (gone) return;
-    gone = true;
-    window.location.replace(link.href);
-  }
-  window.addEventListener('load', go);
-  setTimeout(go, ${WAIT_MS});
-})();
-`;
-
-export function frontchannelLogoutScript(): Router {
-  const router = new Router();
-  router.get(SCRIPT_PATH, (ctx) => {
-    ctx.type = 'text/javascript; charset=utf-8';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = SCRIPT;
-  });
-  return router;
-}
 
 // The frame's address: the registered URI with iss and sid added to its query.
-export function frameSrc(uri: string, issuer: string, sid: string | undefined): string {
+function frameSrc(uri: string, issuer: string, sid: string | undefined): string {
   const url = new URL(uri);
   if (sid !== undefined) {
     url.searchParams.set('iss', issuer);

@@ -87,7 +87,7 @@ describe('front-channel logout', () => {
     // The session is over all the same.
     expect((await rp.authorize(you)).visit.kind === 'page').toBe(true);
     const script = await fetch(`${server.url}/assets/frontchannel-logout.js`);
-    expect(script.headers.get('content-type')).toMatch(/^text\/javascript/);
+    expect(script.headers.get('content-type')).toMatch(/^application\/javascript/);
     expect(await script.text()).toContain("getElementById('continue')");
     await eventually(() => receiver.accepted(claims.sid as string).length === 1);
   });
