@@ -290,7 +290,8 @@ describe('the audit trail of real flows', () => {
 
     // The two abandoned deliveries are also logged as errors, and nothing else is.
     const messages = server.errors.splice(0).map((e) => (e instanceof Error ? e.message : String(e))).sort();
-    expect(messages).toEqual([expect.stringMatching(/abandoned after \d+ attempts: .*got: 500/), expect.stringMatching(/abandoned after \d+ attempts: .*ECONNREFUSED/)]);
+    expect(messages).toHaveLength(2);
+    expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/abandoned after \d+ attempts?: .*got: 500/), expect.stringMatching(/abandoned after \d+ attempts?: .*ECONNREFUSED/)]));
   });
 
   it('records a session that ran out once, when the purge clears it away', async () => {
