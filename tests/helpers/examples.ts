@@ -2,16 +2,20 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as jose from 'jose';
+import * as oidc from 'openid-client';
+import type { Page } from 'playwright-core';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createEnterprise } from '../../src/enterprises/enterprises.ts';
 import { addMember } from '../../src/enterprises/memberships.ts';
 import { listWindows } from '../../src/windows/windows.ts';
+import { createClient } from '../../src/windows/clients.ts';
 import type { Browser, Visit } from './browser.ts';
-import { ROOT } from './processes.ts';
-import type { TestServer } from './server.ts';
+import { logoutReceiver } from './logout-receiver.ts';
+import { freePort, ROOT } from './processes.ts';
+import { startTestServer, type TestServer } from './server.ts';
 import { eventually } from './wait.ts';
-import type { WindowSite } from './window-site.ts';
+import { relyingParty, type WindowSite } from './window-site.ts';
 
 // The guide's examples (docs/examples/) run as real processes, each a window site that a
 // person signs in at. What every relying-party test needs: a person who acts for an
@@ -22,6 +26,14 @@ export const EXAMPLES = `${ROOT}docs/examples`;
 export const person = { username: 'li.hua', password: 'Central-Plains-2014', displayName: '李华', phone: '13800138000', email: 'li.hua@example.cn' };
 
 export const expectedEnterprise = (id: string) => ({ id, uscc: '91410000170001401D', name: '宇通客车股份有限公司', type: 'enterprise', region: '410100', status: 'verified', role: 'legal_rep' });
+
+// The provider on 127.0.0.1, as the example sites are: same-site with them (ports do not
+// count), so the frames of its front-channel logout page carry the sites' cookies, as a
+// browser does for passport.example.gov.cn and www.example.gov.cn (not for another domain).
+export async function startSameSiteServer(): Promise<TestServer> {
+  const port = await freePort();
+  return startTestServer({ PORT: String(port), ISSUER: `http://127.0.0.1:${port}` });
+}
 
 // One person, a member of one enterprise (chosen for them without asking), and the
 // window (Zhengzhou) whose clients the tests register.
@@ -93,6 +105,40 @@ export async function signOutAtAnotherWindow(server: Pick<TestServer, 'url'>, yo
   const end = new URL(`${server.url}/session/end`);
   end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: other.postLogoutUri }).toString();
   await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
+}
+
+// Another window for chromium, whose addresses answer (a logout receiver): in chromium
+// the provider's sign-out page loads the front-channel logout URIs in its frames.
+export async function anotherWindowForChromium(server: Pick<TestServer, 'url' | 'db'>, windowId: number) {
+  const site = await logoutReceiver();
+  const redirectUri = `${site.origin}/callback`;
+  const postLogoutUri = `${site.origin}/signed-out`;
+  const created = await createClient(server.db, { windowId, name: 'another window', redirectUris: [redirectUri], postLogoutRedirectUris: [postLogoutUri] });
+  const rp = await relyingParty(server, { clientId: created.clientId, clientSecret: created.clientSecret, redirectUri });
+  return {
+    // The person, signed in at a site in this page, signs in here (single sign-on) and
+    // signs out with this window's ID token.
+    async signOut(page: Page): Promise<void> {
+      const checks = { pkceCodeVerifier: oidc.randomPKCECodeVerifier(), expectedState: oidc.randomState(), expectedNonce: oidc.randomNonce() };
+      const authorize = oidc.buildAuthorizationUrl(rp.config, {
+        redirect_uri: redirectUri,
+        scope: 'openid',
+        code_challenge: await oidc.calculatePKCECodeChallenge(checks.pkceCodeVerifier),
+        code_challenge_method: 'S256',
+        state: checks.expectedState,
+        nonce: checks.expectedNonce,
+      });
+      await page.goto(authorize.href);
+      await page.waitForURL(`${redirectUri}?**`);
+      const tokens = await oidc.authorizationCodeGrant(rp.config, new URL(page.url()), checks);
+      const end = new URL(`${server.url}/session/end`);
+      end.search = new URLSearchParams({ id_token_hint: tokens.id_token!, post_logout_redirect_uri: postLogoutUri }).toString();
+      // The ID token of this session: the sign-out page confirms itself, shows its frames, then goes on.
+      await page.goto(end.href);
+      await page.waitForURL(postLogoutUri);
+    },
+    close: () => site.close(),
+  };
 }
 
 export const asksForPassword = (at: Visit) => at.kind === 'page' && at.html.includes('name="password"');

@@ -2,11 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/windows/clients.ts';
+import { createClient, updateClient } from '../../src/windows/clients.ts';
 import { browser, type Browser } from '../helpers/browser.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, anotherWindowForChromium, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import type { TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -29,6 +30,7 @@ let base: string;
 let clientId: string;
 let dir: string;
 let enterpriseId: string;
+let windowId: number;
 
 function apacheConfig(port: number) {
   const site = path.join(dir, 'site');
@@ -65,9 +67,10 @@ function apacheConfig(port: number) {
 
 async function setUp() {
   requireTools(TOOLS);
-  server = await startTestServer();
-  const { windowId, enterprise } = await setUpPerson(server);
-  enterpriseId = enterprise.id;
+  server = await startSameSiteServer();
+  const given = await setUpPerson(server);
+  windowId = given.windowId;
+  enterpriseId = given.enterprise.id;
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const created = await createClient(server.db, {
@@ -76,6 +79,7 @@ async function setUp() {
     redirectUris: [`${base}/protected/redirect_uri`],
     postLogoutRedirectUris: [`${base}/signed-out.html`],
     backchannelLogoutUri: `${base}/protected/redirect_uri?logout=backchannel`,
+    frontchannelLogoutUri: `${base}/protected/redirect_uri?logout=get`,
   });
   clientId = created.clientId;
   other = await windowSite(server, { windowId, name: 'other-window' });
@@ -148,7 +152,9 @@ describe('Apache with mod_auth_openidc', () => {
     const toProvider = await you.visit(`${base}/protected/redirect_uri?logout=${encodeURIComponent(back)}`, server.url);
     expect(toProvider.kind === 'redirect' && toProvider.to.searchParams.get('id_token_hint')).toEqual(expect.any(String));
     const at = await passThroughLogout(you, await you.visit(toProvider.kind === 'redirect' ? toProvider.to : '', back), back);
-    expect(at.kind === 'redirect' && at.to.href).toBe(back);
+    // The site registered a front-channel URI too: the provider's page frames it and goes
+    // on by its script (in chromium below); here, its link.
+    expect(at.kind === 'page' && at.html).toContain(`<a id="continue" href="${back}">`);
     expect(await claimsAt(you)).toBeUndefined();
     expect(asksForPassword(await you.visit(`${base}/protected/claims`))).toBe(true);
   });
@@ -162,6 +168,37 @@ describe('Apache with mod_auth_openidc', () => {
     await passThroughLogout(you, await you.visit(end, other.postLogoutUri), other.postLogoutUri);
     await eventually(async () => (await claimsAt(you)) === undefined);
     expect(server.errors).toEqual([]);
+  });
+
+  it.skipIf(!hasChromium)('ends its session when the person signs out at another window, in chromium (front-channel)', async () => {
+    // Without its back-channel for this test: only the provider's page's frame can end it.
+    await updateClient(server.db, clientId, { backchannelLogoutUri: null });
+    const another = await anotherWindowForChromium(server, windowId);
+    const chromium = await launchChromium();
+    try {
+      const page = await chinesePage(chromium);
+      await page.goto(`${base}/protected/claims`);
+      await page.fill('#identifier', person.username);
+      await page.fill('#password', person.password);
+      await page.click('button[type=submit]:not(.secondary)');
+      await page.waitForURL(`${base}/protected/claims`);
+      const sid = (JSON.parse(await page.evaluate(() => document.body.innerText)) as { claims: { sid: string } }).claims.sid;
+
+      const framed = page.waitForResponse((res) => res.url().startsWith(`${base}/protected/redirect_uri?logout=get&`));
+      await another.signOut(page);
+      const frame = await framed;
+      expect(Object.fromEntries(new URL(frame.url()).searchParams)).toEqual({ logout: 'get', iss: server.url, sid });
+      expect(frame.status(), errorLog()).toBe(200);
+
+      // Its protected page asks for sign-in again.
+      await page.goto(`${base}/protected/claims`);
+      await page.locator('#password').waitFor();
+      expect(server.errors).toEqual([]);
+    } finally {
+      await chromium.close();
+      await another.close();
+      await updateClient(server.db, clientId, { backchannelLogoutUri: `${base}/protected/redirect_uri?logout=backchannel` });
+    }
   });
 
   it('refuses a logout token that is not the provider’s, and keeps the session', async () => {
