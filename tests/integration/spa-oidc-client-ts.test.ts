@@ -2,12 +2,13 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { chinesePage, launchChromium } from '../helpers/chromium.ts';
-import { EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, type ExampleProcess } from '../helpers/examples.ts';
+import { anotherWindowForChromium, EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, startSameSiteServer, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import type { TestServer } from '../helpers/server.ts';
 
 // docs/examples/spa-oidc-client-ts: a single-page site with oidc-client-ts (a public
-// client with PKCE) in Debian's chromium, two of them on two origins for single sign-on.
+// client with PKCE) in Debian's chromium, two of them on two origins for single sign-on,
+// same-site with the provider (127.0.0.1) for front-channel logout.
 
 const TOOLS = { [process.env.CHROMIUM_PATH ?? '/usr/bin/chromium']: 'chromium' };
 
@@ -17,28 +18,38 @@ const sites: ExampleProcess[] = [];
 let a: string;
 let b: string;
 let enterpriseId: string;
+let another: Awaited<ReturnType<typeof anotherWindowForChromium>>;
 
 async function spaSite(windowId: number) {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}/`;
-  const created = await createClient(server.db, { windowId, name: `单页应用 ${port}`, redirectUris: [origin], postLogoutRedirectUris: [origin], authMethod: 'none' });
+  const created = await createClient(server.db, {
+    windowId,
+    name: `单页应用 ${port}`,
+    redirectUris: [origin],
+    postLogoutRedirectUris: [origin],
+    frontchannelLogoutUri: `${origin}frontchannel.html`,
+    authMethod: 'none',
+  });
   sites.push(await startExample(process.execPath, [`${EXAMPLES}/spa-oidc-client-ts/serve.js`], { ISSUER: server.url, CLIENT_ID: created.clientId, PORT: String(port) }, origin));
   return origin;
 }
 
 async function setUp() {
   requireTools(TOOLS);
-  server = await startTestServer();
+  server = await startSameSiteServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
   a = await spaSite(windowId);
   b = await spaSite(windowId);
+  another = await anotherWindowForChromium(server, windowId);
   chromium = await launchChromium();
 }
 
 async function tearDown() {
   await chromium?.close();
   for (const site of sites) await site.stop();
+  await another?.close();
   await server?.close();
 }
 
@@ -111,5 +122,34 @@ describe('a single-page site with oidc-client-ts, in chromium', () => {
     await startSignIn(page, a);
     await page.locator('#password').waitFor();
     expect(server.errors).toEqual([]);
+  });
+
+  it('forgets the person who signs out at another window in the same tab (front-channel)', async () => {
+    await typePassword(page, a);
+    await expect.poll(() => status(page).textContent()).toBe('已登录');
+    const sid = (JSON.parse((await page.locator('#claims').textContent())!) as { sid: string }).sid;
+    const framed = page.waitForResponse((res) => res.url().startsWith(`${a}frontchannel.html?`));
+    await another.signOut(page);
+    expect(Object.fromEntries(new URL((await framed).url()).searchParams)).toEqual({ iss: server.url, sid });
+    await page.goto(a);
+    await expect.poll(() => status(page).textContent()).toBe('未登录');
+  });
+
+  it('signs out its page open in another tab when the person signs out at another window (front-channel)', async () => {
+    // Two tabs of one browser (one context: one cookie jar).
+    const context = await chromium!.newContext({ locale: 'zh-CN' });
+    try {
+      const site = await context.newPage();
+      await startSignIn(site, a);
+      await typePassword(site, a);
+      await expect.poll(() => status(site).textContent()).toBe('已登录');
+      await another.signOut(await context.newPage());
+      // Without a reload: the frame in the other tab told this one.
+      await expect.poll(() => status(site).textContent()).toBe('未登录');
+      expect(await site.locator('#claims').textContent()).toBe('');
+      expect(server.errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
   });
 });

@@ -2,7 +2,8 @@
 // as a public client (registered with --auth-method none, so it has no secret).
 // config.json next to the page: { "issuer": "https://passport.example.gov.cn", "clientId": "..." }
 // Registered for it: redirect URI and post-logout redirect URI, both this page's address
-// (e.g. https://app.example-window.cn/).
+// (e.g. https://app.example-window.cn/); front-channel logout URI: frontchannel.html next
+// to it (see frontchannel.js).
 const config = await (await fetch('config.json')).json();
 const here = `${location.origin}/`;
 
@@ -49,5 +50,13 @@ document.getElementById('refresh').onclick = async () => {
 };
 // RP-initiated logout: the library sends id_token_hint and post_logout_redirect_uri.
 document.getElementById('logout').onclick = () => userManager.signoutRedirect();
+// Signed out at another window (front-channel logout): frontchannel.js, in the provider's
+// frame, tells this site's open pages the ended session's issuer and sid.
+new BroadcastChannel('frontchannel-logout').onmessage = async ({ data }) => {
+  const user = await userManager.getUser();
+  if (data.iss !== config.issuer || user?.profile.sid !== data.sid) return;
+  await userManager.removeUser();
+  await render();
+};
 
 await render();

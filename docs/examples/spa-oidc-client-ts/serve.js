@@ -13,6 +13,8 @@ const library = path.join(path.dirname(createRequire(import.meta.url).resolve('o
 const files = {
   '/': [path.join(here, 'index.html'), 'text/html; charset=utf-8'],
   '/app.js': [path.join(here, 'app.js'), 'text/javascript; charset=utf-8'],
+  '/frontchannel.html': [path.join(here, 'frontchannel.html'), 'text/html; charset=utf-8'],
+  '/frontchannel.js': [path.join(here, 'frontchannel.js'), 'text/javascript; charset=utf-8'],
   '/oidc-client-ts.min.js': [library, 'text/javascript; charset=utf-8'],
 };
 
