@@ -6,7 +6,8 @@
 //   SESSION_SECRET a long random string that encrypts the session cookie
 //   PORT           where to listen (default 8080)
 // Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI
-// BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout.
+// BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout; if this site
+// and the provider are same-site, front-channel logout URI BASE_URL/frontchannel-logout.
 import express from 'express';
 import eoc from 'express-openid-connect';
 
@@ -67,6 +68,13 @@ app.post('/refresh', requiresAuth(), async (req, res) => {
     req.appSession = undefined;
     res.status(401).send('signed out at the provider');
   }
+});
+
+// Front-channel logout: the provider's sign-out page loads this in a hidden frame, with
+// this site's session cookie only where the site and the provider are same-site.
+app.get('/frontchannel-logout', (req, res) => {
+  if (req.query.iss === ISSUER && req.oidc.idTokenClaims?.sid === req.query.sid) req.appSession = undefined;
+  res.set('cache-control', 'no-store').send('');
 });
 
 app.get('/signed-out', (req, res) => res.send('signed out'));
