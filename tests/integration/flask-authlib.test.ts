@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../src/windows/clients.ts';
+import { createClient, updateClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, signOutAtAnotherWindow, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { anotherWindowForChromium, asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, signOutAtAnotherWindow, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import type { TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -17,6 +18,7 @@ let other: WindowSite;
 let base: string;
 let clientId: string;
 let enterpriseId: string;
+let windowId: number;
 
 const PYTHON = '/usr/bin/python3';
 const TOOLS = { [PYTHON]: 'python3' };
@@ -27,9 +29,10 @@ const pythonModulesMissing = async () =>
 async function setUp() {
   requireTools(TOOLS);
   if (await pythonModulesMissing()) throw new Error('python3 cannot import flask, authlib and requests: apt-get install python3-flask python3-authlib python3-requests');
-  server = await startTestServer();
-  const { windowId, enterprise } = await setUpPerson(server);
-  enterpriseId = enterprise.id;
+  server = await startSameSiteServer();
+  const given = await setUpPerson(server);
+  windowId = given.windowId;
+  enterpriseId = given.enterprise.id;
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const created = await createClient(server.db, {
@@ -124,6 +127,39 @@ describe('the Flask + Authlib example', () => {
     await typePassword(you, await you.visit(`${base}/login`));
     await signOutAtAnotherWindow(server, you, other);
     await eventually(async () => (await me(you)) === undefined);
+  });
+
+  it.skipIf(!hasChromium)('ends its session when the person signs out at another window, in chromium (front-channel), and only for its sid', async () => {
+    // Front-channel instead of back-channel for this test: only the provider's page's frame can end it.
+    await updateClient(server.db, clientId, { backchannelLogoutUri: null, frontchannelLogoutUri: `${base}/frontchannel-logout` });
+    const another = await anotherWindowForChromium(server, windowId);
+    const chromium = await launchChromium();
+    try {
+      const page = await chinesePage(chromium);
+      const text = async (url: string) => (await page.goto(url))!.text();
+      await page.goto(`${base}/login`);
+      await page.fill('#identifier', person.username);
+      await page.fill('#password', person.password);
+      await page.click('button[type=submit]:not(.secondary)');
+      await page.waitForURL(`${base}/me`);
+      const sid = (JSON.parse(await text(`${base}/me`)) as { sid: string }).sid;
+
+      const wrong: Record<string, string>[] = [{ iss: server.url, sid: 'not-its-sid' }, { iss: 'https://passport.example.gov.cn', sid }, { sid }, { iss: server.url }];
+      for (const query of wrong) {
+        await page.goto(`${base}/frontchannel-logout?${new URLSearchParams(query)}`);
+        expect(await text(`${base}/`), JSON.stringify(query)).toBe('signed in');
+      }
+
+      const framed = page.waitForResponse((res) => res.url().startsWith(`${base}/frontchannel-logout?`));
+      await another.signOut(page);
+      expect(Object.fromEntries(new URL((await framed).url()).searchParams)).toEqual({ iss: server.url, sid });
+      expect(await text(`${base}/`)).toBe('signed out');
+      expect(site!.output()).not.toContain('Error');
+    } finally {
+      await chromium.close();
+      await another.close();
+      await updateClient(server.db, clientId, { backchannelLogoutUri: `${base}/backchannel-logout`, frontchannelLogoutUri: null });
+    }
   });
 
   it('refuses a logout token that is not the provider’s, and keeps the session', async () => {

@@ -6,7 +6,8 @@
 #   SESSION_SECRET a long random string that signs Flask's session cookie
 #   PORT           where to listen (default 8080)
 # Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI
-# BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout.
+# BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout; if this site
+# and the provider are same-site, front-channel logout URI BASE_URL/frontchannel-logout.
 import os
 import time
 from urllib.parse import urlencode
@@ -131,6 +132,16 @@ def backchannel_logout():
     if "http://schemas.openid.net/event/backchannel-logout" not in claims.get("events", {}) or "nonce" in claims:
         abort(400)
     ended_sids[claims["sid"]] = time.time()
+    return "", 200, {"Cache-Control": "no-store"}
+
+
+# Front-channel logout: the provider's sign-out page loads this in a hidden frame, with
+# this site's session cookie only where the site and the provider are same-site.
+@app.route("/frontchannel-logout")
+def frontchannel_logout():
+    sid = request.args.get("sid")
+    if sid and request.args.get("iss") == ISSUER and session.get("sid") == sid:
+        session.clear()
     return "", 200, {"Cache-Control": "no-store"}
 
 
