@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, signOutAtAnotherWindow, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { anotherWindowForChromium, asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, signOutAtAnotherWindow, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import type { TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 
@@ -13,15 +14,17 @@ import { windowSite, type WindowSite } from '../helpers/window-site.ts';
 let server: TestServer;
 let site: ExampleProcess | undefined;
 let quietSite: ExampleProcess | undefined;
+let frontSite: ExampleProcess | undefined;
+let front: string;
+let windowId: number;
 let other: WindowSite;
 let base: string;
 let quiet: string;
 let clientId: string;
 let enterpriseId: string;
 
-// The example as a process with a client of its own; `backchannel`: whether the client
-// has a back-channel logout URI.
-async function startSite(windowId: number, name: string, backchannel: boolean) {
+// The example as a process with a client of its own, with the logout URIs asked for.
+async function startSite(windowId: number, name: string, backchannel: boolean, frontchannel = false) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const created = await createClient(server.db, {
@@ -30,25 +33,30 @@ async function startSite(windowId: number, name: string, backchannel: boolean) {
     redirectUris: [`${url}/callback`],
     postLogoutRedirectUris: [`${url}/`],
     ...(backchannel && { backchannelLogoutUri: `${url}/backchannel-logout` }),
+    ...(frontchannel && { frontchannelLogoutUri: `${url}/frontchannel-logout` }),
   });
   const env = { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: url, PORT: String(port) };
   return { url, clientId: created.clientId, process: await startExample(process.execPath, [`${EXAMPLES}/openid-client/app.js`], env, `${url}/`) };
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
-  const { windowId, enterprise } = await setUpPerson(server);
-  enterpriseId = enterprise.id;
+  server = await startSameSiteServer();
+  const given = await setUpPerson(server);
+  windowId = given.windowId;
+  enterpriseId = given.enterprise.id;
   other = await windowSite(server, { windowId, name: 'other-window' });
   ({ url: base, clientId, process: site } = await startSite(windowId, 'openid-client 示例', true));
   // The same site without back-channel logout: it learns of a sign-out elsewhere only
   // when its refresh token is refused.
   ({ url: quiet, process: quietSite } = await startSite(windowId, 'openid-client 示例（无后端通道退出）', false));
+  // With front-channel logout only.
+  ({ url: front, process: frontSite } = await startSite(windowId, 'openid-client 示例（前端通道退出）', false, true));
 });
 
 afterAll(async () => {
   await site?.stop();
   await quietSite?.stop();
+  await frontSite?.stop();
   await other?.close();
   await server?.close();
 });
@@ -126,6 +134,36 @@ describe('the openid-client example', () => {
     expect([res.status, await res.text()]).toEqual([401, 'signed out at the provider']);
     expect(await me(you, quiet)).toBeUndefined();
     expect(quietSite!.output()).not.toContain('Error');
+  });
+
+  it.skipIf(!hasChromium)('ends its session when the person signs out at another window, in chromium (front-channel), and only for its sid', async () => {
+    const another = await anotherWindowForChromium(server, windowId);
+    const chromium = await launchChromium();
+    try {
+      const page = await chinesePage(chromium);
+      const signedIn = async () => (await page.goto(`${front}/me`))!.status() === 200;
+      await page.goto(`${front}/login`);
+      await page.fill('#identifier', person.username);
+      await page.fill('#password', person.password);
+      await page.click('button[type=submit]:not(.secondary)');
+      await page.waitForURL(`${front}/me`);
+      const sid = (JSON.parse(await page.evaluate(() => document.body.innerText)) as { sid: string }).sid;
+
+      const wrong: Record<string, string>[] = [{ iss: server.url, sid: 'not-its-sid' }, { iss: 'https://passport.example.gov.cn', sid }, { sid }, { iss: server.url }];
+      for (const query of wrong) {
+        await page.goto(`${front}/frontchannel-logout?${new URLSearchParams(query)}`);
+        expect(await signedIn(), JSON.stringify(query)).toBe(true);
+      }
+
+      const framed = page.waitForResponse((res) => res.url().startsWith(`${front}/frontchannel-logout?`));
+      await another.signOut(page);
+      expect(Object.fromEntries(new URL((await framed).url()).searchParams)).toEqual({ iss: server.url, sid });
+      expect(await signedIn()).toBe(false);
+      expect(frontSite!.output()).not.toContain('Error');
+    } finally {
+      await chromium.close();
+      await another.close();
+    }
   });
 
   it('refuses a logout token that is not the provider’s, and keeps the session', async () => {

@@ -6,7 +6,8 @@
 //   PORT           where to listen (default 8080)
 //   SCOPE          default "openid profile email phone enterprise"
 // Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI BASE_URL/,
-// back-channel logout URI BASE_URL/backchannel-logout.
+// back-channel logout URI BASE_URL/backchannel-logout; if this site and the provider are
+// same-site, front-channel logout URI BASE_URL/frontchannel-logout.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import * as client from 'openid-client';
@@ -95,6 +96,15 @@ async function handle(req, res) {
       sessions.delete(session.id);
       return send(res, 401, 'signed out at the provider');
     }
+  }
+
+  // Front-channel logout: the provider's sign-out page loads this in a hidden frame, with
+  // this site's session cookie only where the site and the provider are same-site.
+  if (url.pathname === '/frontchannel-logout') {
+    const session = sessionOf(req);
+    const sid = url.searchParams.get('sid');
+    if (session?.claims && sid && session.sid === sid && url.searchParams.get('iss') === config.serverMetadata().issuer) sessions.delete(session.id);
+    return send(res, 200, '', { 'cache-control': 'no-store' });
   }
 
   if (url.pathname === '/logout') {
