@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi, type Api } from '../../src/windows/apis.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { browser } from '../helpers/browser.ts';
-import { EXAMPLES, person, setUpPerson, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
-import { freePort, ROOT } from '../helpers/processes.ts';
+import { exampleApi, person, setUpPerson, startApiExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
 import { windowSite, type WindowSite } from '../helpers/window-site.ts';
@@ -26,28 +26,19 @@ let laterUrl: string;
 
 const grantTypes: Array<'authorization_code' | 'refresh_token' | 'client_credentials'> = ['authorization_code', 'refresh_token', 'client_credentials'];
 
-async function startApi(identifier: string, port: number, clockAheadSeconds?: number) {
-  const env = { ISSUER: server.url, API_IDENTIFIER: identifier, PORT: String(port), ...(clockAheadSeconds && { CLOCK_AHEAD_SECONDS: String(clockAheadSeconds) }) };
-  const args = [...(clockAheadSeconds ? ['--import', `${ROOT}tests/helpers/clock-ahead.ts`] : []), `${EXAMPLES}/api-jose/server.js`];
-  return startExample(process.execPath, args, env, `http://127.0.0.1:${port}/`);
-}
-
 beforeAll(async () => {
   server = await startTestServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
-  const port = await freePort();
-  // The API's identifier is its own address here.
-  orders = await createApi(server.db, { windowId, identifier: `http://127.0.0.1:${port}`, name: '订单服务', scopes: ['orders:read', 'orders:write'], accessTokenTtlSeconds: 60 });
+  ({ api: orders, process: api } = await exampleApi(server, windowId, { accessTokenTtlSeconds: 60 }));
   const otherWindow = (await listWindows(server.db)).find((w) => w.region === '410300')!.id;
   theirs = await createApi(server.db, { windowId: otherWindow, identifier: 'https://api.ly.example.cn/orders', name: '洛阳订单', scopes: ['orders:read'] });
   site = await windowSite(server, { windowId, name: 'api-site', grantTypes });
   otherWindowSite = await windowSite(server, { windowId: otherWindow, name: 'ly-site', grantTypes });
-  api = await startApi(orders.identifier, port);
   // The same API with its clock a token's lifetime and a second ahead.
   const laterPort = await freePort();
   laterUrl = `http://127.0.0.1:${laterPort}`;
-  later = await startApi(orders.identifier, laterPort, orders.accessTokenTtlSeconds + 1);
+  later = await startApiExample(server.url, orders.identifier, laterPort, orders.accessTokenTtlSeconds + 1);
 });
 
 afterAll(async () => {
