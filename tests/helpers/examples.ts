@@ -82,17 +82,30 @@ export async function startExample(command: string, args: string[], env: Record<
 // docs/examples/api-jose/server.js as a process: the window's API (scopes orders:read
 // and orders:write) that a site calls with its access token. Its identifier is its own
 // address. `clockAheadSeconds`: the process's clock runs that much ahead
-// (tests/helpers/clock-ahead.ts).
-export async function startApiExample(issuer: string, identifier: string, port: number, clockAheadSeconds?: number): Promise<ExampleProcess> {
-  const env = { ISSUER: issuer, API_IDENTIFIER: identifier, PORT: String(port), ...(clockAheadSeconds && { CLOCK_AHEAD_SECONDS: String(clockAheadSeconds) }) };
+// (tests/helpers/clock-ahead.ts); `corsOrigins`: the single-page sites that call it.
+export async function startApiExample(issuer: string, identifier: string, port: number, options: { clockAheadSeconds?: number; corsOrigins?: string[] } = {}): Promise<ExampleProcess> {
+  const { clockAheadSeconds, corsOrigins } = options;
+  const env = {
+    ISSUER: issuer,
+    API_IDENTIFIER: identifier,
+    PORT: String(port),
+    ...(clockAheadSeconds && { CLOCK_AHEAD_SECONDS: String(clockAheadSeconds) }),
+    ...(corsOrigins && { CORS_ORIGINS: corsOrigins.join(' ') }),
+  };
   const preload = clockAheadSeconds ? ['--import', `${ROOT}tests/helpers/clock-ahead.ts`] : [];
   return startExample(process.execPath, [...preload, `${EXAMPLES}/api-jose/server.js`], env, `http://127.0.0.1:${port}/`);
 }
 
-// The API registered for a window and running.
-export async function exampleApi(server: TestServer, windowId: number, options: { accessTokenTtlSeconds?: number } = {}): Promise<{ api: Api; process: ExampleProcess }> {
+// The API registered for a window, on a port of its own (not yet listening).
+export async function registerExampleApi(server: TestServer, windowId: number, options: { accessTokenTtlSeconds?: number } = {}): Promise<{ api: Api; port: number }> {
   const port = await freePort();
   const api = await createApi(server.db, { windowId, identifier: `http://127.0.0.1:${port}`, name: '订单服务', scopes: ['orders:read', 'orders:write'], ...options });
+  return { api, port };
+}
+
+// The API registered for a window and running.
+export async function exampleApi(server: TestServer, windowId: number, options: { accessTokenTtlSeconds?: number } = {}): Promise<{ api: Api; process: ExampleProcess }> {
+  const { api, port } = await registerExampleApi(server, windowId, options);
   return { api, process: await startApiExample(server.url, api.identifier, port) };
 }
 

@@ -38,7 +38,7 @@ beforeAll(async () => {
   // The same API with its clock a token's lifetime and a second ahead.
   const laterPort = await freePort();
   laterUrl = `http://127.0.0.1:${laterPort}`;
-  later = await startApiExample(server.url, orders.identifier, laterPort, orders.accessTokenTtlSeconds + 1);
+  later = await startApiExample(server.url, orders.identifier, laterPort, { clockAheadSeconds: orders.accessTokenTtlSeconds + 1 });
 });
 
 afterAll(async () => {

@@ -6,11 +6,14 @@
 //                   --identifier ... --scope orders:read --scope orders:write`); here it is
 //                   also the API's own address, e.g. https://api.example-window.cn/orders
 //   PORT            where to listen (default 8080)
+//   CORS_ORIGINS    optional: the origins of single-page sites that call it from the
+//                   browser, separated by spaces, e.g. https://app.example-window.cn
 // GET /orders needs the scope orders:read; it answers what the token says of its caller.
 import http from 'node:http';
 import * as jose from 'jose';
 
 const { ISSUER, API_IDENTIFIER, PORT = '8080' } = process.env;
+const corsOrigins = (process.env.CORS_ORIGINS ?? '').split(' ').filter(Boolean);
 
 const metadata = await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json();
 // The keys by kid, cached; fetched again when the provider rotates them.
@@ -27,6 +30,16 @@ function refuse(res, status, error, description) {
 
 async function handle(req, res) {
   const { pathname } = new URL(req.url, 'http://localhost');
+  // A page of a listed origin may read the answers; its preflight is answered here.
+  if (corsOrigins.includes(req.headers.origin)) {
+    res.setHeader('access-control-allow-origin', req.headers.origin);
+    res.setHeader('access-control-expose-headers', 'www-authenticate');
+    if (req.method === 'OPTIONS') {
+      const preflight = { 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'authorization', 'access-control-max-age': '600' };
+      return res.writeHead(204, preflight).end();
+    }
+  }
+  res.setHeader('vary', 'origin');
   const route = `${req.method} ${pathname}`;
   if (!Object.hasOwn(routes, route)) return res.writeHead(404).end();
   const scope = routes[route];
