@@ -104,6 +104,14 @@ describe('the API example (jose)', () => {
     expect(await call(undefined)).toEqual({ status: 401, challenge: `Bearer realm="${orders.identifier}"`, body: '' });
   });
 
+  it('lets no page of an origin it does not list read its answers (CORS)', async () => {
+    const good = (await oidc.clientCredentialsGrant(site.config, { scope: 'orders:read', resource: orders.identifier })).access_token;
+    const res = await fetch(`${orders.identifier}/orders`, { headers: { authorization: `Bearer ${good}`, origin: 'https://evil.example' } });
+    expect([res.status, res.headers.get('access-control-allow-origin'), res.headers.get('vary')]).toEqual([200, null, 'origin']);
+    const preflight = await fetch(`${orders.identifier}/orders`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
+    expect([preflight.status, preflight.headers.get('access-control-allow-origin')]).toEqual([404, null]);
+  });
+
   it('refuses a token for another window’s API (401 invalid_token)', async () => {
     const tokens = await oidc.clientCredentialsGrant(otherWindowSite.config, { scope: 'orders:read', resource: theirs.identifier });
     expect(await call(tokens.access_token)).toEqual(invalidToken(NOT_VALID));

@@ -31,6 +31,7 @@ function refuse(res, status, error, description) {
 async function handle(req, res) {
   const { pathname } = new URL(req.url, 'http://localhost');
   // A page of a listed origin may read the answers; its preflight is answered here.
+  res.setHeader('vary', 'origin');
   if (corsOrigins.includes(req.headers.origin)) {
     res.setHeader('access-control-allow-origin', req.headers.origin);
     res.setHeader('access-control-expose-headers', 'www-authenticate');
@@ -39,7 +40,6 @@ async function handle(req, res) {
       return res.writeHead(204, preflight).end();
     }
   }
-  res.setHeader('vary', 'origin');
   const route = `${req.method} ${pathname}`;
   if (!Object.hasOwn(routes, route)) return res.writeHead(404).end();
   const scope = routes[route];
