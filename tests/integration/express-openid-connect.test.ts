@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, signOutAtAnotherWindow, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { asksForPassword, passThroughLogout, EXAMPLES, exampleApi, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, signOutAtAnotherWindow, startExample, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -18,10 +18,11 @@ let base: string;
 let quiet: string;
 let clientId: string;
 let enterpriseId: string;
+let api: ExampleProcess | undefined;
 
 // The example as a process with a client of its own; `backchannel`: whether the client
-// has a back-channel logout URI.
-async function startSite(windowId: number, name: string, backchannel: boolean) {
+// has a back-channel logout URI; `apiIdentifier`: the window's API its tokens are for.
+async function startSite(windowId: number, name: string, backchannel: boolean, apiIdentifier?: string) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const created = await createClient(server.db, {
@@ -31,7 +32,15 @@ async function startSite(windowId: number, name: string, backchannel: boolean) {
     postLogoutRedirectUris: [`${url}/signed-out`],
     ...(backchannel && { backchannelLogoutUri: `${url}/backchannel-logout` }),
   });
-  const env = { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: url, PORT: String(port), SESSION_SECRET: 'a-test-secret-of-at-least-32-characters' };
+  const env = {
+    ISSUER: server.url,
+    CLIENT_ID: created.clientId,
+    CLIENT_SECRET: created.clientSecret!,
+    BASE_URL: url,
+    PORT: String(port),
+    SESSION_SECRET: 'a-test-secret-of-at-least-32-characters',
+    ...(apiIdentifier && { API_IDENTIFIER: apiIdentifier }),
+  };
   return { url, clientId: created.clientId, process: await startExample(process.execPath, [`${EXAMPLES}/express-openid-connect/app.js`], env, `${url}/`) };
 }
 
@@ -40,7 +49,9 @@ beforeAll(async () => {
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
   other = await windowSite(server, { windowId, name: 'other-window' });
-  ({ url: base, clientId, process: site } = await startSite(windowId, 'express-openid-connect 示例', true));
+  const started = await exampleApi(server, windowId);
+  api = started.process;
+  ({ url: base, clientId, process: site } = await startSite(windowId, 'express-openid-connect 示例', true, started.api.identifier));
   // The same site without back-channel logout: it learns of a sign-out elsewhere only
   // when its refresh token is refused.
   ({ url: quiet, process: quietSite } = await startSite(windowId, 'express-openid-connect 示例（无后端通道退出）', false));
@@ -49,6 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await site?.stop();
   await quietSite?.stop();
+  await api?.stop();
   await other?.close();
   await server?.close();
 });
@@ -85,6 +97,21 @@ describe('the express-openid-connect example', () => {
     const res = await you.fetch(`${base}/refresh`, { method: 'POST' });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { expires_in: number }).expires_in).toBeGreaterThan(0);
+  });
+
+  it('calls the window’s API with its access token, a JWT for it (authorizationParams.resource), before and after a refresh', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const sub = (await me(you))!.sub;
+    const expected = { caller: { sub, client_id: clientId, scope: 'orders:read', enterprise_id: enterpriseId }, orders: [] };
+    const orders = async () => {
+      const res = await you.fetch(`${base}/orders`);
+      return [res.status, await res.json()];
+    };
+    expect(await orders()).toEqual([200, expected]);
+    expect((await you.fetch(`${base}/refresh`, { method: 'POST' })).status).toBe(200);
+    expect(await orders()).toEqual([200, expected]);
+    expect(api!.output()).not.toContain('Error');
   });
 
   it('signs in without a password after another window (single sign-on)', async () => {
