@@ -8,6 +8,7 @@ import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 import { createEnterprise } from '../../src/enterprises/enterprises.ts';
 import { addMember } from '../../src/enterprises/memberships.ts';
+import { createApi, type Api } from '../../src/windows/apis.ts';
 import { listWindows } from '../../src/windows/windows.ts';
 import { createClient } from '../../src/windows/clients.ts';
 import type { Browser, Visit } from './browser.ts';
@@ -88,6 +89,36 @@ export async function startExample(command: string, args: string[], env: Record<
     throw new Error(`${command} did not start: ${(err as Error).message}\n${output}`);
   }
   return example;
+}
+
+// docs/examples/api-jose/server.js as a process: the window's API (scopes orders:read
+// and orders:write) that a site calls with its access token. Its identifier is its own
+// address. `clockAheadSeconds`: the process's clock runs that much ahead
+// (tests/helpers/clock-ahead.ts); `corsOrigins`: the single-page sites that call it.
+export async function startApiExample(issuer: string, identifier: string, port: number, options: { clockAheadSeconds?: number; corsOrigins?: string[] } = {}): Promise<ExampleProcess> {
+  const { clockAheadSeconds, corsOrigins } = options;
+  const env = {
+    ISSUER: issuer,
+    API_IDENTIFIER: identifier,
+    PORT: String(port),
+    ...(clockAheadSeconds && { CLOCK_AHEAD_SECONDS: String(clockAheadSeconds) }),
+    ...(corsOrigins && { CORS_ORIGINS: corsOrigins.join(' ') }),
+  };
+  const preload = clockAheadSeconds ? ['--import', `${ROOT}tests/helpers/clock-ahead.ts`] : [];
+  return startExample(process.execPath, [...preload, `${EXAMPLES}/api-jose/server.js`], env, `http://127.0.0.1:${port}/`);
+}
+
+// The API registered for a window, on a port of its own (not yet listening).
+export async function registerExampleApi(server: TestServer, windowId: number, options: { accessTokenTtlSeconds?: number } = {}): Promise<{ api: Api; port: number }> {
+  const port = await freePort();
+  const api = await createApi(server.db, { windowId, identifier: `http://127.0.0.1:${port}`, name: '订单服务', scopes: ['orders:read', 'orders:write'], ...options });
+  return { api, port };
+}
+
+// The API registered for a window and running.
+export async function exampleApi(server: TestServer, windowId: number, options: { accessTokenTtlSeconds?: number } = {}): Promise<{ api: Api; process: ExampleProcess }> {
+  const { api, port } = await registerExampleApi(server, windowId, options);
+  return { api, process: await startApiExample(server.url, api.identifier, port) };
 }
 
 // The provider's sign-out page for a site that sent the ID token of this session: it

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, updateClient } from '../../src/windows/clients.ts';
 import { browser, type Browser } from '../helpers/browser.ts';
 import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
-import { asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, anotherWindowForChromium, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { anotherWindowForChromium, asksForPassword, exampleApi, EXAMPLES, expectedEnterprise, forgedLogoutTokens, missingTools, passThroughLogout, person, requireTools, setUpPerson, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import type { TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -31,13 +31,14 @@ let clientId: string;
 let dir: string;
 let enterpriseId: string;
 let windowId: number;
+let api: ExampleProcess | undefined;
 
 function apacheConfig(port: number) {
   const site = path.join(dir, 'site');
   fs.mkdirSync(site);
-  for (const file of ['sme-passport.conf', 'claims.cgi', 'signed-out.html']) fs.copyFileSync(`${EXAMPLES}/apache/${file}`, path.join(site, file));
-  fs.chmodSync(path.join(site, 'claims.cgi'), 0o755);
-  const modules = ['mpm_prefork', 'authn_core', 'authz_core', 'authz_user', 'alias', 'cgi'].map((m) => `LoadModule ${m}_module ${MODULES}/mod_${m}.so`);
+  for (const file of ['sme-passport.conf', 'claims.cgi', 'orders.cgi', 'signed-out.html']) fs.copyFileSync(`${EXAMPLES}/apache/${file}`, path.join(site, file));
+  for (const script of ['claims.cgi', 'orders.cgi']) fs.chmodSync(path.join(site, script), 0o755);
+  const modules = ['mpm_prefork', 'authn_core', 'authz_core', 'authz_user', 'alias', 'cgi', 'env'].map((m) => `LoadModule ${m}_module ${MODULES}/mod_${m}.so`);
   fs.writeFileSync(
     path.join(dir, 'apache2.conf'),
     [
@@ -83,10 +84,12 @@ async function setUp() {
   });
   clientId = created.clientId;
   other = await windowSite(server, { windowId, name: 'other-window' });
+  const started = await exampleApi(server, windowId);
+  api = started.process;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-apache-'));
   fs.chmodSync(dir, 0o755);
   apacheConfig(port);
-  const env = { OIDC_ISSUER: server.url, OIDC_CLIENT_ID: created.clientId, OIDC_CLIENT_SECRET: created.clientSecret!, OIDC_PASSPHRASE: 'a-test-passphrase-of-32-characters!', SITE_URL: base, SITE_DIR: path.join(dir, 'site') };
+  const env = { OIDC_ISSUER: server.url, OIDC_CLIENT_ID: created.clientId, OIDC_CLIENT_SECRET: created.clientSecret!, OIDC_PASSPHRASE: 'a-test-passphrase-of-32-characters!', SITE_URL: base, SITE_DIR: path.join(dir, 'site'), API_IDENTIFIER: started.api.identifier };
   try {
     apache = await startExample(APACHE, ['-DFOREGROUND', '-f', path.join(dir, 'apache2.conf')], env, `${base}/signed-out.html`, asRoot ? NOBODY : {});
   } catch (err) {
@@ -96,6 +99,7 @@ async function setUp() {
 
 async function tearDown() {
   await apache?.stop();
+  await api?.stop();
   await other?.close();
   await server?.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -135,6 +139,24 @@ describe('Apache with mod_auth_openidc', () => {
     const res = await you.fetch(`${base}/protected/redirect_uri?refresh=${encodeURIComponent(back)}&access_token=${encodeURIComponent(before)}`, { redirect: 'manual' });
     expect(res.headers.get('location'), errorLog()).toBe(back);
     expect((await info(you)).access_token).not.toBe(before);
+  });
+
+  it('calls the window’s API with its access token, a JWT for it (OIDCAuthRequestParams resource=), before and after a refresh', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/protected/claims`));
+    const sub = (await claimsAt(you))!.claims.sub;
+    const expected = { caller: { sub, client_id: clientId, scope: 'orders:read', enterprise_id: enterpriseId }, orders: [] };
+    const orders = async () => {
+      const res = await you.fetch(`${base}/protected/orders`, { redirect: 'manual' });
+      return [res.status, await res.text()];
+    };
+    expect(await orders(), errorLog()).toEqual([200, JSON.stringify(expected)]);
+    const before = (await info(you)).access_token;
+    const back = `${base}/signed-out.html`;
+    await you.fetch(`${base}/protected/redirect_uri?refresh=${encodeURIComponent(back)}&access_token=${encodeURIComponent(before)}`, { redirect: 'manual' });
+    expect((await info(you)).access_token).not.toBe(before);
+    expect(await orders(), errorLog()).toEqual([200, JSON.stringify(expected)]);
+    expect(api!.output()).not.toContain('Error');
   });
 
   it('signs in without a password after another window (single sign-on)', async () => {

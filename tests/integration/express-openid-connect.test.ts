@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
 import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
-import { anotherWindowForChromium, asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, forgedLogoutTokens, person, setUpPerson, signOutAtAnotherWindow, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { anotherWindowForChromium, asksForPassword, exampleApi, EXAMPLES, expectedEnterprise, forgedLogoutTokens, passThroughLogout, person, setUpPerson, signOutAtAnotherWindow, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import type { TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -22,9 +22,12 @@ let base: string;
 let quiet: string;
 let clientId: string;
 let enterpriseId: string;
+let api: ExampleProcess | undefined;
 
-// The example as a process with a client of its own, with the logout URIs asked for.
-async function startSite(windowId: number, name: string, backchannel: boolean, frontchannel = false) {
+// The example as a process with a client of its own; `backchannel`: whether the client
+// has a back-channel logout URI; `apiIdentifier`: the window's API its tokens are for;
+// `frontchannel`: whether the client has a front-channel logout URI.
+async function startSite(windowId: number, name: string, backchannel: boolean, apiIdentifier?: string, frontchannel = false) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const created = await createClient(server.db, {
@@ -35,7 +38,15 @@ async function startSite(windowId: number, name: string, backchannel: boolean, f
     ...(backchannel && { backchannelLogoutUri: `${url}/backchannel-logout` }),
     ...(frontchannel && { frontchannelLogoutUri: `${url}/frontchannel-logout` }),
   });
-  const env = { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: url, PORT: String(port), SESSION_SECRET: 'a-test-secret-of-at-least-32-characters' };
+  const env = {
+    ISSUER: server.url,
+    CLIENT_ID: created.clientId,
+    CLIENT_SECRET: created.clientSecret!,
+    BASE_URL: url,
+    PORT: String(port),
+    SESSION_SECRET: 'a-test-secret-of-at-least-32-characters',
+    ...(apiIdentifier && { API_IDENTIFIER: apiIdentifier }),
+  };
   return { url, clientId: created.clientId, process: await startExample(process.execPath, [`${EXAMPLES}/express-openid-connect/app.js`], env, `${url}/`) };
 }
 
@@ -45,18 +56,21 @@ beforeAll(async () => {
   windowId = given.windowId;
   enterpriseId = given.enterprise.id;
   other = await windowSite(server, { windowId, name: 'other-window' });
-  ({ url: base, clientId, process: site } = await startSite(windowId, 'express-openid-connect 示例', true));
+  const started = await exampleApi(server, windowId);
+  api = started.process;
+  ({ url: base, clientId, process: site } = await startSite(windowId, 'express-openid-connect 示例', true, started.api.identifier));
   // The same site without back-channel logout: it learns of a sign-out elsewhere only
   // when its refresh token is refused.
   ({ url: quiet, process: quietSite } = await startSite(windowId, 'express-openid-connect 示例（无后端通道退出）', false));
   // With front-channel logout only.
-  ({ url: front, process: frontSite } = await startSite(windowId, 'express-openid-connect 示例（前端通道退出）', false, true));
+  ({ url: front, process: frontSite } = await startSite(windowId, 'express-openid-connect 示例（前端通道退出）', false, undefined, true));
 });
 
 afterAll(async () => {
   await site?.stop();
   await quietSite?.stop();
   await frontSite?.stop();
+  await api?.stop();
   await other?.close();
   await server?.close();
 });
@@ -93,6 +107,21 @@ describe('the express-openid-connect example', () => {
     const res = await you.fetch(`${base}/refresh`, { method: 'POST' });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { expires_in: number }).expires_in).toBeGreaterThan(0);
+  });
+
+  it('calls the window’s API with its access token, a JWT for it (authorizationParams.resource), before and after a refresh', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const sub = (await me(you))!.sub;
+    const expected = { caller: { sub, client_id: clientId, scope: 'orders:read', enterprise_id: enterpriseId }, orders: [] };
+    const orders = async () => {
+      const res = await you.fetch(`${base}/orders`);
+      return [res.status, await res.json()];
+    };
+    expect(await orders()).toEqual([200, expected]);
+    expect((await you.fetch(`${base}/refresh`, { method: 'POST' })).status).toBe(200);
+    expect(await orders()).toEqual([200, expected]);
+    expect(api!.output()).not.toContain('Error');
   });
 
   it('signs in without a password after another window (single sign-on)', async () => {

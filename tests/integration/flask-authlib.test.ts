@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, updateClient } from '../../src/windows/clients.ts';
 import { browser } from '../helpers/browser.ts';
 import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
-import { anotherWindowForChromium, asksForPassword, passThroughLogout, EXAMPLES, expectedEnterprise, missingTools, forgedLogoutTokens, person, requireTools, setUpPerson, signOutAtAnotherWindow, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
+import { anotherWindowForChromium, asksForPassword, exampleApi, EXAMPLES, expectedEnterprise, forgedLogoutTokens, missingTools, passThroughLogout, person, requireTools, setUpPerson, signOutAtAnotherWindow, startExample, startSameSiteServer, typePassword, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import type { TestServer } from '../helpers/server.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -19,6 +19,7 @@ let base: string;
 let clientId: string;
 let enterpriseId: string;
 let windowId: number;
+let api: ExampleProcess | undefined;
 
 const PYTHON = '/usr/bin/python3';
 const TOOLS = { [PYTHON]: 'python3' };
@@ -44,17 +45,20 @@ async function setUp() {
   });
   clientId = created.clientId;
   other = await windowSite(server, { windowId, name: 'other-window' });
+  const started = await exampleApi(server, windowId);
+  api = started.process;
   // Authlib refuses a token endpoint on plain http unless told it is a test.
   site = await startExample(
     PYTHON,
     [`${EXAMPLES}/flask-authlib/app.py`],
-    { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: base, PORT: String(port), SESSION_SECRET: 'a-test-secret-of-at-least-32-characters', AUTHLIB_INSECURE_TRANSPORT: '1' },
+    { ISSUER: server.url, CLIENT_ID: created.clientId, CLIENT_SECRET: created.clientSecret!, BASE_URL: base, PORT: String(port), SESSION_SECRET: 'a-test-secret-of-at-least-32-characters', AUTHLIB_INSECURE_TRANSPORT: '1', API_IDENTIFIER: started.api.identifier },
     `${base}/`,
   );
 }
 
 async function tearDown() {
   await site?.stop();
+  await api?.stop();
   await other?.close();
   await server?.close();
 }
@@ -100,6 +104,21 @@ describe('the Flask + Authlib example', () => {
     const res = await you.fetch(`${base}/refresh`, { method: 'POST' });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { expires_in: number }).expires_in).toBeGreaterThan(0);
+  });
+
+  it('calls the window’s API with its access token, a JWT for it (authorize_redirect(..., resource=)), before and after a refresh', async () => {
+    const you = browser();
+    await typePassword(you, await you.visit(`${base}/login`));
+    const sub = (await me(you))!.sub;
+    const expected = { caller: { sub, client_id: clientId, scope: 'orders:read', enterprise_id: enterpriseId }, orders: [] };
+    const orders = async () => {
+      const res = await you.fetch(`${base}/orders`);
+      return [res.status, await res.json()];
+    };
+    expect(await orders()).toEqual([200, expected]);
+    expect((await you.fetch(`${base}/refresh`, { method: 'POST' })).status).toBe(200);
+    expect(await orders()).toEqual([200, expected]);
+    expect(api!.output()).not.toContain('Error');
   });
 
   it('signs in without a password after another window (single sign-on)', async () => {

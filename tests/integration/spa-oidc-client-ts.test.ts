@@ -2,7 +2,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/windows/clients.ts';
 import { chinesePage, launchChromium } from '../helpers/chromium.ts';
-import { anotherWindowForChromium, EXAMPLES, expectedEnterprise, missingTools, person, requireTools, setUpPerson, startExample, startSameSiteServer, type ExampleProcess } from '../helpers/examples.ts';
+import { anotherWindowForChromium, EXAMPLES, expectedEnterprise, missingTools, person, registerExampleApi, requireTools, setUpPerson, startApiExample, startExample, startSameSiteServer, type ExampleProcess } from '../helpers/examples.ts';
 import { freePort } from '../helpers/processes.ts';
 import type { TestServer } from '../helpers/server.ts';
 
@@ -19,7 +19,9 @@ let a: string;
 let b: string;
 let enterpriseId: string;
 let another: Awaited<ReturnType<typeof anotherWindowForChromium>>;
+let apiIdentifier: string;
 
+// A site of its own, which calls the window's API (apiIdentifier).
 async function spaSite(windowId: number) {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}/`;
@@ -31,7 +33,7 @@ async function spaSite(windowId: number) {
     frontchannelLogoutUri: `${origin}frontchannel.html`,
     authMethod: 'none',
   });
-  sites.push(await startExample(process.execPath, [`${EXAMPLES}/spa-oidc-client-ts/serve.js`], { ISSUER: server.url, CLIENT_ID: created.clientId, PORT: String(port) }, origin));
+  sites.push(await startExample(process.execPath, [`${EXAMPLES}/spa-oidc-client-ts/serve.js`], { ISSUER: server.url, CLIENT_ID: created.clientId, PORT: String(port), API_IDENTIFIER: apiIdentifier }, origin));
   return origin;
 }
 
@@ -40,9 +42,13 @@ async function setUp() {
   server = await startSameSiteServer();
   const { windowId, enterprise } = await setUpPerson(server);
   enterpriseId = enterprise.id;
+  const { api, port } = await registerExampleApi(server, windowId);
+  apiIdentifier = api.identifier;
   a = await spaSite(windowId);
   b = await spaSite(windowId);
   another = await anotherWindowForChromium(server, windowId);
+  // The API lets the two sites' pages read its answers (CORS); their origins have no slash.
+  sites.push(await startApiExample(server.url, apiIdentifier, port, { corsOrigins: [a, b].map((site) => new URL(site).origin) }));
   chromium = await launchChromium();
 }
 
@@ -54,6 +60,15 @@ async function tearDown() {
 }
 
 const status = (page: Page) => page.locator('#status');
+
+// What the page's "调用 API" button gets from the window's API.
+async function callApi(page: Page) {
+  const result = page.locator('#api');
+  await page.evaluate(() => delete document.getElementById('api')!.dataset.status);
+  await page.click('#orders');
+  await expect.poll(() => result.getAttribute('data-status')).toBe('200');
+  return JSON.parse((await result.textContent())!);
+}
 
 async function startSignIn(page: Page, site: string) {
   await page.goto(site);
@@ -97,12 +112,19 @@ describe('a single-page site with oidc-client-ts, in chromium', () => {
     expect(claims).toMatchObject({ name: person.displayName, phone_number: '+8613800138000', acr: 'urn:sme-passport:acr:password', amr: ['pwd'], enterprise: expectedEnterprise(enterpriseId) });
   });
 
+  it('calls the window’s API with its access token, a JWT for it (the resource setting)', async () => {
+    const sub = JSON.parse((await page.locator('#claims').textContent())!).sub;
+    expect(await callApi(page)).toEqual({ caller: { sub, client_id: expect.any(String), scope: 'orders:read', enterprise_id: enterpriseId }, orders: [] });
+  });
+
   it('refreshes its tokens with the refresh token of a public client', async () => {
     const tokenRequest = page.waitForRequest((req) => req.url() === `${server.url}/token` && (req.postData() ?? '').includes('grant_type=refresh_token'));
     await page.click('#refresh');
     expect((await (await tokenRequest).response())?.status()).toBe(200);
     await expect.poll(() => status(page).getAttribute('data-refreshed')).toBe('yes');
     expect(await status(page).textContent()).toBe('已登录');
+    // The new access token is for the API again.
+    expect((await callApi(page)).caller.scope).toBe('orders:read');
   });
 
   it('signs in at a second site without a password (single sign-on)', async () => {

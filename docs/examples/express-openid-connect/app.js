@@ -5,6 +5,8 @@
 //   BASE_URL       this site's own address, e.g. https://www.example-window.cn
 //   SESSION_SECRET a long random string that encrypts the session cookie
 //   PORT           where to listen (default 8080)
+//   API_IDENTIFIER optional: an API of the window (the guide's section 7), whose address it
+//                  is too; the access token is then a JWT for it, and /orders calls it
 // Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI
 // BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout; if this site
 // and the provider are same-site, front-channel logout URI BASE_URL/frontchannel-logout.
@@ -12,7 +14,7 @@ import express from 'express';
 import eoc from 'express-openid-connect';
 
 const { auth, requiresAuth } = eoc;
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, BASE_URL, SESSION_SECRET, PORT = '8080' } = process.env;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, BASE_URL, SESSION_SECRET, PORT = '8080', API_IDENTIFIER } = process.env;
 
 // Where back-channel logouts are remembered until the session they end comes back. One
 // process may keep them in memory; several nodes share a store (express-session stores
@@ -47,7 +49,10 @@ app.use(
     authorizationParams: {
       response_type: 'code',
       // A refresh token comes with every sign-in, bound to the person's session at the provider.
-      scope: 'openid profile email phone enterprise',
+      scope: `openid profile email phone enterprise${API_IDENTIFIER ? ' orders:read' : ''}`,
+      // RFC 8707: the access token is for this API. The provider remembers it for the code
+      // and the refresh token, whose requests the library sends without it.
+      ...(API_IDENTIFIER && { resource: API_IDENTIFIER }),
     },
     routes: { postLogoutRedirect: '/signed-out' },
     backchannelLogout: { store: logoutStore },
@@ -69,6 +74,15 @@ app.post('/refresh', requiresAuth(), async (req, res) => {
     res.status(401).send('signed out at the provider');
   }
 });
+
+// The window's API, called with the person's access token (a JWT for it).
+if (API_IDENTIFIER) {
+  app.get('/orders', requiresAuth(), async (req, res) => {
+    const { access_token: accessToken } = req.oidc.accessToken;
+    const answer = await fetch(`${API_IDENTIFIER}/orders`, { headers: { authorization: `Bearer ${accessToken}` } });
+    res.status(answer.status).type('application/json').send(await answer.text());
+  });
+}
 
 // Front-channel logout: the provider's sign-out page loads this in a hidden frame, with
 // this site's session cookie only where the site and the provider are same-site.

@@ -5,6 +5,8 @@
 #   BASE_URL       this site's own address, e.g. https://www.example-window.cn
 #   SESSION_SECRET a long random string that signs Flask's session cookie
 #   PORT           where to listen (default 8080)
+#   API_IDENTIFIER optional: an API of the window (the guide's section 7), whose address it
+#                  is too; the access token is then a JWT for it, and /orders calls it
 # Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI
 # BASE_URL/signed-out, back-channel logout URI BASE_URL/backchannel-logout; if this site
 # and the provider are same-site, front-channel logout URI BASE_URL/frontchannel-logout.
@@ -19,6 +21,7 @@ from flask import Flask, abort, jsonify, redirect, request, session
 
 ISSUER = os.environ["ISSUER"]
 BASE_URL = os.environ["BASE_URL"]
+API_IDENTIFIER = os.environ.get("API_IDENTIFIER")
 
 app = Flask(__name__)
 app.secret_key = os.environ["SESSION_SECRET"]
@@ -30,7 +33,7 @@ oauth.register(
     client_secret=os.environ["CLIENT_SECRET"],
     server_metadata_url=f"{ISSUER}/.well-known/openid-configuration",
     client_kwargs={
-        "scope": "openid profile email phone enterprise",
+        "scope": "openid profile email phone enterprise" + (" orders:read" if API_IDENTIFIER else ""),
         "code_challenge_method": "S256",
     },
 )
@@ -53,7 +56,10 @@ def forget_ended_sessions():
 @app.route("/login")
 def login():
     # A refresh token comes with every sign-in, bound to the person's session at the provider.
-    return oauth.passport.authorize_redirect(f"{BASE_URL}/callback")
+    # resource= (RFC 8707): the access token is for this API. The provider remembers it for
+    # the code and the refresh token, whose requests Authlib sends without it.
+    extra = {"resource": API_IDENTIFIER} if API_IDENTIFIER else {}
+    return oauth.passport.authorize_redirect(f"{BASE_URL}/callback", **extra)
 
 
 @app.route("/callback")
@@ -65,6 +71,7 @@ def callback():
         claims=dict(claims),
         sid=claims.get("sid"),
         id_token=token["id_token"],
+        access_token=token["access_token"],
         refresh_token=token.get("refresh_token"),
     )
     return redirect("/me")
@@ -91,7 +98,17 @@ def refresh():
         session.clear()
         abort(401)
     session["refresh_token"] = token["refresh_token"]  # a new one every time: the old one is used up
+    session["access_token"] = token["access_token"]
     return jsonify(expires_in=token["expires_in"])
+
+
+# The window's API, called with the person's access token (a JWT for it).
+@app.route("/orders")
+def orders():
+    if not API_IDENTIFIER or "access_token" not in session:
+        abort(401)
+    answer = requests.get(f"{API_IDENTIFIER}/orders", headers={"Authorization": f"Bearer {session['access_token']}"}, timeout=5)
+    return answer.content, answer.status_code, {"Content-Type": "application/json"}
 
 
 @app.route("/logout")

@@ -5,6 +5,9 @@
 //   BASE_URL       this site's own address, e.g. https://www.example-window.cn
 //   PORT           where to listen (default 8080)
 //   SCOPE          default "openid profile email phone enterprise"
+//   API_IDENTIFIER optional: an API of the window (the guide's section 7), whose address it
+//                  is too; the access token is then a JWT for it (add its scope to SCOPE,
+//                  e.g. "... orders:read"), and /orders calls it
 // Registered for it: redirect URI BASE_URL/callback, post-logout redirect URI BASE_URL/,
 // back-channel logout URI BASE_URL/backchannel-logout; if this site and the provider are
 // same-site, front-channel logout URI BASE_URL/frontchannel-logout.
@@ -13,8 +16,10 @@ import http from 'node:http';
 import * as client from 'openid-client';
 import * as jose from 'jose';
 
-const { ISSUER, CLIENT_ID, CLIENT_SECRET, BASE_URL, PORT = '8080' } = process.env;
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, BASE_URL, PORT = '8080', API_IDENTIFIER } = process.env;
 const SCOPE = process.env.SCOPE ?? 'openid profile email phone enterprise';
+// RFC 8707: which API the access token is for, at the authorization and the token endpoint.
+const resource = API_IDENTIFIER ? { resource: API_IDENTIFIER } : {};
 const issuer = new URL(ISSUER);
 
 // Plain http only for a provider on this machine (development and tests).
@@ -59,6 +64,7 @@ async function handle(req, res) {
       code_challenge_method: 'S256',
       state: pending.state,
       nonce: pending.nonce,
+      ...resource,
     };
     return redirect(res, client.buildAuthorizationUrl(config, parameters).href);
   }
@@ -66,11 +72,12 @@ async function handle(req, res) {
   if (url.pathname === '/callback') {
     const session = sessionOf(req);
     if (!session?.pending) return send(res, 400, 'no sign-in in progress');
-    const tokens = await client.authorizationCodeGrant(config, url, {
+    const checks = {
       pkceCodeVerifier: session.pending.codeVerifier,
       expectedState: session.pending.state,
       expectedNonce: session.pending.nonce,
-    });
+    };
+    const tokens = await client.authorizationCodeGrant(config, url, checks, resource);
     const claims = tokens.claims();
     sessions.set(session.id, { claims, tokens, sid: claims.sid });
     return redirect(res, '/me');
@@ -86,7 +93,7 @@ async function handle(req, res) {
     const session = sessionOf(req);
     if (!session?.tokens?.refresh_token) return send(res, 401, 'no refresh token');
     try {
-      const tokens = await client.refreshTokenGrant(config, session.tokens.refresh_token);
+      const tokens = await client.refreshTokenGrant(config, session.tokens.refresh_token, resource);
       sessions.set(session.id, { ...session, tokens });
       return send(res, 200, JSON.stringify({ expires_in: tokens.expires_in }), { 'content-type': 'application/json' });
     } catch (err) {
@@ -96,6 +103,14 @@ async function handle(req, res) {
       sessions.delete(session.id);
       return send(res, 401, 'signed out at the provider');
     }
+  }
+
+  // The window's API, called with the person's access token (a JWT for it).
+  if (url.pathname === '/orders' && API_IDENTIFIER) {
+    const session = sessionOf(req);
+    if (!session?.tokens) return send(res, 401, 'not signed in');
+    const answer = await fetch(`${API_IDENTIFIER}/orders`, { headers: { authorization: `Bearer ${session.tokens.access_token}` } });
+    return send(res, answer.status, await answer.text(), { 'content-type': 'application/json' });
   }
 
   // Front-channel logout: the provider's sign-out page loads this in a hidden frame, with

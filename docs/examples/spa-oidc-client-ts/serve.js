@@ -1,12 +1,14 @@
 // A tiny static server for the single-page example: the page, oidc-client-ts's browser
-// build from node_modules, and config.json from the environment (ISSUER, CLIENT_ID, PORT).
+// build from node_modules, and config.json from the environment (ISSUER, CLIENT_ID, PORT;
+// API_IDENTIFIER, optional: an API of the window that the page calls, whose address it is too,
+// which lists this site's origin in its CORS_ORIGINS).
 // Any web server does the same in production.
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-const { ISSUER, CLIENT_ID, PORT = '8080' } = process.env;
+const { ISSUER, CLIENT_ID, PORT = '8080', API_IDENTIFIER } = process.env;
 const here = import.meta.dirname;
 const library = path.join(path.dirname(createRequire(import.meta.url).resolve('oidc-client-ts')), '..', 'browser', 'oidc-client-ts.min.js');
 
@@ -22,7 +24,7 @@ http
   .createServer((req, res) => {
     const { pathname } = new URL(req.url, 'http://localhost');
     if (pathname === '/config.json') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: ISSUER, clientId: CLIENT_ID }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: ISSUER, clientId: CLIENT_ID, api: API_IDENTIFIER }));
       return;
     }
     const file = files[pathname];
