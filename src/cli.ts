@@ -19,13 +19,13 @@ import { standaloneProvider } from './oidc/standalone.ts';
 import { listKeys, retireKey, rotateSigningKeys } from './oidc/keys.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import { consoleLogger } from './http/errors.ts';
-import { AUTH_METHODS, createClient, getClient, parseGrantTypes } from './windows/clients.ts';
+import { AUTH_METHODS, createClient, getClient, listClients, parseGrantTypes, type Client } from './windows/clients.ts';
 import { createWindow, listWindows, requireWindow, WINDOW_KINDS } from './windows/windows.ts';
 import { createApi, DEFAULT_TOKEN_TTL, deleteApi, listApis, MAX_TOKEN_TTL, MIN_TOKEN_TTL, updateApi, type Api } from './windows/apis.ts';
 import { purgeExpired } from './purge.ts';
 import { deliveryFigures } from './oidc/logout-deliveries.ts';
 import { recordEvent, type AuditEvent } from './audit/trail.ts';
-import { windowFigures, YEARLY_TARGET, yearSchema } from './audit/figures.ts';
+import { currentYear, windowFigures, YEARLY_TARGET, yearSchema } from './audit/figures.ts';
 import { verifyTrail } from './audit/verify.ts';
 import { auditDate, EXPORT_FORMATS, exportEvents, exportFilterSchema, type ExportFormat } from './audit/export.ts';
 import { auditRetentionDays, checkPurgeDate, purgeTrail } from './audit/retention.ts';
@@ -77,6 +77,7 @@ const processIo: Io = {
 };
 
 const MIGRATIONS = new URL('../migrations', import.meta.url).pathname;
+const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 async function refuseStaleSchema(db: Db): Promise<void> {
   const [, pending] = (await db.migrate.list({ directory: MIGRATIONS, loadExtensions: ['.ts'] })) as [unknown[], unknown[]];
@@ -190,6 +191,7 @@ export function buildCli(io: Io = processIo): Command {
 
   const program = new Command('sme-passport')
     .description('Administrator command line of the sme-passport identity provider')
+    .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .hook('preAction', (_program, command) => refuseBadText(command));
@@ -229,9 +231,21 @@ export function buildCli(io: Io = processIo): Command {
       print(o.json, { windows }, ['id\tkind\tregion\tstatus\tname', ...lines].join('\n'));
     });
 
-  program
-    .command('client')
-    .description('OIDC clients of windows')
+  const client = program.command('client').description('OIDC clients of windows');
+  client
+    .command('list')
+    .description('list clients (secrets are never shown)')
+    .option('--window <id>', 'only this window’s', windowId)
+    .option('--json', 'print JSON')
+    .action(async (o: { window?: number; json?: boolean }) => {
+      const clients = await onDb(async (db) => {
+        const ids = o.window !== undefined ? [(await requireWindow(db, o.window)).id] : (await listWindows(db)).map((w) => w.id);
+        return (await Promise.all(ids.map((id) => listClients(db, id)))).flat();
+      });
+      const line = (c: Client) => [c.clientId, c.windowId, c.authMethod, c.grantTypes.join(','), c.thirdParty ? 'third-party' : 'first-party', c.disabled ? 'disabled' : 'active', c.name].join('\t');
+      print(o.json, { clients }, ['client_id\twindow\tauth\tgrants\tparty\tstatus\tname', ...clients.map(line)].join('\n'));
+    });
+  client
     .command('create')
     .description('register a client of a window; prints its secret this once')
     .requiredOption('--window <id>', 'id of the window that owns the client', windowId)
@@ -609,13 +623,14 @@ export function buildCli(io: Io = processIo): Command {
     .command('stats')
     .description('service figures from the audit trail: one window, or every window side by side')
     .option('--window <id>', 'the window (all windows when left out)', windowId)
-    .requiredOption('--year <yyyy>', 'the year (China Standard Time)', (v) => {
+    .option('--year <yyyy>', 'the year (China Standard Time; default: this year)', (v) => {
       const parsed = yearSchema.safeParse(v);
       if (!parsed.success) throw new Refused(`--year: "${v}" ${parsed.error.issues[0]!.message}`);
       return parsed.data;
     })
     .option('--json', 'print JSON')
-    .action(async (o: { window?: number; year: number; json?: boolean }) => {
+    .action(async (given: { window?: number; year?: number; json?: boolean }) => {
+      const o = { ...given, year: given.year ?? currentYear() };
       const { windows, figures } = await onDb(async (db) => {
         if (o.window !== undefined) await requireWindow(db, o.window);
         return { windows: await listWindows(db), figures: await windowFigures(db, o.year, o.window) };
@@ -768,7 +783,12 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
     await buildCli(io).parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT.usage;
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.unknownOption' && argv.some((a) => a === '--password' || a.startsWith('--password='))) {
+        io.stderr('hint: a password is read from standard input with --password-stdin, never taken as an argument (it would show in the process list and shell history)\n');
+      }
+      return err.exitCode === 0 ? 0 : EXIT.usage;
+    }
     if (err instanceof ReportedRefusal) return EXIT.refused;
     if (err instanceof InputError) {
       io.stderr(`error: ${flagFor(err.field)}: ${err.message.slice(err.field.length + 2)}\n`);

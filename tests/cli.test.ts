@@ -78,6 +78,29 @@ describe('sme-passport command line', () => {
 
     const spa = JSON.parse((await cli(['client', 'create', '--window', String(windowId), '--name', 'SPA', '--redirect-uri', 'https://spa.example.cn/cb', '--auth-method', 'none', '--grant-types', 'authorization_code', '--json'])).stdout);
     expect(spa.client_secret).toBeUndefined();
+
+    // Listed, for one window or all, without secrets or their digests.
+    const listed = await cli(['client', 'list', '--window', String(windowId), '--json']);
+    expect(listed.code).toBe(0);
+    const clients = JSON.parse(listed.stdout).clients as Array<Record<string, unknown>>;
+    expect(clients.map((c) => c.clientId).sort()).toEqual([client_id, spa.client_id].sort());
+    expect(clients.find((c) => c.clientId === spa.client_id)).toMatchObject({ windowId, authMethod: 'none', grantTypes: ['authorization_code'], thirdParty: false, disabled: false });
+    expect(listed.stdout).not.toContain(client_secret);
+    expect(listed.stdout).not.toContain(sha256(client_secret));
+    const human = await cli(['client', 'list']);
+    expect(human.stdout).toMatch(new RegExp(`^${spa.client_id}\t${windowId}\tnone\tauthorization_code\tfirst-party\tactive\tSPA$`, 'm'));
+    refused(await cli(['client', 'list', '--window', '99999']), /--window: no window with id 99999/);
+    refused(await cli(['client', 'list', '--window', 'constructor']), /--window/);
+  });
+
+  it('prints its version, and points a password given as an argument to --password-stdin', async () => {
+    const version = await cli(['--version']);
+    expect([version.code, version.stdout]).toEqual([0, `${JSON.parse(fs.readFileSync('package.json', 'utf8')).version}\n`]);
+    const withPassword = await cli(['account', 'create', '--username', 'x', '--name', 'x', '--password', 'abc']);
+    expect(withPassword.code).toBe(2);
+    expect(withPassword.stderr).toContain("unknown option '--password'");
+    expect(withPassword.stderr).toContain('--password-stdin');
+    expect(await db('accounts').where({ username: 'x' }).first()).toBeUndefined();
   });
 
   it('creates an account from a password on standard input', async () => {
@@ -156,6 +179,8 @@ describe('sme-passport command line', () => {
     const one = await cli(['stats', '--window', String(windowId), '--year', String(year), '--json']);
     expect(one.code).toBe(0);
     expect(JSON.parse(one.stdout).windows).toEqual([expect.objectContaining({ windowId, year, signIns: 2, persons: 1, enterprises: 0, mfaShare: 0.5, failures: 0, lockouts: 0 })]);
+    // Without --year: this year in China Standard Time.
+    expect(JSON.parse((await cli(['stats', '--window', String(windowId), '--json'])).stdout)).toEqual(JSON.parse(one.stdout));
     const text = await cli(['stats', '--year', String(year)]);
     expect(text.stdout).toMatch(new RegExp(`^${windowId}\t2\t1\t0\t0\.0% of 1000\t50\.0%\t0\t0\t`, 'm'));
     expect((await cli(['stats', '--year', String(year - 1)])).stdout).toBe(`nothing on record in ${year - 1}\n`);

@@ -31,6 +31,8 @@ export type DailySignIns = Array<{ day: string; signIns: number }>;
 
 // Years and days are the province's: China Standard Time, UTC+8 all year (no daylight saving).
 const CST_MS = 8 * 3600_000;
+// The year it is now in the province.
+export const currentYear = (): number => new Date(Date.now() + CST_MS).getUTCFullYear();
 const yearRange = (year: number) => [new Date(Date.UTC(year, 0, 1) - CST_MS), new Date(Date.UTC(year + 1, 0, 1) - CST_MS)] as const;
 
 // One row per window with any activity in the year (all windows, or the one asked for).

@@ -44,6 +44,7 @@ const BASE: Record<string, () => string[]> = {
   'window create': () => ['--kind', 'service', '--name', '模糊窗口', '--region', '410100'],
   'window list': () => [],
   'client create': () => ['--window', windowId, '--name', 'rp', '--redirect-uri', 'https://rp.example.cn/cb', '--post-logout-redirect-uri', 'https://rp.example.cn/out', '--backchannel-logout-uri', 'https://rp.example.cn/bc', '--frontchannel-logout-uri', 'https://rp.example.cn/fc', '--grant-types', 'authorization_code'],
+  'client list': () => ['--window', windowId],
   'api create': () => ['--window', windowId, '--identifier', 'https://fuzz.example.cn/api', '--name', '模糊接口', '--scope', 'fuzz:read', '--token-ttl', '600'],
   'api list': () => ['--window', windowId],
   'api update': () => ['--id', apiId, '--name', '模糊接口', '--scope', 'fuzz:write', '--token-ttl', '900'],

@@ -14,7 +14,7 @@ import { SCOPES } from '../../oidc/claims.ts';
 import { AUTH_METHODS, GRANT_TYPES } from '../../windows/clients.ts';
 import { WINDOW_KINDS } from '../../windows/windows.ts';
 import { ADMIN_ROLES } from '../../accounts/admin-roles.ts';
-import type { WindowFigures } from '../../audit/figures.ts';
+import { currentYear, type WindowFigures } from '../../audit/figures.ts';
 import { barChart } from './charts.ts';
 import { ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret, adminConsoleUris } from '../console-client.ts';
 import { invoke, type Input } from '../api/invoke.ts';
@@ -422,7 +422,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   );
 
   // Service figures: every window side by side (province roles), and one window's year.
-  const yearOf = (ctx: Context) => (typeof ctx.query.year === 'string' && ctx.query.year ? ctx.query.year : String(new Date().getUTCFullYear()));
+  const yearOf = (ctx: Context) => (typeof ctx.query.year === 'string' && ctx.query.year ? ctx.query.year : String(currentYear()));
   router.get('/figures', async (ctx) => {
     const year = yearOf(ctx);
     const result = (await call(ctx, 'allWindowFigures', { query: { year } })).body as { year: number; target: number; windows: Array<WindowFigures & { name: string | null }> };
