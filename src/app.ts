@@ -12,6 +12,7 @@ import { rememberLang } from './http/i18n.ts';
 import { countIssuedTokens, createMetrics, metricsRoute, type Metrics } from './http/metrics.ts';
 import { requestHandling } from './http/requests.ts';
 import { render } from './http/render.ts';
+import { DEFAULT_PRESENTATION, type Presentation } from './http/presentation.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { accountCenterRoutes } from './account-center/routes.ts';
 import { registerRoutes, type CodeMessages } from './account-center/register.ts';
@@ -50,6 +51,8 @@ export type AppOptions = {
   // Extra routes mounted before the provider (the demo window sites).
   extraRoutes?: Router[];
   homeLinks?: Array<{ name: string; href: string }>;
+  // Unset: Beijing time and the seed's naming.
+  presentation?: Presentation;
 };
 
 // useKeys: serve with a new key set from the next request on (rotation).
@@ -78,6 +81,7 @@ export function createApp(o: AppOptions): App {
   const adminServices = { db: o.db, providers, masterKey: o.masterKey, keyRotationDelaySeconds: o.keyRotationDelaySeconds };
   // The parent app owns proxy trust and cookie keys; the mounted provider uses its context.
   const app = new Koa({ proxy: o.trustProxy, keys: o.keys.cookieKeys });
+  Object.assign(app.context, { presentation: o.presentation ?? DEFAULT_PRESENTATION });
 
   const home = new Router();
   home.get('/', (ctx) => render(ctx, 'home', { demoSites: o.homeLinks ?? [] }));

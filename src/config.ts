@@ -5,6 +5,7 @@ import type { SenderSettings } from './messages/senders.ts';
 import { LOG_LEVELS, type LogLevel } from './http/logging.ts';
 import { defaultHashingConcurrency, type HashingLimits } from './accounts/passwords.ts';
 import type { DeliverySettings } from './oidc/logout-deliveries.ts';
+import { isTimeZone, type Presentation } from './http/presentation.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -80,6 +81,7 @@ const envSchema = z.object({
   LOGOUT_GIVE_UP: seconds.default(24 * 3600),
   // off only to measure what the trail costs (npm run bench); refused in production.
   AUDIT_TRAIL: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  TIME_ZONE: z.string().refine(isTimeZone, 'must be an IANA time zone such as Asia/Shanghai').default('Asia/Shanghai'),
 });
 
 export type Config = {
@@ -112,6 +114,8 @@ export type Config = {
   logoutDelivery: DeliverySettings;
   // false only when measuring the trail's cost (AUDIT_TRAIL=off, never in production).
   auditTrail: boolean;
+  // How pages show times and the platform (src/http/presentation.ts).
+  presentation: Presentation;
 };
 
 export type SecuritySettings = {
@@ -186,6 +190,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN,
     auditTrail: e.AUDIT_TRAIL === 'on',
+    presentation: { timeZone: e.TIME_ZONE },
     logoutDelivery: { firstRetrySeconds: e.LOGOUT_RETRY_FIRST, maxRetrySeconds: e.LOGOUT_RETRY_MAX, giveUpSeconds: e.LOGOUT_GIVE_UP },
   };
 }

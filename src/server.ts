@@ -83,6 +83,7 @@ export async function startServer(config: Config, options: { database?: Database
       metricsToken: config.metricsToken,
       extraRoutes: demo ? [demo.router] : [],
       homeLinks: demo?.links,
+      presentation: config.presentation,
     });
     handle = app.callback();
 

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
 import { Eta } from 'eta';
 import { langOf, translator } from './i18n.ts';
+import { presentationOf, timeFormatter } from './presentation.ts';
 
 // Every page goes through here: the engine escapes every <%= %> by default.
 const eta = new Eta({
@@ -21,6 +22,7 @@ function langSwitchHref(ctx: Context, lang: string): string {
 
 export function render(ctx: Context, view: string, data: Record<string, unknown> = {}, status = 200): void {
   const lang = langOf(ctx);
+  const presentation = presentationOf(ctx);
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
@@ -28,6 +30,10 @@ export function render(ctx: Context, view: string, data: Record<string, unknown>
     ...data,
     lang,
     t: translator(lang),
+    presentation,
+    // Times as people read them: the operator's zone, named (see ./presentation.ts).
+    time: timeFormatter(lang, presentation.timeZone),
+    timeWithSeconds: timeFormatter(lang, presentation.timeZone, true),
     switchHref: langSwitchHref(ctx, lang === 'en' ? 'zh-CN' : 'en'),
   });
 }
