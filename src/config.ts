@@ -5,7 +5,9 @@ import type { SenderSettings } from './messages/senders.ts';
 import { LOG_LEVELS, type LogLevel } from './http/logging.ts';
 import { defaultHashingConcurrency, type HashingLimits } from './accounts/passwords.ts';
 import type { DeliverySettings } from './oidc/logout-deliveries.ts';
-import { isTimeZone, type Presentation } from './http/presentation.ts';
+import { DEFAULT_BRANDING, icpBeianLink, isTimeZone, publicSecurityBeianLink, servicePhoneLink, type Branding, type Presentation } from './http/presentation.ts';
+import { readLogo } from './http/logo.ts';
+import { text } from './validation/text.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -33,6 +35,12 @@ const rate = z
     return { limit, windowSeconds };
   })
   .refine((r) => r.limit >= 1 && r.windowSeconds >= 1, 'must have at least 1 request in at least 1 second');
+
+// A name shown in every page's header or footer.
+const displayName = (max: number) => text({ max }).min(2, 'must be at least 2 characters');
+
+// The filings' own forms, so a typo is caught at start rather than shown on every page.
+const PROVINCES = '京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼渝川贵云藏陕甘青宁新';
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test'], { error: 'must be development, production or test' }).default('development'),
@@ -82,6 +90,19 @@ const envSchema = z.object({
   // off only to measure what the trail costs (npm run bench); refused in production.
   AUDIT_TRAIL: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
   TIME_ZONE: z.string().refine(isTimeZone, 'must be an IANA time zone such as Asia/Shanghai').default('Asia/Shanghai'),
+  PLATFORM_NAME: displayName(60).optional(),
+  PLATFORM_NAME_EN: displayName(120).optional(),
+  ORGANISER: displayName(60).optional(),
+  ORGANISER_EN: displayName(120).optional(),
+  ICP_BEIAN: z.string().regex(new RegExp(`^[${PROVINCES}]ICP[备证]\\d{6,10}号(-\\d{1,4})?$`, 'u'), 'must be an ICP filing number such as 豫ICP备12345678号-1').optional(),
+  PUBLIC_SECURITY_BEIAN: z.string().regex(new RegExp(`^[${PROVINCES}]公网安备 ?\\d{14}号$`, 'u'), 'must be a public security filing number such as 豫公网安备41010502000001号').optional(),
+  SERVICE_PHONE: z.string().regex(/^\+?\d[\d -]{1,18}\d$/, 'must be a phone number of digits, spaces and hyphens (at most 20 in all), such as 0371-12345678').optional(),
+  LOGO_FILE: text({ max: 1024 }).optional(),
+  // Carriers accept a registered signature of 2 to 12 characters in 【】 (Chinese, letters, digits).
+  SMS_SIGNATURE: z
+    .string()
+    .regex(/^【[\p{Script=Han}A-Za-z0-9]{2,12}】$/u, 'must be 2 to 12 Chinese characters, letters or digits inside 【】, such as 【河南中小企业】')
+    .default('【河南中小企业】'),
 });
 
 export type Config = {
@@ -148,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (issuerUrl && (issuerUrl.search || issuerUrl.hash)) throw new ConfigError('ISSUER: must not have a query or fragment');
   if (e.LOGOUT_RETRY_MAX < e.LOGOUT_RETRY_FIRST) throw new ConfigError(`LOGOUT_RETRY_MAX: must be at least LOGOUT_RETRY_FIRST (${e.LOGOUT_RETRY_FIRST})`);
   if (e.LOGOUT_GIVE_UP < e.LOGOUT_RETRY_FIRST) throw new ConfigError(`LOGOUT_GIVE_UP: must be at least LOGOUT_RETRY_FIRST (${e.LOGOUT_RETRY_FIRST})`);
+  const branding = brandingOf(e);
   if (production) {
     if (!e.MASTER_KEY) throw new ConfigError('MASTER_KEY: required when NODE_ENV=production (32 random bytes in base64: openssl rand -base64 32)');
     if (!issuerUrl) throw new ConfigError('ISSUER: required when NODE_ENV=production (the public https URL of this provider)');
@@ -186,11 +208,30 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       passwords: PASSWORD_POLICIES[e.PASSWORD_POLICY ?? (production ? 'mlps' : 'asvs')],
     },
     // Outside production, messages nobody can deliver land in the development outbox.
-    messages: { smtpUrl: e.SMTP_URL, smtpFrom: e.SMTP_FROM, smsWebhookUrl: e.SMS_WEBHOOK_URL, smsWebhookToken: e.SMS_WEBHOOK_TOKEN, outbox: !production },
+    messages: { smtpUrl: e.SMTP_URL, smtpFrom: e.SMTP_FROM, smsWebhookUrl: e.SMS_WEBHOOK_URL, smsWebhookToken: e.SMS_WEBHOOK_TOKEN, smsSignature: e.SMS_SIGNATURE, outbox: !production },
     logLevel: e.LOG_LEVEL,
     metricsToken: e.METRICS_TOKEN,
     auditTrail: e.AUDIT_TRAIL === 'on',
-    presentation: { timeZone: e.TIME_ZONE },
+    presentation: { timeZone: e.TIME_ZONE, branding },
     logoutDelivery: { firstRetrySeconds: e.LOGOUT_RETRY_FIRST, maxRetrySeconds: e.LOGOUT_RETRY_MAX, giveUpSeconds: e.LOGOUT_GIVE_UP },
+  };
+}
+
+// An English name not set falls back to the Chinese one the operator set, never to the
+// default's English for a platform that has another name.
+function brandingOf(e: z.infer<typeof envSchema>): Branding {
+  const logo = e.LOGO_FILE === undefined ? undefined : readLogo(path.resolve(e.LOGO_FILE));
+  if (typeof logo === 'string') throw new ConfigError(`LOGO_FILE: ${logo}`);
+  const bilingual = (zh: string | undefined, en: string | undefined, fallback: Record<'zh-CN' | 'en', string>) => ({
+    'zh-CN': zh ?? fallback['zh-CN'],
+    en: en ?? zh ?? fallback.en,
+  });
+  return {
+    platformName: bilingual(e.PLATFORM_NAME, e.PLATFORM_NAME_EN, DEFAULT_BRANDING.platformName),
+    organiser: bilingual(e.ORGANISER, e.ORGANISER_EN, DEFAULT_BRANDING.organiser),
+    icpBeian: e.ICP_BEIAN === undefined ? undefined : icpBeianLink(e.ICP_BEIAN),
+    publicSecurityBeian: e.PUBLIC_SECURITY_BEIAN === undefined ? undefined : publicSecurityBeianLink(e.PUBLIC_SECURITY_BEIAN),
+    servicePhone: e.SERVICE_PHONE === undefined ? undefined : servicePhoneLink(e.SERVICE_PHONE),
+    logo,
   };
 }

@@ -9,7 +9,9 @@ export type Channel = 'email' | 'sms';
 export type Message = { channel: Channel; destination: string; subject: string; body: string };
 export type Sender = { send(message: Message): Promise<void>; channels: Set<Channel> };
 
-export type SenderSettings = { smtpUrl?: string; smtpFrom: string; smsWebhookUrl?: string; smsWebhookToken?: string; outbox: boolean };
+// smsSignature: the carrier-registered 【…】 every SMS text begins with (carriers refuse
+// texts without one); email has its sender address instead.
+export type SenderSettings = { smtpUrl?: string; smtpFrom: string; smsWebhookUrl?: string; smsWebhookToken?: string; smsSignature: string; outbox: boolean };
 
 export function outbox(db: Db) {
   return async (m: Message) => {
@@ -30,7 +32,7 @@ export function createSender(db: Db, settings: SenderSettings): Sender {
         const res = await fetch(settings.smsWebhookUrl!, {
           method: 'POST',
           headers: { 'content-type': 'application/json', ...(settings.smsWebhookToken && { authorization: `Bearer ${settings.smsWebhookToken}` }) },
-          body: JSON.stringify({ to: m.destination, text: `${m.subject}：${m.body}` }),
+          body: JSON.stringify({ to: m.destination, text: `${settings.smsSignature}${m.subject}：${m.body}` }),
           signal: AbortSignal.timeout(5000),
         });
         if (!res.ok) throw new Error(`the SMS gateway answered ${res.status}`);
