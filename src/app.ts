@@ -81,7 +81,8 @@ export function createApp(o: AppOptions): App {
   const adminServices = { db: o.db, providers, masterKey: o.masterKey, keyRotationDelaySeconds: o.keyRotationDelaySeconds };
   // The parent app owns proxy trust and cookie keys; the mounted provider uses its context.
   const app = new Koa({ proxy: o.trustProxy, keys: o.keys.cookieKeys });
-  Object.assign(app.context, { presentation: o.presentation ?? DEFAULT_PRESENTATION });
+  const presentation = o.presentation ?? DEFAULT_PRESENTATION;
+  Object.assign(app.context, { presentation });
 
   const home = new Router();
   home.get('/', (ctx) => render(ctx, 'home', { demoSites: o.homeLinks ?? [] }));
@@ -103,7 +104,7 @@ export function createApp(o: AppOptions): App {
   app.use(rememberLang);
   const routers = [
     home,
-    assetRoutes(),
+    assetRoutes(presentation.branding.logo),
     interactionRoutes(providers, o.db, o.security, o.masterKey),
     accountCenterRoutes(providers, o.db, o.issuer, o.security, o.masterKey, o.messages),
     registerRoutes(o.db, o.security, o.messages),

@@ -76,6 +76,7 @@ export async function securityHeaders(ctx: Context, next: Next): Promise<void> {
   ctx.set('X-Content-Type-Options', 'nosniff');
   ctx.set('Referrer-Policy', 'no-referrer');
   ctx.set('X-Frame-Options', 'DENY');
-  if (!ctx.response.is('html')) ctx.remove('Content-Security-Policy');
+  // Only pages need the page policy; a response with its own (an SVG logo) keeps it.
+  if (!ctx.response.is('html') && ctx.response.get('Content-Security-Policy') === PAGE_POLICY) ctx.remove('Content-Security-Policy');
   if (ctx.secure) ctx.set('Strict-Transport-Security', 'max-age=31536000');
 }

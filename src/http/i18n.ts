@@ -8,12 +8,14 @@ export type Lang = (typeof LANGS)[number];
 
 const messages = {
   'zh-CN': {
-    brand: '河南省中小企业公共服务平台网络',
     passport: '统一身份认证',
+    organiser: '主办单位：',
+    servicePhone: '客服电话：',
     switchLang: 'English',
     signIn: '登录',
     signInTo: '登录到',
     fromWindow: '您正在从以下窗口平台登录',
+    fromServiceOrganisation: '您正在从以下服务机构登录',
     identifier: '用户名 / 手机号 / 电子邮箱',
     password: '密码',
     signInButton: '登录',
@@ -164,12 +166,14 @@ const messages = {
     homeIntro: '一次登录，即可访问省平台和全部窗口平台。',
   },
   en: {
-    brand: 'Henan SME Public Service Platform Network',
     passport: 'Unified Sign-in',
+    organiser: 'Organiser: ',
+    servicePhone: 'Service phone: ',
     switchLang: '中文',
     signIn: 'Sign in',
     signInTo: 'Sign in to',
     fromWindow: 'You are signing in from this window platform',
+    fromServiceOrganisation: 'You are signing in from this service organisation',
     identifier: 'Username, phone or email',
     password: 'Password',
     signInButton: 'Sign in',

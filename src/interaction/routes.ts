@@ -18,7 +18,8 @@ import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery, type FormValues } from '../http/forms.ts';
 import { render } from '../http/render.ts';
 import { findClientMetadata } from '../windows/clients.ts';
-import { findWindow } from '../windows/windows.ts';
+import { findWindow, type Window } from '../windows/windows.ts';
+import type { MessageKey } from '../http/i18n.ts';
 import { findLiveApi } from '../windows/apis.ts';
 import { recordEvent, writeAlongside, type Alongside } from '../audit/trail.ts';
 import { personActor } from '../audit/actors.ts';
@@ -32,7 +33,17 @@ import { countSignIn } from '../http/metrics.ts';
 async function whoAsks(db: Db, clientId: unknown) {
   const client = typeof clientId === 'string' ? await findClientMetadata(db, clientId) : undefined;
   const window = client ? await findWindow(db, client.window_id) : undefined;
-  return { clientName: client?.client_name, windowName: window?.name, thirdParty: client?.third_party ?? false };
+  return { clientName: client?.client_name, windowName: window?.name, asking: window && client && asking(window, client.client_name), thirdParty: client?.third_party ?? false };
+}
+
+// Where a sign-in comes from, as the sign-in pages say it. A window is named once, under
+// the platform's name; a client named after its window (郑州市综合窗口平台（演示站点）)
+// names it. The provincial platform's own clients (the account centre, the console) are
+// no window: the page says what is being signed in to.
+function asking(window: Window, clientName: string): { intro: MessageKey; name: string; underBrand: boolean } {
+  if (window.kind === 'province') return { intro: 'signInTo', name: clientName, underBrand: false };
+  const name = clientName.includes(window.name) ? clientName : `${window.name} · ${clientName}`;
+  return { intro: window.kind === 'service' ? 'fromServiceOrganisation' : 'fromWindow', name, underBrand: true };
 }
 
 const windowOfClient = async (db: Db, clientId: unknown) => (typeof clientId === 'string' ? ((await findClientMetadata(db, clientId))?.window_id ?? null) : null);

@@ -7,9 +7,6 @@ import { text } from '../validation/text.ts';
 export const WINDOW_KINDS = ['province', 'comprehensive', 'industry', 'service'] as const;
 export type WindowKind = (typeof WINDOW_KINDS)[number];
 
-// Every window is shown under the one provincial brand (DOMAIN.md, naming rule).
-export const BRAND = '河南省中小企业公共服务平台网络';
-
 export type Window = {
   id: number;
   kind: WindowKind;

@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import os from 'node:os';
-import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
 
@@ -95,5 +97,109 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ LOGOUT_GIVE_UP: '1.5' })).toThrow(/LOGOUT_GIVE_UP: must be a whole number/);
     expect(() => loadConfig({ LOGOUT_RETRY_FIRST: '60', LOGOUT_RETRY_MAX: '30' })).toThrow(/LOGOUT_RETRY_MAX: must be at least LOGOUT_RETRY_FIRST \(60\)/);
     expect(() => loadConfig({ LOGOUT_RETRY_FIRST: '60', LOGOUT_GIVE_UP: '30' })).toThrow(/LOGOUT_GIVE_UP: must be at least LOGOUT_RETRY_FIRST \(60\)/);
+  });
+
+  it('brands the pages with the seed\'s naming unless the operator sets their own, with English falling back to the Chinese set', () => {
+    const b = loadConfig({}).presentation.branding;
+    expect(b).toEqual({
+      platformName: { 'zh-CN': '河南省中小企业公共服务平台网络', en: 'Henan SME Public Service Platform Network' },
+      organiser: { 'zh-CN': '河南省工业和信息化厅', en: 'Department of Industry and Information Technology of Henan Province' },
+      icpBeian: undefined,
+      publicSecurityBeian: undefined,
+      servicePhone: undefined,
+      logo: undefined,
+    });
+    const set = loadConfig({
+      PLATFORM_NAME: ' 郑州市中小企业服务平台 ',
+      ORGANISER: '郑州市工业和信息化局',
+      ORGANISER_EN: 'Zhengzhou Bureau of Industry and Information Technology',
+      ICP_BEIAN: '豫ICP备2021012345号-1',
+      PUBLIC_SECURITY_BEIAN: '豫公网安备 41010502000001号',
+      SERVICE_PHONE: '0371-6596 1234',
+    }).presentation.branding;
+    expect(set).toMatchObject({
+      platformName: { 'zh-CN': '郑州市中小企业服务平台', en: '郑州市中小企业服务平台' },
+      organiser: { 'zh-CN': '郑州市工业和信息化局', en: 'Zhengzhou Bureau of Industry and Information Technology' },
+      icpBeian: { text: '豫ICP备2021012345号-1', href: 'https://beian.miit.gov.cn/' },
+      publicSecurityBeian: { text: '豫公网安备 41010502000001号', href: 'https://beian.mps.gov.cn/#/query/webSearch?code=41010502000001' },
+      servicePhone: { text: '0371-6596 1234', href: 'tel:037165961234' },
+    });
+    expect(loadConfig({ PLATFORM_NAME_EN: 'Zhengzhou SME Services' }).presentation.branding.platformName.en).toBe('Zhengzhou SME Services');
+    expect(loadConfig({ ICP_BEIAN: '京ICP证030173号' }).presentation.branding.icpBeian?.text).toBe('京ICP证030173号');
+    expect(loadConfig({ SERVICE_PHONE: '+86 371 12345' }).presentation.branding.servicePhone?.href).toBe('tel:+8637112345');
+    // Names are text like any other, shown escaped: words that are special elsewhere stay words.
+    for (const value of ['__proto__', 'constructor', '<script>alert(1)</script>']) expect(loadConfig({ ORGANISER: value }).presentation.branding.organiser['zh-CN']).toBe(value);
+  });
+
+  it('refuses branding that is not what it claims to be, naming the variable and why', () => {
+    for (const name of ['PLATFORM_NAME', 'PLATFORM_NAME_EN', 'ORGANISER', 'ORGANISER_EN']) {
+      expect(() => loadConfig({ [name]: '河南\u0000平台' })).toThrow(new RegExp(`${name}: must not contain control characters .*U\\+0000`));
+      expect(() => loadConfig({ [name]: '河南\n平台' })).toThrow(new RegExp(`${name}: must not contain control characters .*U\\+000A`));
+      expect(() => loadConfig({ [name]: 'ab\u202Ecd' })).toThrow(new RegExp(`${name}: must not contain text direction overrides`));
+      expect(() => loadConfig({ [name]: '   ' })).toThrow(new RegExp(`${name}: must be at least 2 characters`));
+      expect(() => loadConfig({ [name]: '平'.repeat(10_000) })).toThrow(new RegExp(`${name}: must be at most \\d+ characters`));
+    }
+    for (const bad of ['ICP备12345678号', '豫ICP备1234号', '豫ICP备12345678', '豫icp备12345678号', '豫ICP备12345678号\n', '<script>', '豫ICP备12345678号'.repeat(50)]) {
+      expect(() => loadConfig({ ICP_BEIAN: bad })).toThrow(/ICP_BEIAN: must be an ICP filing number such as 豫ICP备12345678号-1/);
+    }
+    for (const bad of ['豫公网安备4101050200000号', '公网安备41010502000001号', '豫公网安备41010502000001', '豫公网安备41010502000001号\u0000', 'constructor']) {
+      expect(() => loadConfig({ PUBLIC_SECURITY_BEIAN: bad })).toThrow(/PUBLIC_SECURITY_BEIAN: must be a public security filing number/);
+    }
+    for (const bad of ['12', '0371-1234567x', 'tel:12345', '0371\n1234', '1'.repeat(21), '__proto__', '-12345']) {
+      expect(() => loadConfig({ SERVICE_PHONE: bad })).toThrow(/SERVICE_PHONE: must be a phone number/);
+    }
+  });
+
+  it('takes SMS_SIGNATURE as carriers do: 2 to 12 characters inside 【】', () => {
+    expect(loadConfig({}).messages.smsSignature).toBe('【河南中小企业】');
+    expect(loadConfig({ SMS_SIGNATURE: '【郑州窗口】' }).messages.smsSignature).toBe('【郑州窗口】');
+    expect(loadConfig({ SMS_SIGNATURE: '【SME2026】' }).messages.smsSignature).toBe('【SME2026】');
+    for (const bad of ['河南中小企业', '[河南中小企业]', '【河】', '【一二三四五六七八九十一二三】', '【河南 中小企业】', '【河南\u0000企业】', '【<script>】', '【河南】【企业】', '__proto__']) {
+      expect(() => loadConfig({ SMS_SIGNATURE: bad })).toThrow(/SMS_SIGNATURE: must be 2 to 12 Chinese characters, letters or digits inside 【】/);
+    }
+  });
+
+  describe('LOGO_FILE', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-logo-'));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string, body: Buffer | string) => {
+      const at = path.join(dir, name);
+      fs.writeFileSync(at, body);
+      return at;
+    };
+    const png = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.alloc(64)]);
+
+    it('takes a PNG, a JPEG or an SVG by its content, served under a name that carries its digest', () => {
+      const logo = loadConfig({ LOGO_FILE: file('logo.bin', png) }).presentation.branding.logo!;
+      expect(logo.type).toBe('image/png');
+      expect(logo.href).toMatch(/^\/assets\/logo-[0-9a-f]{16}\.png$/);
+      expect(logo.body.equals(png)).toBe(true);
+      expect(loadConfig({ LOGO_FILE: file('logo.jpg', Buffer.from('ffd8ffe000104a464946', 'hex')) }).presentation.branding.logo).toMatchObject({ type: 'image/jpeg', href: expect.stringMatching(/\.jpg$/) });
+      const svg = '\uFEFF<?xml version="1.0"?>\n<!-- 标识 -->\n<!DOCTYPE svg>\n<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>';
+      expect(loadConfig({ LOGO_FILE: file('logo.svg', svg) }).presentation.branding.logo).toMatchObject({ type: 'image/svg+xml', href: expect.stringMatching(/\.svg$/) });
+      const other = loadConfig({ LOGO_FILE: file('other.png', Buffer.concat([png, Buffer.from([1])])) }).presentation.branding.logo!;
+      expect(other.href).not.toBe(logo.href);
+    });
+
+    it('refuses a file that is missing, a directory, too big or not an image, naming the file', () => {
+      const missing = path.join(dir, 'missing.png');
+      expect(() => loadConfig({ LOGO_FILE: missing })).toThrow(`LOGO_FILE: no such file: ${missing}`);
+      expect(() => loadConfig({ LOGO_FILE: dir })).toThrow(`LOGO_FILE: must be a file, and ${dir} is a directory`);
+      const big = file('big.png', Buffer.concat([png, Buffer.alloc(200 * 1024)]));
+      expect(() => loadConfig({ LOGO_FILE: big })).toThrow(`LOGO_FILE: must be at most 200 KB, and ${big} is 201 KB`);
+      expect(loadConfig({ LOGO_FILE: file('edge.png', Buffer.concat([png, Buffer.alloc(200 * 1024 - png.length)])) }).presentation.branding.logo?.type).toBe('image/png');
+      for (const [name, body] of [
+        ['empty.png', ''],
+        ['text.png', 'just some text'],
+        ['page.svg', '<html><svg></svg></html>'],
+        ['gif.png', 'GIF89a\u0001\u0000'],
+        ['broken.svg', Buffer.concat([Buffer.from('<svg>'), Buffer.from([0xff, 0xfe])])],
+      ] as const) {
+        const at = file(name, body);
+        expect(() => loadConfig({ LOGO_FILE: at })).toThrow(`LOGO_FILE: must be a PNG, JPEG or SVG image, and ${at} is none of these`);
+      }
+      expect(() => loadConfig({ LOGO_FILE: `${dir}/logo\u0000.png` })).toThrow(/LOGO_FILE: must not contain control characters/);
+      expect(() => loadConfig({ LOGO_FILE: 'a'.repeat(2000) })).toThrow(/LOGO_FILE: must be at most 1024 characters/);
+    });
   });
 });
