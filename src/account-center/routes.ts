@@ -19,6 +19,7 @@ import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { render } from '../http/render.ts';
+import { presentationOf } from '../http/presentation.ts';
 import { signedInSession } from '../oidc/internals.ts';
 import { endSessionsOf } from '../oidc/sessions.ts';
 import { grantsOf, sessionsOf } from '../oidc/session-details.ts';
@@ -210,7 +211,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   // both need the current password, so a borrowed session cannot change the factor.
   const showEnrolment = async (ctx: Context, sealed?: string, error?: string, status = 200) => {
     const me = meOf(ctx);
-    render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), ...(await startEnrolment(masterKey, me.account, sealed)), error }, status);
+    render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), ...(await startEnrolment(masterKey, me.account, sealed, presentationOf(ctx).branding.platformName['zh-CN'])), error }, status);
   };
 
   // One authenticator at a time: a new one replaces the old only after it is removed.

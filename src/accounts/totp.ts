@@ -6,12 +6,12 @@ import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { seal, unseal, type MasterKey } from '../crypto/master-key.ts';
 import { sha256 } from '../crypto/secrets.ts';
 import { ConflictError, InputError } from '../errors.ts';
+import { DEFAULT_BRANDING } from '../http/presentation.ts';
 
 // TOTP (RFC 6238, otplib) as the second factor, with 10 single-use recovery codes.
 // Enrolment keeps no state on the server until the person proves their authenticator
 // works: the new secret travels in the form, sealed to this account with the master key.
 
-const ISSUER_LABEL = '河南省中小企业公共服务平台网络';
 const RECOVERY_CODES = 10;
 
 // A code accepted within ±30 s, and the 30-second step it belongs to.
@@ -23,7 +23,8 @@ async function checkCode(secret: string, token: string): Promise<number | undefi
 export type Enrolment = { sealed: string; secret: string; uri: string; qrSvg: string };
 
 // A new secret, or (when a mistyped code sends the form back) the one already shown.
-export async function startEnrolment(masterKey: MasterKey, account: { id: string; username: string }, sealed?: string): Promise<Enrolment> {
+// The authenticator app lists it under the platform's name (PLATFORM_NAME).
+export async function startEnrolment(masterKey: MasterKey, account: { id: string; username: string }, sealed?: string, platformName = DEFAULT_BRANDING.platformName['zh-CN']): Promise<Enrolment> {
   let secret: string | undefined;
   try {
     secret = sealed ? unseal(masterKey, sealed, `totp-enrolment:${account.id}`) : undefined;
@@ -31,7 +32,7 @@ export async function startEnrolment(masterKey: MasterKey, account: { id: string
     secret = undefined;
   }
   secret ??= generateSecret();
-  const uri = generateURI({ issuer: ISSUER_LABEL, label: account.username, secret });
+  const uri = generateURI({ issuer: platformName, label: account.username, secret });
   return { sealed: seal(masterKey, secret, `totp-enrolment:${account.id}`), secret, uri, qrSvg: await QRCode.toString(uri, { type: 'svg', margin: 1, width: 200 }) };
 }
 

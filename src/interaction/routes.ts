@@ -17,6 +17,7 @@ import { ConflictError, InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery, type FormValues } from '../http/forms.ts';
 import { render } from '../http/render.ts';
+import { presentationOf } from '../http/presentation.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow, type Window } from '../windows/windows.ts';
 import type { MessageKey } from '../http/i18n.ts';
@@ -285,7 +286,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const account = await findAccount(db, accountId);
     if (!account) return ctx.throw(400, 'the account is gone');
     setPending(ctx, uid, accountId, 'enrol');
-    render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), action: `/interaction/${uid}/mfa-enrol`, adminNotice: true, ...(await startEnrolment(masterKey, account, sealed)), error }, status);
+    render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), action: `/interaction/${uid}/mfa-enrol`, adminNotice: true, ...(await startEnrolment(masterKey, account, sealed, presentationOf(ctx).branding.platformName['zh-CN'])), error }, status);
   };
 
   router.post('/mfa-enrol', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {

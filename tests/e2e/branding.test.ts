@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
+import { startEnrolment } from '../../src/accounts/totp.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // What an operator sets about the platform (src/http/presentation.ts) on every page:
@@ -118,6 +119,13 @@ describe('branding', () => {
     expect(account).not.toContain('窗口平台');
     expect(account).toContain('登录到：<br><strong>统一身份认证 · 账号中心</strong>');
     expect(server.errors).toEqual([]);
+  });
+
+  it('names the platform in the authenticator app as configured', async () => {
+    const masterKey = Buffer.alloc(32, 3);
+    const account = { id: '00000000-0000-4000-8000-000000000001', username: 'zhang.wei' };
+    expect(new URL((await startEnrolment(masterKey, account)).uri).searchParams.get('issuer')).toBe('河南省中小企业公共服务平台网络');
+    expect(new URL((await startEnrolment(masterKey, account, undefined, '郑州市中小企业服务平台')).uri).searchParams.get('issuer')).toBe('郑州市中小企业服务平台');
   });
 
   it.skipIf(!hasChromium)('in a browser: the logo shows in the header, and neither the names nor the SVG opened on its own run script', async () => {
