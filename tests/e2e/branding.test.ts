@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browser, type Visit } from '../helpers/browser.ts';
 import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
 import { startEnrolment } from '../../src/accounts/totp.ts';
+import { createClient } from '../../src/windows/clients.ts';
+import { createWindow, listWindows } from '../../src/windows/windows.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // What an operator sets about the platform (src/http/presentation.ts) on every page:
@@ -108,7 +110,7 @@ describe('branding', () => {
     expect(html(await browser().visit(`${plain.url}/?lang=en`))).toContain('Henan SME Public Service Platform Network<small>Unified Sign-in</small>');
   });
 
-  it('names the window a sign-in comes from once, and the account centre as what is signed in to, not a window', async () => {
+  it('names the window a sign-in comes from once, and the account centre and the console as what is signed in to, not a window', async () => {
     const login = html(await browser().visit(`${server.url}/demo/zhengzhou/login`));
     expect(login).toContain('name="password"');
     expect(login).toContain('您正在从以下窗口平台登录：<br><strong>郑州&lt;script&gt;alert(1)&lt;/script&gt;平台 郑州市综合窗口平台（演示站点）</strong>');
@@ -118,7 +120,26 @@ describe('branding', () => {
     expect(account).toContain('name="password"');
     expect(account).not.toContain('窗口平台');
     expect(account).toContain('登录到：<br><strong>统一身份认证 · 账号中心</strong>');
+    const console = html(await browser().visit(`${server.url}/admin`));
+    expect(console).toContain('name="password"');
+    expect(console).toContain('登录到：<br><strong>统一身份认证 · 管理控制台</strong>');
     expect(server.errors).toEqual([]);
+  });
+
+  it('names a window and a client not named after it each once, and a service organisation as one', async () => {
+    const loginFor = async (clientId: string) =>
+      html(await browser().visit(`${server.url}/auth?${new URLSearchParams({ client_id: clientId, response_type: 'code', scope: 'openid', redirect_uri: 'https://rp.example.cn/cb', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' })}`));
+    const luoyang = (await listWindows(server.db)).find((w) => w.region === '410300')!;
+    const atLuoyang = await createClient(server.db, { windowId: luoyang.id, name: '洛阳企业服务网', redirectUris: ['https://rp.example.cn/cb'] });
+    const page = await loginFor(atLuoyang.clientId);
+    expect(page).toContain('您正在从以下窗口平台登录：<br><strong>郑州&lt;script&gt;alert(1)&lt;/script&gt;平台 洛阳市综合窗口平台 · 洛阳企业服务网</strong>');
+    expect(count(page, '洛阳市综合窗口平台')).toBe(1);
+
+    const organisation = await createWindow(server.db, { kind: 'service', name: '河南某检验检测中心' });
+    const atOrganisation = await createClient(server.db, { windowId: organisation.id, name: '河南某检验检测中心', redirectUris: ['https://rp.example.cn/cb'] });
+    const there = await loginFor(atOrganisation.clientId);
+    expect(there).toContain('您正在从以下服务机构登录：<br><strong>郑州&lt;script&gt;alert(1)&lt;/script&gt;平台 河南某检验检测中心</strong>');
+    expect(there).not.toContain('窗口平台');
   });
 
   it('names the platform in the authenticator app as configured', async () => {
