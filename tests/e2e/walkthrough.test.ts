@@ -91,8 +91,10 @@ function latinWords(visible: string, exceptions: string[]): string[] {
   const words = new Set<string>();
   for (const token of text.match(/[\w/][\w/.:'’=-]*/g) ?? []) {
     // A code: a path, anything with a digit, an underscore or an equals sign (ids, USCCs,
-    // protocol values and parameters), or words joined by dots (user names, event names).
-    if (/[/\d_=]|[A-Za-z]\.[A-Za-z]/.test(token)) continue;
+    // protocol values and parameters), words joined by dots or a colon (user names, event
+    // names, audit targets), or a lower-case letter before a capital (operation names,
+    // random ids).
+    if (/[/\d_=]|[A-Za-z][.:][\w-]|[a-z][A-Z]/.test(token)) continue;
     for (const word of token.split(/[.:'’-]+/)) if (/[A-Za-z]/.test(word) && !LATIN_ALLOWED.has(word)) words.add(word);
   }
   return [...words].sort();
@@ -339,6 +341,6 @@ describe.skipIf(!hasChromium)('every page, walked at two widths', () => {
   it('finds Latin words, but not codes, addresses, URLs or what is marked as such', () => {
     expect(latinWords('请输入 Password 或 e-mail：li.na@example.cn https://a.example/b?c=d client_secret_basic RS256 /admin/x Google Authenticator', [])).toEqual(['Password', 'e', 'mail']);
     expect(latinWords('欢迎 walk.person.390 · English', ['walk.person.390', 'English'])).toEqual([]);
-    expect(latinWords('以 resource=接口标识 申请；事件 account.created', [])).toEqual([]);
+    expect(latinWords('以 resource=接口标识 申请；事件 account.created，对象 client:-jQPBCTUujpGhJewUFRlJA，操作 createClient', [])).toEqual([]);
   });
 });
