@@ -600,7 +600,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   // A download of the trail for a period, streamed (any size, bounded memory). Not an
   // API operation, which answers JSON pages: the role is the same one's, checked here.
   router.get('/audit/export', async (ctx) => {
-    if (!can(ctx, 'exportAuditEvents')) throw new ForbiddenError('role', `this needs the role ${operation('exportAuditEvents').roles.join(', ')}`);
+    if (!can(ctx, 'exportAuditEvents')) throw new RoleRequiredError(operation('exportAuditEvents').roles);
     const { format: formatValue, lang: _lang, ...rest } = ctx.query;
     const filter = parseInput(exportFilterSchema, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '')));
     const format = parseInput(z.enum(EXPORT_FORMATS, { error: 'must be csv or jsonl' }), formatValue ?? 'csv');
