@@ -483,7 +483,7 @@ describe('signing out', () => {
 // A refusal inside the console: its layout (navigation, sign-out), a Chinese title and
 // explanation, and a way back; never the people's error page or the API's English.
 function refusedInConsole(page: Page, status: number, title: string, back: string) {
-  expect({ path: page.url.pathname, status: page.status }).toEqual({ path: page.url.pathname, status });
+  expect(page.status, page.url.pathname).toBe(status);
   expect(page.html).toContain(`<h1>${title}</h1>`);
   expect(page.html).toContain('<nav>');
   expect(page.html).toContain('action="/admin/logout"');
@@ -547,6 +547,25 @@ describe('refusals inside the console', () => {
     const forged = await send(b, page, '/admin/administrators/grants', { account: other.username, role: 'audit_admin', windowId: '' }, ['csrf']);
     refusedInConsole(forged, 403, '表单已失效', '/admin/administrators');
     expect(await rolesOf(server.db, other.id)).toEqual([]);
+    expect(server.errors).toEqual([]);
+  });
+
+  it('answers a sign-in that went wrong, and a forged sign-out, in the console’s frame without its navigation', async () => {
+    const b = browser();
+    const start = await b.fetch(`${server.url}/admin/login`, { redirect: 'manual' });
+    await start.body?.cancel();
+    const callback = await open(b, '/admin/callback?code=forged&state=not-the-state');
+    expect(callback.status).toBe(400);
+    expect(callback.html).toContain('<h1>登录未完成</h1>');
+    expect(callback.html).toContain('<a href="/admin/login">重新登录</a>');
+    expect(callback.html).not.toContain('<nav>');
+    expect(callback.html).not.toContain('出错了');
+
+    const res = await b.fetch(`${server.url}/admin/logout`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=forged' });
+    const html = await res.text();
+    expect(res.status).toBe(403);
+    expect(html).toContain('<h1>表单已失效</h1>');
+    expect(html).toContain('<a href="/admin" id="back">');
     expect(server.errors).toEqual([]);
   });
 });
