@@ -15,7 +15,9 @@ import { windowSite } from '../helpers/window-site.ts';
 // The admin console (/admin) over HTTP, as a browser uses it: signing in through the
 // provider (password, then TOTP), pages and forms for each role, window administrators
 // kept to their window, validation that changes nothing, the CSRF gate, the audit
-// record of every change, and signing out of the provider.
+// record of every change, signing out of the provider; refusals as pages of the console,
+// the confirmation page of every destructive action, and the security administrator's
+// account pages.
 
 let server: TestServer;
 let zhengzhou: Window;
