@@ -25,6 +25,18 @@ export class ConflictError extends InputError {}
 // The caller is who they say, but may not do this.
 export class ForbiddenError extends InputError {}
 
+// Refused for want of a role: `roles` are those that would do, any one of them.
+export class RoleRequiredError extends ForbiddenError {
+  readonly roles: readonly string[];
+  constructor(roles: readonly string[], message = `this needs one of the roles ${roles.join(', ')}`) {
+    super('role', message);
+    this.roles = roles;
+  }
+}
+
+// Administrators do not change their own roles or disable their own account.
+export class OwnAccountError extends ForbiddenError {}
+
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;

@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Db } from '../db/connect.ts';
 import type { Providers } from '../oidc/provider.ts';
-import { changePassword, findAccount, findAccountByIdentifier, findAccounts, identifierSchema, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
+import { changePassword, findAccount, findAccountByIdentifier, findAccounts, identifierSchema, maskPhone, parseContact, setContact, setDisplayName, signInWithPassword } from '../accounts/accounts.ts';
 import { useCode } from '../accounts/codes.ts';
 import { sendCode } from './send-code.ts';
 import type { CodeMessages } from './register.ts';
@@ -37,9 +37,6 @@ import { isUuid } from '../validation/uuid.ts';
 const STATE_COOKIE = 'account_center_state';
 
 type Data = Record<string, unknown>;
-
-
-export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
 
 export function accountCenterRoutes(providers: Providers, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/account' });

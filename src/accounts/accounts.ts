@@ -51,6 +51,10 @@ const toAccount = (r: AccountRow): Account => ({
 const PHONE = /^(?:\+?86)?(1[3-9]\d{9})$/;
 export const normalisePhone = (value: string): string | undefined => PHONE.exec(value.replace(/[\s-]/g, ''))?.[1];
 
+// Contacts shown to someone other than their owner (and on the owner's own pages, the phone).
+export const maskPhone = (phone: string) => `${phone.slice(0, 3)}****${phone.slice(-4)}`;
+export const maskEmail = (email: string) => `${email.slice(0, 1)}***${email.slice(email.lastIndexOf('@'))}`;
+
 // A phone number or an email address a code can be sent to, normalised as stored.
 export function parseContact(value: string): { channel: 'sms' | 'email'; destination: string } | undefined {
   const phone = normalisePhone(value);

@@ -89,6 +89,12 @@ export async function clearFailures(db: Db, ...keys: string[]): Promise<void> {
   await db('sign_in_throttle').whereIn('key', keys).delete();
 }
 
+// When the latest lock on any of the keys ends, if one is on now.
+export async function lockedUntil(db: Db, ...keys: string[]): Promise<Date | undefined> {
+  const row = await db('sign_in_throttle').whereIn('key', keys).where('locked_until', '>', db.fn.now()).max({ until: 'locked_until' }).first();
+  return row?.until ? new Date(row.until) : undefined;
+}
+
 // clearFailures of one key as a write to go with the audit record of the success.
 export const failuresCleared = (key: string): Alongside => ({ sql: 'DELETE FROM sign_in_throttle WHERE key = ?', bindings: [key] });
 

@@ -83,6 +83,7 @@ const requests: Record<string, (caller: keyof typeof admins) => Promise<Request>
     return { method: 'POST', path: `/enterprises/${e.id}/status`, body: { status: 'verified' } };
   },
   findAccount: async () => ({ method: 'GET', path: `/accounts?q=${(await person('found')).username}` }),
+  getAccount: async () => ({ method: 'GET', path: `/accounts/${(await person('shown')).id}` }),
   disableAccount: async () => ({ method: 'POST', path: `/accounts/${(await person('disabled')).id}/disable` }),
   enableAccount: async () => ({ method: 'POST', path: `/accounts/${(await person('enabled')).id}/enable` }),
   unlockAccount: async () => ({ method: 'POST', path: `/accounts/${(await person('unlocked')).id}/unlock` }),

@@ -1,5 +1,5 @@
 import { recordEvent } from '../../audit/trail.ts';
-import { ForbiddenError, InputError, parseInput } from '../../errors.ts';
+import { ForbiddenError, InputError, parseInput, RoleRequiredError } from '../../errors.ts';
 import type { Operation, Result, Services } from './operations.ts';
 import type { Principal } from './token.ts';
 
@@ -18,7 +18,7 @@ export async function invoke(services: Services, op: Operation, who: Principal, 
 
   if (!op.roles.some((role) => who.roles.some((r) => r.role === role))) {
     await refused('forbidden: role');
-    throw new ForbiddenError('role', `this needs one of the roles ${op.roles.join(', ')}`);
+    throw new RoleRequiredError(op.roles);
   }
   const call = {
     who,

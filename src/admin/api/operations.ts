@@ -1,14 +1,15 @@
 import { z } from 'zod';
 import type { Db } from '../../db/connect.ts';
 import type { Providers } from '../../oidc/provider.ts';
-import { findAccount, findAccountByIdOrUsername, setAccountStatus } from '../../accounts/accounts.ts';
-import { ADMIN_ROLES, administersWindow, grantRole, listAdministrators, revokeRole, type AdminRole } from '../../accounts/admin-roles.ts';
-import { clearFailures, lockKeyFor, secondFactorLockKey } from '../../accounts/lockout.ts';
+import { findAccount, findAccountByIdOrUsername, maskEmail, maskPhone, setAccountStatus } from '../../accounts/accounts.ts';
+import { ADMIN_ROLES, administersWindow, grantRole, listAdministrators, revokeRole, rolesOf, type AdminRole } from '../../accounts/admin-roles.ts';
+import { clearFailures, lockedUntil, lockKeyFor, secondFactorLockKey } from '../../accounts/lockout.ts';
+import { hasTotp } from '../../accounts/totp.ts';
 import { auditFilterSchema, listEvents, type AuditEvent } from '../../audit/trail.ts';
 import { dailySignIns, windowFigures, YEARLY_TARGET, yearSchema } from '../../audit/figures.ts';
 import { exportedRecords, exportQuerySchema } from '../../audit/export.ts';
 import { ENTERPRISE_STATUSES, enterprisesInRegion, regionPrefix, requireEnterprise, setEnterpriseStatus } from '../../enterprises/enterprises.ts';
-import { ForbiddenError, InputError, NotFoundError } from '../../errors.ts';
+import { ForbiddenError, InputError, NotFoundError, OwnAccountError, RoleRequiredError } from '../../errors.ts';
 import { listKeys, retireKey, rotateSigningKeys } from '../../oidc/keys.ts';
 import { endSessionsOf } from '../../oidc/sessions.ts';
 import { deliveryFigures } from '../../oidc/logout-deliveries.ts';
@@ -115,11 +116,11 @@ const PROVINCE_ROLES: readonly AdminRole[] = ['system_admin', 'security_admin', 
 // changes their own roles.
 async function roleChange(call: Call<undefined, undefined, z.output<typeof roleBody>>) {
   const { who, body } = call;
-  const allowed = body.role === 'window_admin' ? holds(who, 'system_admin') : holds(who, 'security_admin');
-  if (!allowed) throw new ForbiddenError('role', body.role === 'window_admin' ? 'only a system_admin grants and revokes window_admin' : `only a security_admin grants and revokes ${PROVINCE_ROLES.join(', ')}`);
+  const needed: AdminRole = body.role === 'window_admin' ? 'system_admin' : 'security_admin';
+  if (!holds(who, needed)) throw new RoleRequiredError([needed], body.role === 'window_admin' ? 'only a system_admin grants and revokes window_admin' : `only a security_admin grants and revokes ${PROVINCE_ROLES.join(', ')}`);
   const account = await findAccountByIdOrUsername(call.db, body.account);
   if (!account) throw new NotFoundError('account', `no account "${body.account}"`);
-  if (account.id === who.accountId) throw new ForbiddenError('account', 'administrators do not change their own roles');
+  if (account.id === who.accountId) throw new OwnAccountError('account', 'administrators do not change their own roles');
   return { account, grant: { accountId: account.id, role: body.role, ...(body.windowId !== undefined && { windowId: body.windowId }) } };
 }
 
@@ -438,6 +439,32 @@ export const OPERATIONS: Operation[] = [
     },
   }),
   define({
+    id: 'getAccount',
+    method: 'get',
+    path: '/accounts/{accountId}',
+    summary: 'One account as its security administrator sees it: username, name, masked phone and email, status, sign-in lock, roles, second factor',
+    roles: ['security_admin'],
+    params: accountIdParam,
+    run: async ({ db, params }) => {
+      const account = await accountOf(db, params.accountId);
+      const { id, username, displayName, status } = account;
+      const locked = await lockedUntil(db, lockKeyFor(id, username), secondFactorLockKey(id));
+      return {
+        body: {
+          id,
+          username,
+          displayName,
+          phone: account.phone && maskPhone(account.phone),
+          email: account.email && maskEmail(account.email),
+          status,
+          lockedUntil: locked ?? null,
+          roles: await rolesOf(db, id),
+          secondFactor: await hasTotp(db, id),
+        },
+      };
+    },
+  }),
+  define({
     id: 'disableAccount',
     method: 'post',
     path: '/accounts/{accountId}/disable',
@@ -447,7 +474,7 @@ export const OPERATIONS: Operation[] = [
     transactional: false,
     run: async ({ who, db, services, params }) => {
       const account = await accountOf(db, params.accountId);
-      if (account.id === who.accountId) throw new ForbiddenError('accountId', 'administrators do not disable themselves');
+      if (account.id === who.accountId) throw new OwnAccountError('accountId', 'administrators do not disable themselves');
       await setAccountStatus(db, account.id, 'disabled');
       const ended = await endSessionsOf(services.providers.current, db, account.id, { everything: true });
       return {

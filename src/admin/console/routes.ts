@@ -2,13 +2,13 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import * as oidc from 'openid-client';
 import { seal, unseal } from '../../crypto/master-key.ts';
-import { ForbiddenError, InputError, NotFoundError, parseInput } from '../../errors.ts';
+import { ForbiddenError, InputError, NotFoundError, OwnAccountError, parseInput, RoleRequiredError } from '../../errors.ts';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { EXPORT_FORMATS, exportEvents, exportFilterSchema } from '../../audit/export.ts';
 import { recordEvent } from '../../audit/trail.ts';
-import { csrfToken } from '../../http/csrf.ts';
-import { formBody, formField as field, formList, rejectForgery } from '../../http/forms.ts';
+import { csrfToken, csrfValid } from '../../http/csrf.ts';
+import { formBody, formField as field, formList } from '../../http/forms.ts';
 import { render } from '../../http/render.ts';
 import { SCOPES } from '../../oidc/claims.ts';
 import { AUTH_METHODS, GRANT_TYPES } from '../../windows/clients.ts';
@@ -33,6 +33,10 @@ const SEAL_CONTEXT = 'admin-console-token';
 
 type Data = Record<string, unknown>;
 type Page = (ctx: Context, extra?: Data) => Promise<void>;
+// What a confirmation page asks (message keys), with the values it names and the
+// fields the confirmed POST carries on.
+type Confirmation = { question: string; effect: string; button: string; params: Record<string, string>; fields?: Record<string, string>; irreversible?: true };
+type Ask = (ctx: Context) => Promise<Confirmation>;
 
 // Every day of a year up to today (China Standard Time), for a chart with no gaps.
 function daysOf(year: number): string[] {
@@ -45,6 +49,32 @@ function daysOf(year: number): string[] {
   }
   return days;
 }
+
+// What the console says when it will not do what was asked, in its own layout.
+type Refusal = { status: number; code: string; heading: string; explanation: string; roles?: readonly string[]; errors?: unknown[]; signIn?: true; noWayBack?: true };
+
+function refusalOf(err: unknown): Refusal | undefined {
+  if (err instanceof RoleRequiredError) return { status: 403, code: 'forbidden', heading: 'adminErrorRoleTitle', explanation: 'adminErrorRole', roles: err.roles };
+  if (err instanceof OwnAccountError) return { status: 403, code: 'forbidden', heading: 'adminErrorOwnAccountTitle', explanation: 'adminErrorOwnAccount' };
+  if (err instanceof ForbiddenError) return { status: 403, code: 'forbidden', heading: 'adminErrorForbiddenTitle', explanation: 'adminErrorForbidden' };
+  if (err instanceof NotFoundError) return { status: 404, code: 'not_found', heading: 'adminErrorNotFoundTitle', explanation: 'adminErrorNotFound' };
+  // A page's own query (a year, a filter), or a form's value the page cannot be shown again with.
+  if (err instanceof InputError) return { status: 400, code: 'invalid_request', heading: 'adminErrorInvalidTitle', explanation: 'adminErrorInvalid', errors: err.issues };
+  return undefined;
+}
+
+// The pages a way back can lead to, each with the operation that shows it.
+const PAGES: Array<[RegExp, string]> = [
+  [/^\/admin\/windows\/\d+$/, 'getWindow'],
+  [/^\/admin\/windows$/, 'listWindows'],
+  [/^\/admin\/clients\/[^/]+$/, 'getClient'],
+  [/^\/admin\/accounts\/[^/]+$/, 'getAccount'],
+  [/^\/admin\/accounts$/, 'getAccount'],
+  [/^\/admin\/administrators$/, 'listAdministrators'],
+  [/^\/admin\/keys$/, 'listKeys'],
+];
+// Where each part of the console starts, for a page whose own object cannot be shown.
+const SECTIONS: Record<string, string> = { windows: '/admin/windows', clients: '/admin/windows', apis: '/admin/windows', enterprises: '/admin/windows', accounts: '/admin/accounts', administrators: '/admin/administrators', keys: '/admin/keys' };
 
 const lines = (value: string) => value.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 const optional = (value: string) => (value.trim() ? value.trim() : undefined);
@@ -85,10 +115,42 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   const show = (ctx: Context, view: string, data: Data, status = 200) =>
     render(ctx, view, { ...data, who: ctx.state.who, csrf: csrfToken(ctx), can: (id: string) => can(ctx, id), notice: ctx.query.saved === '1' ? 'adminSaved' : undefined }, status);
 
+  const mayOpen = (ctx: Context, path: string) => {
+    const page = PAGES.find(([pattern]) => pattern.test(path));
+    return page !== undefined && ctx.state.who !== undefined && can(ctx, page[1]);
+  };
+  // The Referer is never sent (Referrer-Policy: no-referrer), so the way back is read
+  // from the path: the page of the form a POST came from (or, for a page, the one above
+  // it) when this administrator may open it, else the start of its part of the console,
+  // else the console's home. What was not found is not offered again.
+  const wayBack = (ctx: Context, notFound: boolean) => {
+    const parts = ctx.path.replace(/\/+$/, '').split('/');
+    if (!notFound) {
+      for (let n = parts.length - (ctx.method === 'POST' ? 0 : 1); n > 2; n--) {
+        const path = parts.slice(0, n).join('/');
+        if (mayOpen(ctx, path)) return path;
+      }
+    }
+    const section = SECTIONS[parts[2] ?? ''];
+    return section && section !== ctx.path && mayOpen(ctx, section) ? section : '/admin';
+  };
+  const refuse = (ctx: Context, refusal: Refusal) => {
+    const { status, noWayBack, ...data } = refusal;
+    const page = { ...data, back: noWayBack || data.signIn ? undefined : wayBack(ctx, refusal.code === 'not_found') };
+    if (ctx.state.who) show(ctx, 'admin-error', page, status);
+    else render(ctx, 'admin-error', page, status);
+  };
+  // Answers a form without its CSRF token; true when it did.
+  const forged = (ctx: Context) => {
+    if (csrfValid(ctx, field(ctx, 'csrf'))) return false;
+    refuse(ctx, { status: 403, code: 'csrf', heading: 'adminErrorCsrfTitle', explanation: 'adminErrorCsrf' });
+    return true;
+  };
+
   // A change from a form: on success, back to the page; on bad input, the page again
   // with what was typed and what is wrong, nothing changed.
   const change = (act: (ctx: Context) => Promise<string | void>, page: Page) => async (ctx: Context) => {
-    if (rejectForgery(ctx)) return;
+    if (forged(ctx)) return;
     try {
       const next = await act(ctx);
       if (next !== undefined) ctx.redirect(`${next}${next.includes('?') ? '&' : '?'}saved=1`);
@@ -99,16 +161,32 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     }
   };
 
-  // Out of bounds for this administrator, or gone: a plain page, as the API would answer.
+  // A destructive change is confirmed on a page of its own: a GET of the action's path
+  // asks (what, and what follows), and the POST acts only with confirm=yes, so a form
+  // from an older page, or a one-click POST, gets the question instead of the change.
+  const asked = (ctx: Context, name: string) => (ctx.method === 'POST' ? field(ctx, name) : typeof ctx.query[name] === 'string' ? ctx.query[name] : '');
+  const confirmPage = async (ctx: Context, ask: Ask, unconfirmed = false) => {
+    const confirmation = await ask(ctx);
+    show(ctx, 'admin-confirm', { ...confirmation, action: ctx.path, back: wayBack(ctx, false), unconfirmed }, unconfirmed ? 400 : 200);
+  };
+  const destructive = (path: string, ask: Ask, act: (ctx: Context) => Promise<string | void>, page: Page) => {
+    router.get(path, (ctx) => confirmPage(ctx, ask));
+    router.post(
+      path,
+      formBody,
+      change(async (ctx) => (field(ctx, 'confirm') === 'yes' ? act(ctx) : confirmPage(ctx, ask, true)), page),
+    );
+  };
+
+  // Out of bounds for this administrator, gone, or asked wrongly: a page of the console
+  // saying so, with its navigation and a way back, the status as the API would answer.
   router.use(async (ctx: Context, next: Next) => {
     try {
       await next();
     } catch (err) {
-      if (err instanceof ForbiddenError) return render(ctx, 'error', { message: 'errorGeneric', code: 'forbidden', detail: err.message }, 403);
-      if (err instanceof NotFoundError) return render(ctx, 'error', { message: 'errorNotFound', code: 'not_found', detail: err.message }, 404);
-      // A page's own query (a year, a filter) that is not right.
-      if (err instanceof InputError) return render(ctx, 'error', { message: 'errorGeneric', code: 'invalid_request', detail: err.message }, 400);
-      throw err;
+      const refusal = refusalOf(err);
+      if (!refusal) throw err;
+      refuse(ctx, refusal);
     }
   });
 
@@ -141,7 +219,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       });
     } catch (err) {
       const code = err instanceof oidc.AuthorizationResponseError ? err.error : 'invalid_callback';
-      return render(ctx, 'error', { message: 'errorGeneric', code }, 400);
+      return refuse(ctx, { status: 400, code, heading: 'adminErrorSignInTitle', explanation: 'adminErrorSignIn', signIn: true });
     }
     ctx.cookies.set(SESSION_COOKIE, seal(services.masterKey, tokens.access_token, SEAL_CONTEXT), { ...cookieOptions(ctx), maxAge: (tokens.expires_in ?? 1800) * 1000 });
     ctx.redirect('/admin');
@@ -151,7 +229,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   // ends the token with the session. A change like any other: a POST with the CSRF
   // token, so no link or image on another site can do it (GET /admin/logout is a 405).
   router.post('/logout', formBody, async (ctx) => {
-    if (rejectForgery(ctx)) return;
+    if (forged(ctx)) return;
     ctx.cookies.set(SESSION_COOKIE, null, cookieOptions(ctx));
     ctx.status = 303;
     const url = oidc.buildEndSessionUrl(await configuration(), { client_id: ADMIN_CONSOLE_CLIENT_ID, post_logout_redirect_uri: uris.postLogout });
@@ -170,7 +248,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       ctx.cookies.set(SESSION_COOKIE, null, cookieOptions(ctx));
       return ctx.redirect('/admin/login');
     }
-    if ((ctx.state.who as Principal).roles.length === 0) return render(ctx, 'error', { message: 'adminNoRole', code: 'forbidden' }, 403);
+    if ((ctx.state.who as Principal).roles.length === 0) return refuse(ctx, { status: 403, code: 'forbidden', heading: 'adminErrorNoRoleTitle', explanation: 'adminNoRole', noWayBack: true });
     return next();
   });
 
@@ -219,16 +297,26 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       return `/admin/windows/${ctx.params.windowId}`;
     }, windowPage),
   );
-  for (const act of ['disable', 'enable'] as const) {
-    router.post(
-      `/windows/:windowId/${act}`,
-      formBody,
-      change(async (ctx) => {
-        await call(ctx, `${act}Window`, { params: { windowId: ctx.params.windowId! } });
-        return `/admin/windows/${ctx.params.windowId}`;
-      }, windowPage),
-    );
-  }
+  destructive(
+    '/windows/:windowId/disable',
+    async (ctx) => {
+      const window = (await call(ctx, 'getWindow', { params: { windowId: ctx.params.windowId! } })).body as { name: string };
+      return { question: 'adminConfirmDisableWindow', effect: 'adminDisableWindowEffect', button: 'adminDisableWindow', params: { name: window.name } };
+    },
+    async (ctx) => {
+      await call(ctx, 'disableWindow', { params: { windowId: ctx.params.windowId! } });
+      return `/admin/windows/${ctx.params.windowId}`;
+    },
+    windowPage,
+  );
+  router.post(
+    '/windows/:windowId/enable',
+    formBody,
+    change(async (ctx) => {
+      await call(ctx, 'enableWindow', { params: { windowId: ctx.params.windowId! } });
+      return `/admin/windows/${ctx.params.windowId}`;
+    }, windowPage),
+  );
 
   const clientForm = (ctx: Context) => ({
     name: field(ctx, 'name'),
@@ -289,16 +377,27 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       return clientPath(ctx);
     }, clientPage),
   );
-  router.post(
+  const graceHours = (ctx: Context) => {
+    const hours = asked(ctx, 'graceHours').trim();
+    if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'must be a number of hours, such as 24');
+    return hours;
+  };
+  const clientNamed = async (ctx: Context) => (await call(ctx, 'getClient', { params: { clientId: ctx.params.clientId! } })).body as { name: string; windowId: number };
+  destructive(
     '/clients/:clientId/secret',
-    formBody,
-    change(async (ctx) => {
-      const hours = field(ctx, 'graceHours').trim();
-      if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'must be a number of hours, such as 24');
+    async (ctx) => {
+      const hours = graceHours(ctx);
+      const { name } = await clientNamed(ctx);
+      const now = hours !== '' && Number(hours) === 0;
+      return { question: 'adminConfirmRotate', effect: now ? 'adminRotateNow' : 'adminRotateGrace', button: 'adminRotate', params: { name, hours: hours || '24' }, fields: { graceHours: hours } };
+    },
+    async (ctx) => {
+      const hours = graceHours(ctx);
       const body = hours ? { graceSeconds: Math.round(Number(hours) * 3600) } : {};
       const rotated = (await call(ctx, 'rotateClientSecret', { params: { clientId: ctx.params.clientId! }, body })).body as Data;
       showSecret(ctx, rotated);
-    }, clientPage),
+    },
+    clientPage,
   );
   for (const act of ['disable', 'enable'] as const) {
     router.post(
@@ -310,14 +409,15 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       }, clientPage),
     );
   }
-  router.post(
+  destructive(
     '/clients/:clientId/delete',
-    formBody,
-    change(async (ctx) => {
-      const client = (await call(ctx, 'getClient', { params: { clientId: ctx.params.clientId! } })).body as { windowId: number };
+    async (ctx) => ({ question: 'adminConfirmDeleteClient', effect: 'adminConfirmDelete', button: 'adminDeleteClient', params: { name: (await clientNamed(ctx)).name }, irreversible: true }),
+    async (ctx) => {
+      const client = await clientNamed(ctx);
       await call(ctx, 'deleteClient', { params: { clientId: ctx.params.clientId! } });
       return `/admin/windows/${client.windowId}`;
-    }, clientPage),
+    },
+    clientPage,
   );
 
   // A window's APIs: listed, added, changed and deleted on the window's page.
@@ -389,13 +489,27 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       return '/admin/administrators';
     }, administratorsPage),
   );
-  router.post(
+  destructive(
     '/administrators/revocations',
-    formBody,
-    change(async (ctx) => {
+    async (ctx) => {
+      const [account, role, windowId] = [asked(ctx, 'account'), asked(ctx, 'role'), asked(ctx, 'windowId')];
+      if (!(ADMIN_ROLES as readonly string[]).includes(role)) throw new InputError('role', `must be one of ${ADMIN_ROLES.join(', ')}`);
+      const administrators = (await call(ctx, 'listAdministrators')).body as Array<{ accountId: string; username: string }>;
+      const holder = administrators.find((a) => a.accountId === account || a.username === account);
+      if (!holder) throw new NotFoundError('account', `no administrator "${account}"`);
+      return {
+        question: 'adminConfirmRevoke',
+        effect: 'adminRevokeEffect',
+        button: 'adminRevokeRole',
+        params: { username: holder.username, role },
+        fields: { account, role, ...(windowId && { windowId }) },
+      };
+    },
+    async (ctx) => {
       await call(ctx, 'revokeRole', { body: roleForm(ctx) });
       return '/admin/administrators';
-    }, administratorsPage),
+    },
+    administratorsPage,
   );
 
   const keysPage: Page = async (ctx, extra = {}) => {
@@ -412,14 +526,50 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       return '/admin/keys';
     }, keysPage),
   );
-  router.post(
+  destructive(
     '/keys/:kid/retire',
-    formBody,
-    change(async (ctx) => {
+    async (ctx) => {
+      const keys = (await call(ctx, 'listKeys')).body as Array<{ kid: string; retiredAt: Date | null }>;
+      const key = keys.find((k) => k.kid === ctx.params.kid && !k.retiredAt);
+      if (!key) throw new NotFoundError('kid', `no live key with kid ${ctx.params.kid}`);
+      return { question: 'adminConfirmRetireKey', effect: 'adminRetireKeyEffect', button: 'adminRetireKey', params: { kid: key.kid }, irreversible: true };
+    },
+    async (ctx) => {
       await call(ctx, 'retireKey', { params: { kid: ctx.params.kid! } });
       return '/admin/keys';
-    }, keysPage),
+    },
+    keysPage,
   );
+
+  // Accounts, for their security administrators: found by username, phone number or
+  // email; disabled, enabled, unlocked, or signed out everywhere.
+  router.get('/accounts', async (ctx) => {
+    if (!can(ctx, 'getAccount')) throw new RoleRequiredError(operation('getAccount').roles);
+    const q = typeof ctx.query.q === 'string' ? ctx.query.q : '';
+    if (!q.trim()) return show(ctx, 'admin-accounts', { q });
+    try {
+      show(ctx, 'admin-accounts', { q, found: (await call(ctx, 'findAccount', { query: { q } })).body });
+    } catch (err) {
+      if (err instanceof NotFoundError) return show(ctx, 'admin-accounts', { q, missing: true });
+      if (!(err instanceof InputError) || err instanceof ForbiddenError) throw err;
+      show(ctx, 'admin-accounts', { q, errors: err.issues }, 400);
+    }
+  });
+  const accountOf = async (ctx: Context) => (await call(ctx, 'getAccount', { params: { accountId: ctx.params.accountId! } })).body as { username: string };
+  const accountPage: Page = async (ctx, extra = {}) => {
+    show(ctx, 'admin-account', { account: await accountOf(ctx), ...extra }, ctx.status === 400 ? 400 : 200);
+  };
+  const accountPath = (ctx: Context) => `/admin/accounts/${ctx.params.accountId}`;
+  router.get('/accounts/:accountId', (ctx) => accountPage(ctx));
+  const accountChange = (id: string) => async (ctx: Context) => {
+    await call(ctx, id, { params: { accountId: ctx.params.accountId! } });
+    return accountPath(ctx);
+  };
+  const accountQuestion = (question: string, effect: string, button: string): Ask => async (ctx) => ({ question, effect, button, params: { username: (await accountOf(ctx)).username } });
+  destructive('/accounts/:accountId/disable', accountQuestion('adminConfirmDisableAccount', 'adminDisableAccountEffect', 'adminDisableAccount'), accountChange('disableAccount'), accountPage);
+  destructive('/accounts/:accountId/end-sessions', accountQuestion('adminConfirmEndSessions', 'adminEndSessionsEffect', 'adminEndSessions'), accountChange('endAccountSessions'), accountPage);
+  router.post('/accounts/:accountId/enable', formBody, change(accountChange('enableAccount'), accountPage));
+  router.post('/accounts/:accountId/unlock', formBody, change(accountChange('unlockAccount'), accountPage));
 
   // Service figures: every window side by side (province roles), and one window's year.
   const yearOf = (ctx: Context) => (typeof ctx.query.year === 'string' && ctx.query.year ? ctx.query.year : String(currentYear()));
@@ -450,7 +600,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   // A download of the trail for a period, streamed (any size, bounded memory). Not an
   // API operation, which answers JSON pages: the role is the same one's, checked here.
   router.get('/audit/export', async (ctx) => {
-    if (!can(ctx, 'exportAuditEvents')) throw new ForbiddenError('role', `this needs the role ${operation('exportAuditEvents').roles.join(', ')}`);
+    if (!can(ctx, 'exportAuditEvents')) throw new RoleRequiredError(operation('exportAuditEvents').roles);
     const { format: formatValue, lang: _lang, ...rest } = ctx.query;
     const filter = parseInput(exportFilterSchema, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '')));
     const format = parseInput(z.enum(EXPORT_FORMATS, { error: 'must be csv or jsonl' }), formatValue ?? 'csv');
