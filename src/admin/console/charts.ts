@@ -16,8 +16,9 @@ export type BarChart = {
 };
 
 const PAD = { top: 10, right: 10, bottom: 24, left: 44 };
-// The width of a character of the labels (11px; a Chinese character is about as wide).
-const CHAR_WIDTH = 11;
+// How wide a label is drawn at 11px: a Chinese character about 11px, a digit or a
+// Latin letter about 6.5px (a little more than they take, so labels keep apart).
+const textWidth = (text: string) => [...text].reduce((w, ch) => w + (ch.codePointAt(0)! < 0x250 ? 6.5 : 11), 0);
 
 // The values on the y axis: 0 and whole multiples of a round step (1, 2 or 5 times a
 // power of ten), about five of them, the last at or above the maximum. Counts are
@@ -32,8 +33,10 @@ export function axisTicks(max: number): number[] {
 
 // A label cut to the room it has, the whole of it left to the bar's title and the table.
 const fit = (text: string, room: number) => {
-  const chars = Math.max(1, Math.floor(room / CHAR_WIDTH));
-  return [...text].length <= chars ? text : `${[...text].slice(0, Math.max(1, chars - 1)).join('')}…`;
+  if (textWidth(text) <= room) return text;
+  const chars = [...text];
+  while (chars.length > 1 && textWidth(`${chars.join('')}…`) > room) chars.pop();
+  return `${chars.join('')}…`;
 };
 
 export function barChart(points: Point[], size = { width: 720, height: 220 }): BarChart {
@@ -59,9 +62,9 @@ export function barChart(points: Point[], size = { width: 720, height: 220 }): B
   return { width: size.width, height: size.height, bars, max, axis, ticks, plot: { left: PAD.left, right: size.width - PAD.right, bottom } };
 }
 
-// Which of n bars carry their label, so that labels of `chars` characters do not run
-// into each other on a chart of the given width: every one, or every k-th.
-export function labelEvery(n: number, chars: number, width = 720): number {
-  const room = (width - PAD.left - PAD.right) / Math.max(1, n);
-  return Math.max(1, Math.ceil((chars * CHAR_WIDTH) / room));
+// Which of the bars carry their label, so that these labels do not run into each other
+// on a chart of the given width: every one, or every k-th.
+export function labelEvery(labels: readonly string[], width = 720): number {
+  const room = (width - PAD.left - PAD.right) / Math.max(1, labels.length);
+  return Math.max(1, Math.ceil(Math.max(0, ...labels.map(textWidth)) / room));
 }

@@ -429,7 +429,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     const year = yearOf(ctx);
     const result = (await call(ctx, 'allWindowFigures', { query: { year } })).body as { year: number; target: number; windows: Array<WindowFigures & { name: string | null }> };
     const names = result.windows.map((w) => w.name ?? `#${w.windowId}`);
-    const every = labelEvery(names.length, Math.max(0, ...names.map((n) => [...n].length)));
+    const every = labelEvery(names);
     const chart = barChart(names.map((label, i) => ({ label, value: result.windows[i]!.enterprises, ...(i % every === 0 && { tick: label }) })));
     show(ctx, 'admin-figures', { ...result, chart });
   });
