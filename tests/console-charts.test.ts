@@ -49,10 +49,15 @@ describe('bar chart', () => {
   });
 
   it('labels only the bars given a tick, and cuts a label to the room it has', () => {
-    const days = Array.from({ length: 365 }, (_, i) => new Date(Date.UTC(2026, 0, 1 + i)).toISOString().slice(0, 10));
+    const days = Array.from({ length: 335 }, (_, i) => new Date(Date.UTC(2026, 0, 1 + i)).toISOString().slice(0, 10));
     const chart = barChart(days.map((day) => ({ label: day, value: 1, ...(day.endsWith('-01') && { tick: day.slice(5) }) })));
     expect(chart.ticks.map((t) => t.text)).toEqual(['01', '02', '03', '04', '05', '06', '07', '08', '09', '10', '11', '12'].map((m) => `${m}-01`));
     expect(chart.ticks[1]!.x).toBeCloseTo(chart.bars[31]!.center);
+    // The last, at the right edge, moved in as far as it must: it still spans its bar's centre.
+    const last = chart.ticks.at(-1)!;
+    expect(last.x).toBeLessThan(chart.bars[334]!.center);
+    expect(last.x + (5 * 6.5) / 2).toBeCloseTo(chart.width);
+    expect(last.x + (5 * 6.5) / 2).toBeGreaterThan(chart.bars[334]!.center);
     const crowded = barChart(Array.from({ length: 40 }, (_, i) => ({ label: `很长的窗口平台名称第${i}号`, value: i, tick: `很长的窗口平台名称第${i}号` })));
     expect(crowded.ticks.every((t) => t.text.endsWith('…') && [...t.text].length <= 2)).toBe(true);
     expect(labelEvery(crowded.bars.map((b) => b.label))).toBeGreaterThan(1);

@@ -52,11 +52,14 @@ export function barChart(points: Point[], size = { width: 720, height: 220 }): B
     const width = Math.max(1, step * 0.8);
     return { ...p, x, y: bottom - height, width, height, center: x + width / 2 };
   });
-  // A label is centred under its bar and has the room to its nearest labelled neighbour.
+  // A label is centred under its bar, cut to the room to its nearest labelled
+  // neighbour, and moved off the chart's edges as far as it must (still under its bar).
   const labelled = bars.flatMap((b, i) => (b.tick === undefined ? [] : [i]));
   const ticks = labelled.map((i, n) => {
-    const gap = Math.min((labelled[n + 1] ?? Infinity) - i, i - (labelled[n - 1] ?? -Infinity));
-    return { x: bars[i]!.center, text: fit(bars[i]!.tick!, gap === Infinity ? plotWidth : gap * step) };
+    const gap = Math.min((labelled[n + 1] ?? Infinity) - i, i - (labelled[n - 1] ?? -Infinity)) * step;
+    const text = fit(bars[i]!.tick!, Math.min(gap, size.width));
+    const half = textWidth(text) / 2;
+    return { x: Math.min(Math.max(bars[i]!.center, half), size.width - half), text };
   });
   const axis = values.map((value) => ({ y: bottom - (value / max) * plotHeight, value }));
   return { width: size.width, height: size.height, bars, max, axis, ticks, plot: { left: PAD.left, right: size.width - PAD.right, bottom } };
