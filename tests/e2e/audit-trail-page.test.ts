@@ -88,7 +88,7 @@ describe('the audit trail page', () => {
     const record = await server.db('audit_events').where({ event: 'sign_in', outcome: 'failure' }).first();
     const shown = timeFormatter('zh-CN', 'Asia/Shanghai', true)(record.at);
     expect(shown).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} 北京时间$/);
-    expect(rowsOf(page.html).find((r) => r.includes('密码错误'))).toContain(`<td>${shown}</td>`);
+    expect(rowsOf(page.html).find((r) => r.includes('密码错误'))).toContain(`<td style="white-space:nowrap">${shown}</td>`);
 
     // In English too.
     const en = await open(auditor, '/admin/audit?lang=en');
