@@ -148,8 +148,11 @@ export async function findAccountByIdentifier(db: Db, identifier: string): Promi
   return row && toAccount(row);
 }
 
-export async function findAccounts(db: Db, ids: string[]): Promise<Account[]> {
-  return (await db<AccountRow>('accounts').whereIn('id', ids)).map(toAccount);
+// Several at once, in one query; ids that are not account ids (not UUIDs) match none.
+export async function findAccounts(db: Db, ids: readonly string[]): Promise<Account[]> {
+  const valid = [...new Set(ids.filter(isUuid))];
+  if (valid.length === 0) return [];
+  return (await db<AccountRow>('accounts').whereIn('id', valid)).map(toAccount);
 }
 
 export async function findAccountByIdOrUsername(db: Db, value: string): Promise<Account | undefined> {

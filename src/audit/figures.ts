@@ -35,8 +35,9 @@ const CST_MS = 8 * 3600_000;
 export const currentYear = (): number => new Date(Date.now() + CST_MS).getUTCFullYear();
 const yearRange = (year: number) => [new Date(Date.UTC(year, 0, 1) - CST_MS), new Date(Date.UTC(year + 1, 0, 1) - CST_MS)] as const;
 
-// One row per window with any activity in the year (all windows, or the one asked for).
-export async function windowFigures(db: Db, year: number, windowId?: number): Promise<WindowFigures[]> {
+// One row per window with any activity in the year (all windows, or the one asked for),
+// and one with zeros for each window in `shown` that had none.
+export async function windowFigures(db: Db, year: number, windowId?: number, shown: readonly number[] = []): Promise<WindowFigures[]> {
   const [from, to] = yearRange(year);
   const inYear = (event: string) => {
     const q = db('audit_events').where({ event }).where('at', '>=', from).where('at', '<', to).whereNotNull('window_id');
@@ -56,6 +57,7 @@ export async function windowFigures(db: Db, year: number, windowId?: number): Pr
   ]);
   const ids = new Set<number>([...served, ...failures, ...lockouts].map((r) => r.window_id));
   if (windowId !== undefined) ids.add(windowId);
+  for (const id of shown) ids.add(id);
   const byWindow = <T extends { window_id: number }>(rows: T[]) => new Map(rows.map((r) => [r.window_id, r]));
   const s = byWindow(served);
   const f = byWindow(failures);

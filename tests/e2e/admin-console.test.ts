@@ -422,13 +422,14 @@ describe('administrators, keys and the audit trail', () => {
     expect(auditor.home.html).toContain('href="/admin/audit"');
     const trail = await open(auditor.b, '/admin/audit');
     expect(trail.status).toBe(200);
-    expect(trail.html).toContain('admin.grantRole');
-    expect(trail.html).toContain(`account:${grantee.id}`);
-    expect(trail.html).toContain('admin.rotateKeys');
-    expect(trail.html).toContain(security.account.id);
+    // In words: the events, and people by username and name (their ids in titles).
+    expect(trail.html).toContain('<span title="admin.grantRole">管理操作：授予管理员角色</span>');
+    expect(trail.html).toContain(`<span title="${grantee.id}">${grantee.username}</span> <span class="muted">审计员</span>`);
+    expect(trail.html).toContain('<span title="admin.rotateKeys">管理操作：更换签名密钥</span>');
+    expect(trail.html).toContain(`title="只看此操作者的记录: ${security.account.id}">${security.account.username}</a>`);
     const filtered = await open(auditor.b, `/admin/audit?event=admin.grantRole&outcome=success`);
-    expect(filtered.html).toContain(`account:${grantee.id}`);
-    expect(filtered.html).not.toContain('admin.rotateKeys');
+    expect(filtered.html).toContain(`<span title="${grantee.id}">${grantee.username}</span>`);
+    expect(filtered.html).not.toContain('<span title="admin.rotateKeys">');
     const badFilter = await open(auditor.b, '/admin/audit?outcome=maybe');
     expect(badFilter.status).toBe(400);
     expect(badFilter.html).toContain('<code>outcome</code>');

@@ -74,6 +74,23 @@ beforeAll(async () => {
   for (let i = 0; i < 5; i++) await fail(zz, 'locked.out');
 });
 
+// A label is under its bar when the text (centred on x, at most 5.5px a character
+// either side) spans the bar's centre.
+const underIt = (tick: { x: number; text: string }, bar: { center: number }) => Math.abs(bar.center - tick.x) <= [...tick.text].length * 5.5;
+
+// The bars (their label and centre) and the axes' labels of the page's chart.
+function chartOf(html: string) {
+  const num = (attrs: string, name: string) => Number(new RegExp(`\\b${name}="([-\\d.]+)"`).exec(attrs)![1]);
+  const bars = [...html.matchAll(/<rect ([^>]*)><title>([^<]*): (\d+)<\/title><\/rect>/g)].map((m) => ({
+    label: m[2]!,
+    value: Number(m[3]),
+    center: num(m[1]!, 'x') + num(m[1]!, 'width') / 2,
+  }));
+  const xTicks = [...html.matchAll(/<text class="x-tick" ([^>]*)>([^<]*)<\/text>/g)].map((m) => ({ x: num(m[1]!, 'x'), text: m[2]! }));
+  const yTicks = [...html.matchAll(/<text class="y-tick" [^>]*>([^<]*)<\/text>/g)].map((m) => Number(m[1]));
+  return { bars, xTicks, yTicks };
+}
+
 afterAll(async () => {
   await zz?.close();
   await ly?.close();
@@ -109,7 +126,10 @@ describe('service figures', () => {
 
     // Another year has nothing on record.
     expect((await api(server, token, 'GET', `/windows/${luoyang.id}/figures?year=${year - 1}`)).body.figures).toMatchObject({ signIns: 0, persons: 0, enterprises: 0, mfaShare: null });
-    expect((await api(server, token, 'GET', `/figures?year=${year - 1}`)).body.windows).toEqual([]);
+    // Every window is listed, those without a record with zeros.
+    const lastYear = (await api(server, token, 'GET', `/figures?year=${year - 1}`)).body.windows;
+    expect(lastYear.map((w: { windowId: number }) => w.windowId)).toEqual((await listWindows(server.db)).map((w) => w.id));
+    expect(lastYear.every((w: Record<string, unknown>) => w.signIns === 0 && w.enterprises === 0 && w.failures === 0 && w.mfaShare === null)).toBe(true);
     expect((await api(server, token, 'GET', '/figures?year=soon')).body.fields).toEqual([{ field: 'year', message: 'must be a year such as 2026' }]);
   });
 
@@ -123,10 +143,47 @@ describe('service figures', () => {
     const html = page.kind === 'page' ? page.html : '';
     expect(html).toContain('<svg');
     expect(html).toMatch(/<rect [^>]*><title>\d{4}-\d{2}-\d{2}: 3<\/title><\/rect>/);
+    // Labels under their bars: the first of each month (MM-DD), centred on its bar.
+    const { bars, xTicks, yTicks } = chartOf(html);
+    const today = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
+    expect(bars.length).toBe(Math.round((Date.parse(today) - Date.UTC(year, 0, 1)) / 86_400_000) + 1);
+    expect(xTicks[0]!.text).toBe('01-01');
+    for (const tick of xTicks) expect(bars.some((bar) => underIt(tick, bar) && bar.label.slice(5) === tick.text)).toBe(true);
+    if (bars.length > 31) expect(xTicks.map((t) => t.text).every((t) => t.endsWith('-01'))).toBe(true);
+    expect(yTicks).toEqual([0, 1, 2, 3]);
+    // The numbers as a table too, for those who cannot see the chart.
+    expect(html).toMatch(/<svg [^>]*role="img" aria-labelledby="daily-chart-title daily-chart-desc"/);
+    expect(html).toContain(`<tr><td>${today}</td><td>3</td></tr>`);
     const other = await b.visit(`${server.url}/admin/windows/${luoyang.id}/figures?year=${year}`);
     expect(other.kind === 'page' && other.status).toBe(403);
     const province = await b.visit(`${server.url}/admin/figures`);
     expect(province.kind === 'page' && province.status).toBe(403);
+    expect(server.errors).toEqual([]);
+  });
+});
+
+describe('the province figures page', () => {
+  it('lists every window, one without activity with zeros, with a chart labelled under its bars', async () => {
+    const auditor = await makeAdmin(server, 'figures.province', [{ role: 'audit_admin' }]);
+    const b = browser();
+    const home = await signInAtProvider(b, await b.visit(`${server.url}/admin`), auditor, '\0');
+    expect(home.kind === 'page' && home.status).toBe(200);
+    const page = await b.visit(`${server.url}/admin/figures?year=${year}`);
+    expect(page.kind === 'page' && page.status).toBe(200);
+    const html = page.kind === 'page' ? page.html : '';
+    const windows = await listWindows(server.db);
+    const quiet = windows.find((w) => w.id !== zhengzhou.id && w.id !== luoyang.id)!;
+    // Window, sign-ins, persons, enterprises, progress, second factor, failures, lockouts.
+    const row = new RegExp(`<tr><td><a href="/admin/windows/${quiet.id}/figures\\?year=${year}">[^<]*</a></td><td>0</td><td>0</td><td>0</td><td><progress [^>]*></progress> 0.0%</td><td>–</td><td>0</td><td>0</td></tr>`);
+    expect(html).toMatch(row);
+    const { bars, xTicks, yTicks } = chartOf(html);
+    expect(bars.length).toBe(windows.length);
+    expect(bars.find((bar) => bar.label === zhengzhou.name)!.value).toBe(2);
+    expect(bars.find((bar) => bar.label === quiet.name)!.value).toBe(0);
+    expect(xTicks.length).toBeGreaterThan(0);
+    for (const tick of xTicks) expect(bars.some((bar) => underIt(tick, bar) && bar.label.startsWith(tick.text.replace(/…$/, '')))).toBe(true);
+    expect(yTicks).toEqual([0, 1, 2]);
+    expect(html).toContain(`<tr><td>${quiet.name}</td><td>0</td></tr>`);
     expect(server.errors).toEqual([]);
   });
 });

@@ -607,9 +607,12 @@ export const OPERATIONS: Operation[] = [
     summary: "Every window's service figures for a year, side by side",
     roles: ['system_admin', 'audit_admin'],
     query: z.strictObject({ year: yearSchema }),
+    // Every window, those without a record in the year with zeros.
     run: async ({ db, query }) => {
-      const names = new Map((await listWindows(db)).map((w) => [w.id, w.name]));
-      return { body: { year: query.year, target: YEARLY_TARGET, windows: (await windowFigures(db, query.year)).map((f) => ({ ...f, name: names.get(f.windowId) ?? null })) } };
+      const windows = await listWindows(db);
+      const names = new Map(windows.map((w) => [w.id, w.name]));
+      const figures = await windowFigures(db, query.year, undefined, windows.map((w) => w.id));
+      return { body: { year: query.year, target: YEARLY_TARGET, windows: figures.map((f) => ({ ...f, name: names.get(f.windowId) ?? null })) } };
     },
   }),
   define({

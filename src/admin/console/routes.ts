@@ -6,16 +6,18 @@ import { ForbiddenError, InputError, NotFoundError, OwnAccountError, parseInput,
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { EXPORT_FORMATS, exportEvents, exportFilterSchema } from '../../audit/export.ts';
-import { recordEvent } from '../../audit/trail.ts';
+import { recordEvent, type AuditRecord } from '../../audit/trail.ts';
 import { csrfToken, csrfValid } from '../../http/csrf.ts';
 import { formBody, formField as field, formList } from '../../http/forms.ts';
 import { render } from '../../http/render.ts';
+import { langOf } from '../../http/i18n.ts';
 import { SCOPES } from '../../oidc/claims.ts';
 import { AUTH_METHODS, GRANT_TYPES } from '../../windows/clients.ts';
 import { WINDOW_KINDS } from '../../windows/windows.ts';
 import { ADMIN_ROLES } from '../../accounts/admin-roles.ts';
 import { currentYear, type WindowFigures } from '../../audit/figures.ts';
-import { barChart } from './charts.ts';
+import { barChart, labelEvery } from './charts.ts';
+import { auditRows, eventChoices, filterIssues } from './audit-page.ts';
 import { ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret, adminConsoleUris } from '../console-client.ts';
 import { invoke, type Input } from '../api/invoke.ts';
 import { operation, type Services } from '../api/operations.ts';
@@ -576,7 +578,9 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   router.get('/figures', async (ctx) => {
     const year = yearOf(ctx);
     const result = (await call(ctx, 'allWindowFigures', { query: { year } })).body as { year: number; target: number; windows: Array<WindowFigures & { name: string | null }> };
-    const chart = barChart(result.windows.map((w) => ({ label: w.name ?? `#${w.windowId}`, value: w.enterprises })));
+    const names = result.windows.map((w) => w.name ?? `#${w.windowId}`);
+    const every = labelEvery(names);
+    const chart = barChart(names.map((label, i) => ({ label, value: result.windows[i]!.enterprises, ...(i % every === 0 && { tick: label }) })));
     show(ctx, 'admin-figures', { ...result, chart });
   });
   router.get('/windows/:windowId/figures', async (ctx) => {
@@ -588,7 +592,10 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       daily: Array<{ day: string; signIns: number }>;
     };
     const counts = new Map(result.daily.map((d) => [d.day, d.signIns]));
-    const chart = barChart(daysOf(result.figures.year).map((day) => ({ label: day, value: counts.get(day) ?? 0 })));
+    const days = daysOf(result.figures.year);
+    // The first of each month is labelled (MM-DD); a month or less, every week as well.
+    const labelled = (day: string, i: number) => day.endsWith('-01') || (days.length <= 31 && i % 7 === 0);
+    const chart = barChart(days.map((day, i) => ({ label: day, value: counts.get(day) ?? 0, ...(labelled(day, i) && { tick: day.slice(5) }) })));
     show(ctx, 'admin-window-figures', { ...result, chart });
   });
 
@@ -621,15 +628,22 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
       );
   });
 
+  // The trail as people read it: names for ids, labels for codes (audit-page.ts), looked
+  // up once the operation has answered, so its role check comes first.
   router.get('/audit', async (ctx) => {
+    const lang = langOf(ctx);
     const query = Object.fromEntries(Object.entries(ctx.query).filter(([k, v]) => k !== 'lang' && k !== 'saved' && typeof v === 'string' && v !== ''));
+    const page = async (events: AuditRecord[], extra: Data = {}, status = 200) =>
+      show(ctx, 'admin-audit', { ...(await auditRows(services.db, events, lang)), eventChoices: eventChoices(lang), filter: query, ...extra }, status);
+    let events: AuditRecord[];
     try {
-      show(ctx, 'admin-audit', { events: (await call(ctx, 'listAuditEvents', { query })).body, filter: query });
+      events = (await call(ctx, 'listAuditEvents', { query })).body as AuditRecord[];
     } catch (err) {
       // Bad filters are shown with the form; a role without the audit trail is refused (403).
       if (!(err instanceof InputError) || err instanceof ForbiddenError || err instanceof NotFoundError) throw err;
-      show(ctx, 'admin-audit', { events: [], filter: query, errors: err.issues }, 400);
+      return page([], { errors: filterIssues(lang, err.issues) }, 400);
     }
+    await page(events);
   });
 
   return router;
