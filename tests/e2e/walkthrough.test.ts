@@ -42,6 +42,7 @@ const LATIN_ALLOWED = new Set([
 // Pages of the console that are only looked at: [name, path].
 const CONSOLE_PAGES: Array<[string, string]> = [
   ['administrators', '/admin/administrators'],
+  ['accounts', '/admin/accounts'],
   ['keys', '/admin/keys'],
   ['audit', '/admin/audit'],
   ['figures', '/admin/figures'],
