@@ -58,7 +58,7 @@ function oneTimePassword(policy: PasswordPolicy, personal: Array<string | undefi
 
 // A problem with one person's details, named by their duty: `security_admin.phone`.
 const ofRole = (role: ProvinceRole, err: unknown) => {
-  if (!(err instanceof InputError) || err instanceof AdministratorsExist) return err;
+  if (!(err instanceof InputError)) return err;
   const message = err.message.slice(err.field.length + 2);
   return err instanceof ConflictError ? new ConflictError(`${role}.${err.field}`, message) : new InputError(`${role}.${err.field}`, message);
 };
