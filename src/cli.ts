@@ -15,6 +15,7 @@ import { InputError, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
 import { ADMIN_ROLES, grantRole, revokeRole, rolesOf, type AdminRole } from './accounts/admin-roles.ts';
+import { AdministratorsExist, BOOTSTRAP_DEFAULTS, bootstrapAdministrators, PROVINCE_ROLES, type BootstrapPerson, type ProvinceRole } from './accounts/bootstrap.ts';
 import { standaloneProvider } from './oidc/standalone.ts';
 import { listKeys, retireKey, rotateSigningKeys } from './oidc/keys.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
@@ -578,8 +579,45 @@ export function buildCli(io: Io = processIo): Command {
         });
         print(o.json, { account_id: roles.account.id, roles: roles.roles }, `${roles.account.username} now holds: ${roles.roles.map((r) => r.role + (r.windowId ? `@${r.windowId}` : '')).join(', ') || 'no administrator role'}`);
       });
-  roleCommand('grant', 'grant an administrator role (the first administrator is made here)', grantRole);
+  roleCommand('grant', 'grant an administrator role', grantRole);
   roleCommand('revoke', 'revoke an administrator role', revokeRole);
+
+  // One flag prefix per duty: --system-admin NAME, --system-admin-name, -phone, -email.
+  const dutyFlag = (role: ProvinceRole) => `--${role.replace('_', '-')}`;
+  const DETAIL_FLAG: Record<string, string> = { username: '', displayName: '-name', phone: '-phone', email: '-email' };
+  const bootstrap = admin
+    .command('bootstrap')
+    .description('create the first province administrators, one account per duty (system_admin, security_admin, audit_admin), each with a one-time password printed this once');
+  for (const role of PROVINCE_ROLES) {
+    const d = BOOTSTRAP_DEFAULTS[role];
+    bootstrap
+      .option(`${dutyFlag(role)} <username>`, `username of the ${role}`, d.username)
+      .option(`${dutyFlag(role)}-name <name>`, `display name of the ${role}`, d.displayName)
+      .option(`${dutyFlag(role)}-phone <phone>`, `mainland mobile number of the ${role}`)
+      .option(`${dutyFlag(role)}-email <email>`, `email address of the ${role}`);
+  }
+  bootstrap.option('--json', 'print JSON').action(async (o: Record<string, string | boolean | undefined>) => {
+    const value = (role: ProvinceRole, suffix: string) => o[`${role.replace('_a', 'A')}${suffix}`] as string | undefined;
+    const people = Object.fromEntries(
+      PROVINCE_ROLES.map((role) => [role, { username: value(role, ''), displayName: value(role, 'Name'), phone: value(role, 'Phone'), email: value(role, 'Email') }]),
+    ) as Record<ProvinceRole, BootstrapPerson>;
+    const policy = loadConfig(io.env).security.passwords;
+    const made = await onDb((db) => bootstrapAdministrators(db, people, policy, cliActor())).catch((err: unknown) => {
+      if (err instanceof AdministratorsExist) throw new Refused(err.message.slice(err.field.length + 2));
+      if (!(err instanceof InputError) || !PROVINCE_ROLES.some((r) => err.field.startsWith(`${r}.`))) throw err;
+      const [role, detail] = err.field.split('.') as [ProvinceRole, string];
+      throw new Refused(`${dutyFlag(role)}${DETAIL_FLAG[detail] ?? ''}: ${err.message.slice(err.field.length + 2)}; nothing was created`);
+    });
+    print(
+      o.json as boolean | undefined,
+      { administrators: made.map((m) => ({ role: m.role, id: m.account.id, username: m.account.username, one_time_password: m.oneTimePassword })) },
+      [
+        'created the province administrators; give each account to its own person (separation of duties):',
+        ...made.map((m) => `  ${m.role}\t${m.account.username}\tone-time password: ${m.oneTimePassword}`),
+        'The passwords are shown this once. At the first sign-in (the admin console, /admin) each person sets their own password and enrols an authenticator app.',
+      ].join('\n'),
+    );
+  });
 
   const keys = program.command('keys').description('signing keys: list, rotate (publish now, sign later), retire');
   const describeKey = (k: { kid: string; use: string; alg: string; activeFrom: Date; retiredAt: Date | null }) =>

@@ -1,5 +1,6 @@
 import './memory-settings.ts';
 import { format } from 'node:util';
+import { provinceAdministrators } from './accounts/bootstrap.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DatabaseInUseError } from './db/connect.ts';
 import { DEMO_ACCOUNT, DEMO_SITES } from './demo/seed.ts';
@@ -43,7 +44,11 @@ try {
   const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`;
   logger.info(`sme-passport: OpenID Connect provider at ${running.url} on ${where}`);
   logger.info(`discovery: ${running.url}/.well-known/openid-configuration`);
-  logger.info(`admin console: ${running.url}/admin (the first administrator: npx sme-passport admin grant --account NAME --role security_admin)`);
+  logger.info(`admin console: ${running.url}/admin`);
+  // Until the province has its administrators, the one way to make them.
+  if (!(await provinceAdministrators(running.database.db)).length) {
+    logger.info('no administrator yet: run `npx sme-passport admin bootstrap` to create the system, security and audit administrators (README, "Administration")');
+  }
   const metrics = config.metricsToken ? ' (with METRICS_TOKEN)' : config.production ? ' (off: set METRICS_TOKEN)' : '';
   logger.info(`probes: ${running.url}/healthz ${running.url}/readyz; metrics: ${running.url}/metrics${metrics}`);
   if (config.demo) {

@@ -31,6 +31,7 @@ type AccountRow = {
   email_verified: boolean;
   password_hash: string;
   password_changed_at: Date;
+  password_must_change: boolean;
   status: 'active' | 'disabled';
   updated_at: Date;
 };
@@ -185,11 +186,14 @@ export async function setAccountStatus(db: Db, id: string, status: Account['stat
 // `reason` and `accountId` are for the audit trail only: the person is told the same
 // thing whatever the reason.
 export type SignInFailure = 'unknown_account' | 'wrong_password' | 'account_disabled';
+// Why the password must be changed before the sign-in completes: past the policy's
+// maximum age (mlps), or handed over by someone else to be used once.
+export type PasswordChange = 'expired' | 'one_time';
 export type SignInResult =
   // clear: the reset of the failure count, when the caller asked to write it itself
   // (clearWithRecord), else empty. Written alongside the record of the sign-in, or on its
   // own (audit/trail.ts), before the person hears of the success.
-  | { outcome: 'signed-in'; account: Account; passwordExpired: boolean; clear: Alongside[] }
+  | { outcome: 'signed-in'; account: Account; passwordChange: PasswordChange | undefined; clear: Alongside[] }
   | { outcome: 'locked'; until: Date; accountId: string | undefined; reason?: SignInFailure } // with reason: this failure locked it
   | { outcome: 'failed'; reason: SignInFailure; accountId: string | undefined };
 
@@ -236,7 +240,15 @@ export async function signInWithPassword(db: Db, identifier: string, password: s
       tablesChanged(db, 'accounts');
     }
   }
-  return { outcome: 'signed-in', account, passwordExpired: passwordExpired(rules.passwords, new Date(row.password_changed_at)), clear: options.clearWithRecord ? [clear] : [] };
+  const passwordChange = row.password_must_change ? 'one_time' : passwordExpired(rules.passwords, new Date(row.password_changed_at)) ? 'expired' : undefined;
+  return { outcome: 'signed-in', account, passwordChange, clear: options.clearWithRecord ? [clear] : [] };
+}
+
+// The account's password was chosen by someone else: the next sign-in asks the person
+// for their own before it completes.
+export async function requirePasswordChange(db: Db, id: string): Promise<void> {
+  await db('accounts').where({ id }).update({ password_must_change: true, updated_at: db.fn.now() });
+  tablesChanged(db, 'accounts');
 }
 
 // A new password for the account: it must meet the policy and differ from the current
@@ -254,7 +266,7 @@ export async function changePassword(db: Db, accountId: string, password: string
       }
     }
     await trx('password_history').insert({ account_id: accountId, password_hash: row.password_hash });
-    await trx('accounts').where({ id: accountId }).update({ password_hash: await hashPassword(password), password_changed_at: trx.fn.now(), updated_at: trx.fn.now() });
+    await trx('accounts').where({ id: accountId }).update({ password_hash: await hashPassword(password), password_changed_at: trx.fn.now(), password_must_change: false, updated_at: trx.fn.now() });
     tablesChanged(trx, 'accounts');
     // Only as many earlier hashes as the policy compares are worth keeping.
     const keep = trx('password_history').where({ account_id: accountId }).orderBy('created_at', 'desc').limit(Math.max(policy.historySize - 1, 0)).select('id');

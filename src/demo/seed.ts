@@ -20,9 +20,11 @@ export const DEMO_ENTERPRISES = [
   { uscc: completeUscc('9241030000000002'), name: '洛阳示例商店（演示）', type: 'individual_business', region: '410300', status: 'pending', role: 'operator' },
 ] as const;
 
+// Each site looks like a site of its own (its name, its colour), so a person sees
+// that the sign-in happens elsewhere.
 export const DEMO_SITES = [
-  { slug: 'zhengzhou', region: '410100' },
-  { slug: 'luoyang', region: '410300' },
+  { slug: 'zhengzhou', region: '410100', colour: '#1565c0' },
+  { slug: 'luoyang', region: '410300', colour: '#2e7d32' },
 ] as const;
 
 export const demoClientId = (slug: string) => `demo-${slug}`;

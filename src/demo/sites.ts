@@ -4,6 +4,7 @@ import type { Context } from 'koa';
 import * as oidc from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { formBody } from '../http/forms.ts';
+import { langOf } from '../http/i18n.ts';
 import { render } from '../http/render.ts';
 import { DEMO_SITES, demoClientId, demoClientSecret } from './seed.ts';
 
@@ -39,14 +40,22 @@ export function demoSites(issuer: string, masterKey: Buffer): { router: Router; 
     return { ...found, base: `${issuer}/demo/${found.slug}` };
   };
   const cookie = (s: { slug: string }) => ({ name: `demo_${s.slug}`, options: { path: `/demo/${s.slug}`, httpOnly: true, sameSite: 'lax' as const, signed: true } });
+  // This browser session has asked the provider once already whether the person is
+  // signed in there (prompt=none): asked again only in a new browser session, so a
+  // person who is not signed in sees the page, not a loop of redirects.
+  const checkedCookie = (s: { slug: string }) => `${cookie(s).name}_checked`;
 
   router.get('/:slug', async (ctx) => {
     const s = site(ctx);
     if (!ctx.path.endsWith('/')) return ctx.redirect(`/demo/${s.slug}/`);
     const c = cookie(s);
     const session = sessions.get(ctx.cookies.get(c.name, { signed: true }) ?? '');
+    if (!session && !ctx.cookies.get(checkedCookie(s), { signed: true })) {
+      ctx.cookies.set(checkedCookie(s), '1', c.options);
+      return ctx.redirect(`/demo/${s.slug}/login?silent=1`);
+    }
     render(ctx, 'demo', {
-      slug: s.slug,
+      site: s,
       others: DEMO_SITES.filter((o) => o.slug !== s.slug),
       session: session && { ...session, claimsJson: JSON.stringify(session.claims, null, 2) },
     });
@@ -68,6 +77,8 @@ export function demoSites(issuer: string, masterKey: Buffer): { router: Router; 
         state,
         nonce,
         ...(ctx.query.switch === '1' && { prompt: 'select_account' }),
+        ...(ctx.query.silent === '1' && { prompt: 'none' }),
+        ui_locales: langOf(ctx),
       }).href,
     );
   });
@@ -77,7 +88,12 @@ export function demoSites(issuer: string, masterKey: Buffer): { router: Router; 
     const c = cookie(s);
     const pending = JSON.parse(ctx.cookies.get(`${c.name}_auth`, { signed: true }) ?? 'null') as { verifier: string; state: string; nonce: string } | null;
     if (!pending) return ctx.redirect(`/demo/${s.slug}/`);
+    // Not the answer to this browser's request: the request stays open for its own.
+    if (ctx.query.state !== pending.state) return ctx.throw(400, 'this answer is not to this site’s sign-in (state does not match)');
     ctx.cookies.set(`${c.name}_auth`, null, c.options);
+    // The provider's answer to a request that ended without a sign-in (login_required
+    // to prompt=none, or the person cancelled): the page says 未登录.
+    if (ctx.query.error !== undefined) return ctx.redirect(`/demo/${s.slug}/`);
     const current = new URL(`${s.base}/callback${ctx.search}`);
     const tokens = await oidc.authorizationCodeGrant(await configFor(s.slug), current, {
       pkceCodeVerifier: pending.verifier,

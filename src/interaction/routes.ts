@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Db } from '../db/connect.ts';
 import type { InteractionResults } from 'oidc-provider';
 import type { Providers } from '../oidc/provider.ts';
-import { changePassword, identifierSchema, signInWithPassword, type SignInResult } from '../accounts/accounts.ts';
+import { changePassword, identifierSchema, signInWithPassword, type PasswordChange, type SignInResult } from '../accounts/accounts.ts';
 import { beginAttempt, clearFailures, secondFactorLockKey } from '../accounts/lockout.ts';
 import { confirmEnrolment, hasTotp, startEnrolment, verifySecondFactor } from '../accounts/totp.ts';
 import { findAccount } from '../accounts/accounts.ts';
@@ -155,25 +155,28 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
     if (result.outcome === 'failed') return showLogin(ctx, uid, params, { identifier, error: 'badCredentials' }, 401);
-    if (result.passwordExpired) {
+    if (result.passwordChange) {
       await writeAlongside(db, result.clear);
-      return showPasswordChange(ctx, uid, identifier, { askCode: await hasTotp(db, result.account.id) });
+      return showPasswordChange(ctx, uid, identifier, { askCode: await hasTotp(db, result.account.id), reason: result.passwordChange });
     }
     await afterPassword(ctx, uid, params, result.account.id, result.clear);
   });
 
-  // An expired password (the mlps profile) is changed before the sign-in completes. The
+  // An expired password (the mlps profile), or a one-time password someone else handed
+  // over (the administrators' bootstrap), is changed before the sign-in completes. The
   // form asks for the current password again, so no state is kept between the two posts.
   // An account with a second factor gives its code in the same form, and the password
   // changes only behind the second factor's gate: the expired password alone replaces
   // nothing. `askCode` only shows the field; whether a code is needed is decided from the
   // account once the password is right.
-  type ChangeForm = { askCode: boolean; error?: string; minutes?: number };
+  type ChangeForm = { askCode: boolean; reason: PasswordChange; error?: string; minutes?: number };
   const showPasswordChange = (ctx: Context, uid: string, identifier: string, form: ChangeForm, status = 200) =>
     render(ctx, 'change-password', { uid, csrf: csrfToken(ctx), identifier, rule: `rule_${security.passwords.name}`, ...form }, status);
   // After a wrong password the form keeps the code field it was sent with: whether an
   // account has a second factor is told only to whoever knows its password.
   const postedCodeField = (ctx: Context) => Object.hasOwn((ctx.request.body as FormValues | undefined) ?? {}, 'code');
+  // Likewise why the form was shown: told only to whoever knows the password.
+  const postedReason = (ctx: Context): PasswordChange => (field(ctx, 'reason') === 'one_time' ? 'one_time' : 'expired');
 
   router.post('/password', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;
@@ -182,23 +185,24 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const next = field(ctx, 'new_password').slice(0, 1024);
     const typed = identifierSchema.safeParse(identifier);
-    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
+    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), reason: postedReason(ctx), error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
     const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
-    if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), error: 'badCredentials' }, 401);
-    // This step exists only for an expired password; anyone else changes theirs in the
-    // account center, signed in with every factor they have.
-    if (!result.passwordExpired) return ctx.throw(400, 'this sign-in does not ask for a new password');
+    if (result.outcome === 'failed') return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), reason: postedReason(ctx), error: 'badCredentials' }, 401);
+    // This step exists only for an expired or one-time password; anyone else changes
+    // theirs in the account center, signed in with every factor they have.
+    const reason = result.passwordChange;
+    if (!reason) return ctx.throw(400, 'this sign-in does not ask for a new password');
     const accountId = result.account.id;
     const askCode = await hasTotp(db, accountId);
-    const again = (error: string, status: number, minutes?: number) => showPasswordChange(ctx, uid, identifier, { askCode, error, minutes }, status);
+    const again = (error: string, status: number, minutes?: number) => showPasswordChange(ctx, uid, identifier, { askCode, reason, error, minutes }, status);
     if (next !== field(ctx, 'confirm_password')) return again('passwordsDiffer', 400);
     const code = field(ctx, 'code').slice(0, 40);
     if (askCode && !code.trim()) return again('missingCode', 400);
     const change = async (trx: Db) => {
       await changePassword(trx, accountId, next, security.passwords);
-      await recordEvent(trx, { actor: personActor(accountId), ip: ctx.ip, event: 'password.changed', target: `account:${accountId}`, outcome: 'success', reason: 'expired' });
+      await recordEvent(trx, { actor: personActor(accountId), ip: ctx.ip, event: 'password.changed', target: `account:${accountId}`, outcome: 'success', reason });
     };
     let gate: Gate | undefined;
     try {

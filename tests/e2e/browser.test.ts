@@ -24,10 +24,10 @@ afterAll(async () => {
 });
 
 describe.skipIf(!hasChromium)('in a browser', () => {
-  it('signs in once at Zhengzhou, is signed in at Luoyang, and signs out of both from Luoyang', async () => {
+  it('signs in once at Zhengzhou, is signed in at Luoyang on arrival, and signs out of both from Luoyang', async () => {
     const page = await chinesePage(browser);
     await page.goto(`${server.url}/demo/zhengzhou/`);
-    await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
+    await page.getByRole('link', { name: '通过统一身份认证登录' }).click();
 
     await expect.poll(() => page.locator('.window').innerText()).toContain('郑州市综合窗口平台');
     expect(await page.locator('header .brand').innerText()).toContain('河南省中小企业公共服务平台网络');
@@ -45,14 +45,14 @@ describe.skipIf(!hasChromium)('in a browser', () => {
     expect(await page.locator('main').innerText()).toContain(DEMO_ACCOUNT.displayName);
     expect(await page.locator('main').innerText()).toContain(DEMO_ENTERPRISES[1].name);
 
+    // Signed in on arrival: the site asks the provider once (prompt=none).
     await page.goto(`${server.url}/demo/luoyang/`);
-    await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
     await page.waitForURL(`${server.url}/demo/luoyang/`);
     expect(await page.locator('main').innerText()).toContain(DEMO_ACCOUNT.displayName);
     expect(await page.locator('main').innerText()).toContain(DEMO_ENTERPRISES[1].name);
 
     // The demo site sends its ID token as id_token_hint: no confirmation to click.
-    await page.getByRole('link', { name: /Sign out/ }).click();
+    await page.getByRole('link', { name: '退出登录（所有窗口同时退出）' }).click();
     await page.waitForURL(`${server.url}/demo/luoyang/`);
     expect(await page.locator('main').innerText()).toContain('未登录');
 

@@ -59,6 +59,8 @@ const BASE: Record<string, () => string[]> = {
   'enterprise import': () => ['registry.csv'],
   'admin grant': () => ['--account', 'nobody.here', '--role', 'window_admin', '--window', windowId],
   'admin revoke': () => ['--account', 'nobody.here', '--role', 'window_admin', '--window', windowId],
+  'admin bootstrap': () =>
+    ['system', 'security', 'audit'].flatMap((duty, i) => [`--${duty}-admin`, `fuzz.${duty}`, `--${duty}-admin-name`, '管理员', `--${duty}-admin-phone`, `1370000000${i}`, `--${duty}-admin-email`, `${duty}@example.cn`]),
   'keys list': () => [],
   'keys rotate': () => ['--delay', '86400'],
   'keys retire': () => ['--kid', 'no-such-key'],
