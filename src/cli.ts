@@ -671,7 +671,9 @@ export function buildCli(io: Io = processIo): Command {
       const o = { ...given, year: given.year ?? currentYear() };
       const { windows, figures } = await onDb(async (db) => {
         if (o.window !== undefined) await requireWindow(db, o.window);
-        return { windows: await listWindows(db), figures: await windowFigures(db, o.year, o.window) };
+        const windows = await listWindows(db);
+        // Every window is listed, one without activity at zero, as in the console.
+        return { windows, figures: await windowFigures(db, o.year, o.window, o.window === undefined ? windows.map((w) => w.id) : []) };
       });
       const names = new Map(windows.map((w) => [w.id, w.name]));
       const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
