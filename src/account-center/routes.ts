@@ -134,9 +134,9 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const me = meOf(ctx);
     const memberships = await membershipsOf(db, me.account.id);
     const choice = await currentChoice(db, me.session.uid);
-    // With no choice made, the session acts as the person, or for their only enterprise
-    // (as the sign-in's chooser preselects).
-    const chosen = choice !== undefined ? (choice ?? '') : memberships.length === 1 ? memberships[0]!.enterprise.id : memberships.length === 0 ? '' : undefined;
+    // With no choice made, windows get no enterprise (the person acts as themselves),
+    // except an only membership, which a window's sign-in chooses for them.
+    const chosen = choice !== undefined ? (choice ?? '') : memberships.length === 1 ? memberships[0]!.enterprise.id : '';
     const sessions = await Promise.all(
       (await sessionsOf(db, me.account.id)).map(async (s) => ({
         ...s,

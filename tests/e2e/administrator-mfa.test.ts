@@ -16,7 +16,6 @@ let server: TestServer;
 let site: WindowSite;
 const password = 'Songyang-Academy-484';
 const html = (v: Visit) => (v.kind === 'page' ? v.html : `redirect to ${v.to.href}`);
-const now = () => Math.floor(Date.now() / 1000);
 
 beforeAll(async () => {
   server = await startTestServer();
