@@ -38,7 +38,6 @@ const STATE_COOKIE = 'account_center_state';
 
 type Data = Record<string, unknown>;
 
-
 // A change made on the account page is confirmed on the page it returns to
 // (/account?notice=…). Only these codes are known; anything else in the query shows nothing.
 const NOTICES = {
