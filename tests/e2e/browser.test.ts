@@ -66,7 +66,7 @@ describe.skipIf(!hasChromium)('in a browser', () => {
   it('switches language after a failed sign-in, to the same sign-in in English', async () => {
     const page = await chinesePage(browser);
     await page.goto(`${server.url}/demo/zhengzhou/`);
-    await page.getByRole('link', { name: /登录 \/ Sign in/ }).click();
+    await page.getByRole('link', { name: '通过统一身份认证登录' }).click();
     await page.fill('#identifier', DEMO_ACCOUNT.username);
     await page.fill('#password', 'not-the-password');
     await page.click('button[type=submit]:not(.secondary)');
