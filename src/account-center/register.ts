@@ -10,7 +10,7 @@ import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { recordEvent } from '../audit/trail.ts';
-import { render } from '../http/render.ts';
+import { flowPage, render } from '../http/render.ts';
 import type { Sender } from '../messages/senders.ts';
 
 // Self-registration, proven by a one-time code sent to a phone number or an email
@@ -28,8 +28,11 @@ const interactionOf = (ctx: Context) => {
 
 export function registerRoutes(db: Db, security: SecuritySettings, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/register' });
-  const page = (ctx: Context, data: Record<string, unknown>, status = 200) =>
+  // A page answering a post switches language on the form's first step.
+  const page = (ctx: Context, data: Record<string, unknown>, status = 200) => {
+    flowPage(ctx, interactionOf(ctx) ? `/register?interaction=${interactionOf(ctx)}` : '/register');
     render(ctx, 'register', { csrf: csrfToken(ctx), rule: `rule_${security.passwords.name}`, interaction: interactionOf(ctx), channels: [...messages.sender.channels], ...data }, status);
+  };
 
   router.get('/', (ctx) => page(ctx, { step: 'contact' }));
 
@@ -52,7 +55,8 @@ export function registerRoutes(db: Db, security: SecuritySettings, messages: Cod
     if (rejectForgery(ctx)) return;
     const contact = parseContact(field(ctx, 'contact'));
     if (!contact) return page(ctx, { step: 'contact', error: 'badContact' }, 400);
-    const values = { contact: contact.destination, username: field(ctx, 'username').slice(0, 64), name: field(ctx, 'name').slice(0, 100) };
+    // The code typed stays in the form when another field is refused (it is still unused).
+    const values = { contact: contact.destination, username: field(ctx, 'username').slice(0, 64), name: field(ctx, 'name').slice(0, 100), code: field(ctx, 'code').slice(0, 6) };
     const password = field(ctx, 'password').slice(0, 1024);
     if (password !== field(ctx, 'confirm_password')) return page(ctx, { step: 'details', ...values, error: 'passwordsDiffer' }, 400);
     try {
@@ -69,7 +73,7 @@ export function registerRoutes(db: Db, security: SecuritySettings, messages: Cod
         await recordEvent(trx, { actor: { type: 'account', id: account.id }, ip: ctx.ip, event: 'account.created', target: `account:${account.id}`, outcome: 'success', reason: 'registration', after: { username: account.username, proven: contact.channel === 'sms' ? 'phone' : 'email' } });
         return 'created';
       });
-      if (outcome === 'bad-code') return page(ctx, { step: 'details', ...values, error: 'badCode' }, 400);
+      if (outcome === 'bad-code') return page(ctx, { step: 'details', ...values, code: '', error: 'badCode' }, 400);
     } catch (err) {
       if (err instanceof InputError) return page(ctx, { step: 'details', ...values, error: err.message }, 400);
       throw err;

@@ -12,7 +12,7 @@ import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { recordEvent } from '../audit/trail.ts';
-import { render } from '../http/render.ts';
+import { flowPage, render } from '../http/render.ts';
 import { endSessionsOf } from '../oidc/sessions.ts';
 import type { CodeMessages } from './register.ts';
 
@@ -23,8 +23,11 @@ import type { CodeMessages } from './register.ts';
 
 export function resetPasswordRoutes(providers: Providers, db: Db, security: SecuritySettings, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/reset' });
-  const page = (ctx: Context, data: Record<string, unknown>, status = 200) =>
+  // A page answering a post switches language on the form's first step.
+  const page = (ctx: Context, data: Record<string, unknown>, status = 200) => {
+    flowPage(ctx, '/reset');
     render(ctx, 'reset', { csrf: csrfToken(ctx), rule: `rule_${security.passwords.name}`, ...data }, status);
+  };
 
   router.get('/', (ctx) => page(ctx, { step: 'contact' }));
 
@@ -45,7 +48,9 @@ export function resetPasswordRoutes(providers: Providers, db: Db, security: Secu
     const contact = parseContact(field(ctx, 'contact'));
     if (!contact) return page(ctx, { step: 'contact', error: 'badContact' }, 400);
     const password = field(ctx, 'password').slice(0, 1024);
-    if (password !== field(ctx, 'confirm_password')) return page(ctx, { step: 'password', contact: contact.destination, error: 'passwordsDiffer' }, 400);
+    // The code typed stays in the form when another field is refused (it is still unused).
+    const code = field(ctx, 'code').slice(0, 6);
+    if (password !== field(ctx, 'confirm_password')) return page(ctx, { step: 'password', contact: contact.destination, code, error: 'passwordsDiffer' }, 400);
     const account = await findAccountByIdentifier(db, contact.destination);
     try {
       const outcome = await db.transaction(async (trx) => {
@@ -56,7 +61,7 @@ export function resetPasswordRoutes(providers: Providers, db: Db, security: Secu
       });
       if (outcome === 'bad-code') return page(ctx, { step: 'password', contact: contact.destination, error: 'badCode' }, 400);
     } catch (err) {
-      if (err instanceof InputError) return page(ctx, { step: 'password', contact: contact.destination, error: err.message }, 400);
+      if (err instanceof InputError) return page(ctx, { step: 'password', contact: contact.destination, code, error: err.message }, 400);
       throw err;
     }
     // Only the password's lock: a reset proves the phone or mailbox, not the second factor.

@@ -18,7 +18,7 @@ import { constantTimeEqual } from '../crypto/secrets.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
-import { render } from '../http/render.ts';
+import { flowPage, render } from '../http/render.ts';
 import { presentationOf } from '../http/presentation.ts';
 import { signedInSession } from '../oidc/internals.ts';
 import { endSessionsOf } from '../oidc/sessions.ts';
@@ -37,6 +37,30 @@ import { isUuid } from '../validation/uuid.ts';
 const STATE_COOKIE = 'account_center_state';
 
 type Data = Record<string, unknown>;
+
+// A change made on the account page is confirmed on the page it returns to
+// (/account?notice=…). Only these codes are known; anything else in the query shows nothing.
+const NOTICES = {
+  name: 'noticeNameSaved',
+  contact: 'noticeContactChanged',
+  password: 'passwordChanged',
+  'mfa-on': 'noticeMfaOn',
+  'mfa-off': 'noticeMfaOff',
+  session: 'noticeSessionEnded',
+  grant: 'noticeGrantRevoked',
+  acting: 'noticeActingSwitched',
+  enterprise: 'noticeEnterpriseRegistered',
+} as const;
+type Notice = keyof typeof NOTICES;
+const noticeOf = (value: unknown) => (typeof value === 'string' && Object.hasOwn(NOTICES, value) ? NOTICES[value as Notice] : undefined);
+
+// A site's scopes as words, without openid (every site has it); a scope of an API keeps its name.
+const SCOPE_WORDS = new Set(['profile', 'email', 'phone', 'enterprise', 'offline_access']);
+const scopeWords = (scope: string) =>
+  scope
+    .split(' ')
+    .filter((s) => s && s !== 'openid')
+    .map((s) => (SCOPE_WORDS.has(s) ? { key: `scopeWord_${s}` } : { code: s }));
 
 export function accountCenterRoutes(providers: Providers, db: Db, issuer: string, security: SecuritySettings, masterKey: Buffer, messages: CodeMessages): Router {
   const router = new Router({ prefix: '/account' });
@@ -83,10 +107,16 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const me = await who(ctx);
     if (!me) return ctx.redirect('/account/login');
     ctx.state.me = me;
+    // A page answering a post switches language on the account page.
+    flowPage(ctx, '/account');
     await next();
   });
   type Me = NonNullable<Awaited<ReturnType<typeof who>>>;
   const meOf = (ctx: Context) => ctx.state.me as Me;
+  const backWith = (ctx: Context, notice: Notice) => {
+    ctx.status = 303;
+    ctx.redirect(`/account?notice=${notice}`);
+  };
   // What a person does to their own account goes on record with the change (pass the
   // change's transaction).
   const record = (trx: Db, ctx: Context, event: string, rest: Omit<AuditEvent, 'actor' | 'event' | 'outcome'> = {}) => {
@@ -103,6 +133,9 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const me = meOf(ctx);
     const memberships = await membershipsOf(db, me.account.id);
     const choice = await currentChoice(db, me.session.uid);
+    // With no choice made, windows get no enterprise (the person acts as themselves),
+    // except an only membership, which a window's sign-in chooses for them.
+    const chosen = choice !== undefined ? (choice ?? '') : memberships.length === 1 ? memberships[0]!.enterprise.id : '';
     const sessions = await Promise.all(
       (await sessionsOf(db, me.account.id)).map(async (s) => ({
         ...s,
@@ -111,16 +144,17 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       })),
     );
     const grants = await Promise.all(
-      (await grantsOf(db, me.account.id)).filter((g) => g.clientId !== ACCOUNT_CENTER_CLIENT_ID).map(async (g) => ({ ...g, name: await clientName(g.clientId) })),
+      (await grantsOf(db, me.account.id)).filter((g) => g.clientId !== ACCOUNT_CENTER_CLIENT_ID).map(async (g) => ({ ...g, name: await clientName(g.clientId), scopes: scopeWords(g.scope) })),
     );
     render(ctx, 'account', {
       csrf: csrfToken(ctx),
       account: { ...me.account, phone: me.account.phone && maskPhone(me.account.phone) },
       memberships,
-      chosen: choice === undefined ? undefined : (choice ?? ''),
+      chosen,
       sessions,
       grants,
       mfa: await hasTotp(db, me.account.id),
+      notice: noticeOf(ctx.query.notice),
       ...extra,
     }, status);
   };
@@ -138,8 +172,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
       throw err;
     }
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'name');
   });
 
   // A new password signs out every other session of the account (its windows are told).
@@ -159,7 +192,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       throw err;
     }
     await endSessionsOf(providers.current, db, me.account.id, { everything: false, except: me.session.uid });
-    return showAccount(ctx, { notice: 'passwordChanged' });
+    backWith(ctx, 'password');
   });
 
   // A new phone number or email address (or the current one, to prove it), confirmed
@@ -200,14 +233,14 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       if (err instanceof InputError) return showContactCode(ctx, contact.destination, err.message, 400);
       throw err;
     }
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'contact');
   });
 
   // Two-step verification: enrol an authenticator (shown as a QR code), or remove it;
   // both need the current password, so a borrowed session cannot change the factor.
   const showEnrolment = async (ctx: Context, sealed?: string, error?: string, status = 200) => {
     const me = meOf(ctx);
+    flowPage(ctx, '/account/mfa');
     render(ctx, 'mfa-enrol', { csrf: csrfToken(ctx), ...(await startEnrolment(masterKey, me.account, sealed, presentationOf(ctx).branding.platformName['zh-CN'])), error }, status);
   };
 
@@ -241,8 +274,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       await removeTotp(trx, me.account.id);
       await record(trx, ctx, 'mfa.removed');
     });
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'mfa-off');
   });
 
   // Signing a session out tells every window it touched (back-channel logout).
@@ -253,8 +285,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     if (!uid.success) return ctx.throw(404);
     const ended = await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: uid.data });
     await record(db, ctx, 'sign_out', { reason: 'one session, from the account center', after: ended });
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'session');
   });
 
   router.post('/sessions/end-all', form, async (ctx) => {
@@ -277,8 +308,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       const windowId = (await findClientMetadata(trx, grant.clientId))?.window_id ?? null;
       await record(trx, ctx, 'token.revoked', { target: `client:${grant.clientId}`, windowId, reason: 'the person revoked the site’s access', after: { grantId: grant.grantId } });
     });
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'grant');
   });
 
   router.get('/', (ctx) => showAccount(ctx));
@@ -293,11 +323,11 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       if (err instanceof InputError) return showAccount(ctx, { error: 'notAMember' }, 400);
       throw err;
     }
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'acting');
   });
 
   const showNewEnterprise = async (ctx: Context, values: Data = {}, error?: string, status = 200) => {
+    flowPage(ctx, '/account/enterprises/new');
     render(ctx, 'enterprise-new', { csrf: csrfToken(ctx), types: ENTERPRISE_TYPES, values, error }, status);
   };
 
@@ -326,8 +356,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       if (err instanceof InputError) return showNewEnterprise(ctx, values, err.message, 400);
       throw err;
     }
-    ctx.status = 303;
-    ctx.redirect('/account');
+    backWith(ctx, 'enterprise');
   });
 
   // The enterprise's members, for those who manage its operators; to anyone else the
@@ -337,6 +366,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const id = String(ctx.params.id);
     const enterprise = isUuid(id) ? await findEnterprise(db, id) : undefined;
     if (!enterprise || !managesOperators(await roleIn(db, enterprise.id, me.account.id))) return ctx.throw(404);
+    flowPage(ctx, `/account/enterprises/${enterprise.id}`);
     return { me, enterprise };
   };
   const showMembers = async (ctx: Context, extra: Data = {}, status = 200) => {

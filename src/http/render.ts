@@ -13,11 +13,24 @@ const eta = new Eta({
 
 // Links that switch language keep the current page and query. Only the query is
 // written: a link built from the request path (`//evil.example/x`, `/\evil.example`)
-// would lead to another site.
+// would lead to another site. A page that answers a POST has a path that takes only
+// posts: its link leads to the GET page of the same flow that its route named with
+// flowPage() (a path of ours, never the request's), or home when none was named.
+const FLOW_PAGE = 'flowPage';
+
+export function flowPage(ctx: Context, path: string): void {
+  ctx.state[FLOW_PAGE] = path;
+}
+
 function langSwitchHref(ctx: Context, lang: string): string {
-  const params = new URLSearchParams(ctx.querystring);
-  params.set('lang', lang);
-  return `?${params}`;
+  if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+    const params = new URLSearchParams(ctx.querystring);
+    params.set('lang', lang);
+    return `?${params}`;
+  }
+  const page = new URL(typeof ctx.state[FLOW_PAGE] === 'string' ? ctx.state[FLOW_PAGE] : '/', 'http://flow.invalid');
+  page.searchParams.set('lang', lang);
+  return `${page.pathname}${page.search}`;
 }
 
 export function render(ctx: Context, view: string, data: Record<string, unknown> = {}, status = 200): void {

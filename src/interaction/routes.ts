@@ -16,7 +16,7 @@ import { membershipsOf } from '../enterprises/memberships.ts';
 import { ConflictError, InputError } from '../errors.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery, type FormValues } from '../http/forms.ts';
-import { render } from '../http/render.ts';
+import { flowPage, render } from '../http/render.ts';
 import { presentationOf } from '../http/presentation.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { findWindow, type Window } from '../windows/windows.ts';
@@ -56,10 +56,13 @@ const minutesUntil = (until: Date) => Math.max(1, Math.ceil((until.getTime() - D
 export function interactionRoutes(providers: Providers, db: Db, security: SecuritySettings, masterKey: Buffer): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
 
-  // The window's ui_locales of this sign-in choose the pages' language (http/i18n.ts).
+  // The window's ui_locales of this sign-in choose the pages' language (http/i18n.ts);
+  // a page answering a post switches language on the interaction's own page, which shows
+  // the step the sign-in is at.
   const details = async (ctx: Context) => {
     const interaction = await providers.current.interactionDetails(ctx.req, ctx.res);
     ctx.state.uiLocales = interaction.params.ui_locales;
+    flowPage(ctx, `/interaction/${interaction.uid}`);
     return interaction;
   };
   const finish = async (ctx: Context, result: InteractionResults) => {
@@ -128,7 +131,15 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
       if (prompt.reasons.includes('administrator_mfa')) return showAdminEnrolment(ctx, uid, accountId);
       return render(ctx, 'error', { message: 'mfaNotEnrolled', code: 'mfa_required' }, 403);
     }
-    if (prompt.name === 'login') return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
+    if (prompt.name === 'login') {
+      // A step after the password, shown again (in the other language, say).
+      if (enrolledAccount(interaction)) return render(ctx, 'recovery-codes', { uid, csrf: csrfToken(ctx) });
+      const waiting = pendingAccount(ctx, uid, 'mfa');
+      if (waiting) return showMfa(ctx, uid, waiting);
+      const enrolling = pendingAccount(ctx, uid, 'enrol');
+      if (enrolling && (await mayEnrolHere(enrolling))) return showAdminEnrolment(ctx, uid, enrolling);
+      return showLogin(ctx, uid, params, { identifier: typeof params.login_hint === 'string' ? params.login_hint : '' });
+    }
     if (prompt.name === 'select_account') return showChooser(ctx, interaction);
     if (prompt.name === 'consent') {
       const asker = await whoAsks(db, params.client_id);
@@ -284,7 +295,17 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
   // Enrolment inside the sign-in, only for an administrator who has no second factor
   // yet: anyone else adds or changes theirs in the account center, signed in with it.
   // The password was just checked (or is asked again on step-up), and the pending cookie
-  // says for whom; the new factor's first code is then asked for like at any sign-in.
+  // says for whom. The code that confirms the enrolment proves the authenticator is in
+  // hand, so it is this sign-in's second factor: the interaction itself (server side, never
+  // a form field) keeps that it was given, for whom and until when, while the person
+  // saves the recovery codes. The code stays used, so it cannot be given again.
+  const ENROLLED = 'secondFactorEnrolled';
+  type Enrolled = { accountId: string; until: number };
+  type Interaction = Awaited<ReturnType<typeof details>>;
+  const enrolledAccount = (interaction: Interaction): string | undefined => {
+    const kept = (interaction.result as Record<string, Enrolled | undefined> | undefined)?.[ENROLLED];
+    return kept && typeof kept.accountId === 'string' && kept.until > Date.now() ? kept.accountId : undefined;
+  };
   const mayEnrolHere = async (accountId: string) => (await isAdministrator(db, accountId)) && !(await hasTotp(db, accountId));
   const showAdminEnrolment = async (ctx: Context, uid: string, accountId: string, sealed?: string, error?: string, status = 200) => {
     const account = await findAccount(db, accountId);
@@ -295,7 +316,8 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
 
   router.post('/mfa-enrol', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {
     if (rejectForgery(ctx)) return;
-    const { uid, prompt, params } = await details(ctx);
+    const interaction = await details(ctx);
+    const { uid, prompt, params } = interaction;
     if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
     const accountId = pendingAccount(ctx, uid, 'enrol');
     const account = accountId ? await findAccount(db, accountId) : undefined;
@@ -309,7 +331,9 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
         await recordEvent(trx, { actor: personActor(account.id), ip: ctx.ip, event: 'mfa.enrolled', target: `account:${account.id}`, outcome: 'success', reason: 'administrator, during sign-in' });
         return made;
       });
-      setPending(ctx, uid, account.id, 'mfa');
+      interaction.result = { [ENROLLED]: { accountId: account.id, until: Date.now() + 300_000 } satisfies Enrolled };
+      await interaction.persist();
+      ctx.cookies.set(PENDING, null, pendingOptions(uid));
       render(ctx, 'recovery-codes', { codes, uid, csrf: csrfToken(ctx) });
     } catch (err) {
       // Another sign-in of the same administrator enrolled first.
@@ -317,6 +341,17 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
       if (err instanceof InputError) return showAdminEnrolment(ctx, uid, account.id, field(ctx, 'sealed'), 'badOtp', 400);
       throw err;
     }
+  });
+
+  // The button under the recovery codes: the sign-in completes with the enrolment's code.
+  router.post('/enrolled', form, async (ctx) => {
+    if (rejectForgery(ctx)) return;
+    const interaction = await details(ctx);
+    const { uid, prompt, params } = interaction;
+    if (prompt.name !== 'login') return ctx.throw(400, 'this interaction does not expect a sign-in');
+    const accountId = enrolledAccount(interaction);
+    if (!accountId || !(await hasTotp(db, accountId))) return showLogin(ctx, uid, params, { error: 'mfaExpired' }, 400);
+    await signedInWithSecondFactor(ctx, uid, params, accountId, 'otp');
   });
 
   router.post('/mfa', rateLimit(db, 'sign-in', security.signInRateLimit), form, async (ctx) => {

@@ -17,6 +17,7 @@ const password = 'Xinzheng-Yellow-Emperor-1';
 const html = (v: Visit) => (v.kind === 'page' ? v.html : `redirect to ${v.to.href}`);
 const alert = (v: Visit) => (v.kind === 'page' ? /role="alert">([^<]*)</.exec(v.html)?.[1] : undefined);
 const status = (v: Visit) => (v.kind === 'page' ? v.status : 0);
+const notice = (v: Visit) => (v.kind === 'page' ? /<div role="status"><p class="notice">([^<]*)<\/p><\/div>/.exec(v.html)?.[1] : undefined);
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -40,6 +41,7 @@ describe('the profile on the account page', () => {
 
     const renamed = await laptop.submit(await laptop.visit(`${server.url}/account`), '/account/profile', { name: '杨远帆' });
     expect(html(renamed)).toContain('value="杨远帆"');
+    expect(notice(renamed)).toBe('姓名已保存。');
     expect((await a.signIn(laptop, undefined)).claims.name).toBe('杨远帆');
 
     const page = await laptop.visit(`${server.url}/account`);
@@ -49,7 +51,9 @@ describe('the profile on the account page', () => {
     expect(alert(weak)).toMatch(/common/);
     const before = a.logoutTokens.length;
     const changed = await laptop.submit(weak, '/account/password', { password, new_password: 'Brand-New-Sail-2026', confirm_password: 'Brand-New-Sail-2026' });
-    expect(html(changed)).toContain('密码已修改');
+    expect(notice(changed)).toBe('密码已修改，其他设备上的登录已退出。');
+    // Reloading the page it returned to changes nothing again.
+    expect(changed.kind === 'page' && changed.url.pathname + changed.url.search).toBe('/account?notice=password');
     await eventually(() => a.logoutTokens.length > before);
     const { payload } = await jwtVerify(a.logoutTokens[before]!, createRemoteJWKSet(new URL(`${server.url}/jwks`)), { issuer: server.url, audience: a.clientId });
     expect(payload.sid).toBe(onPhone.claims.sid);
@@ -60,7 +64,9 @@ describe('the profile on the account page', () => {
     const code = /(\d{6})/.exec((await server.db('outbox').where({ destination: 'yang.fan@example.cn' }).orderBy('id', 'desc').first())?.body ?? '')![1]!;
     const bad = await laptop.submit(sent, '/account/contact', { code: code === '000000' ? '111111' : '000000' });
     expect(alert(bad)).toBe('验证码不正确或已失效，请重新获取。');
-    await laptop.submit(bad, '/account/contact', { code });
+    const contactChanged = await laptop.submit(bad, '/account/contact', { code });
+    expect(notice(contactChanged)).toBe('手机号或电子邮箱已更换。');
+    expect(html(contactChanged)).toContain('<p class="muted">135****5555 · yang.fan@example.cn</p>');
     expect(await server.db('accounts').where({ username: 'yang.fan' }).first()).toMatchObject({ email: 'yang.fan@example.cn', email_verified: true, phone_verified: false, display_name: '杨远帆' });
   });
 

@@ -58,9 +58,10 @@ describe('sessions and sites in the account center', () => {
     expect((html(afterPhone).match(/\/account\/sessions\/[^/]+\/end/g) ?? []).length).toBe(1);
 
     // Revoke what site A was granted: its refresh token stops working.
-    const grants = [...html(afterPhone).matchAll(/<strong>([^<]+)<\/strong> <span class="muted">[^<]*<\/span>\s*<form method="post" action="(\/account\/grants\/[^"]+\/revoke)"/g)];
-    const aGrant = grants.find((g) => g[1] === 'a-site')!;
-    const afterRevoke = await laptop.submit(afterPhone, aGrant[2]!);
+    const grants = html(afterPhone).split('<li>').filter((item) => item.includes('/revoke"'));
+    const aGrant = grants.find((item) => item.includes('<strong>a-site</strong>'))!;
+    expect(aGrant).toContain('长期访问');
+    const afterRevoke = await laptop.submit(afterPhone, /action="(\/account\/grants\/[^"]+\/revoke)"/.exec(aGrant)![1]!);
     await expect(oidc.refreshTokenGrant(a.config, atA.tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     expect(html(afterRevoke)).not.toMatch(/<strong>a-site<\/strong>/);
 

@@ -16,6 +16,8 @@ let b: WindowSite;
 const html = (v: Visit) => (v.kind === 'page' ? v.html : `redirect to ${v.to.href}`);
 const alert = (v: Visit) => (v.kind === 'page' ? /role="alert">([^<]*)</.exec(v.html)?.[1] : undefined);
 const status = (v: Visit) => (v.kind === 'page' ? v.status : 0);
+// What the form's code field holds when the page comes back.
+const codeField = (v: Visit) => (v.kind === 'page' ? /<input type="text" id="code" [^>]*value="([^"]*)"/.exec(v.html)?.[1] : undefined);
 
 async function lastMessage(destination: string) {
   return server.db('outbox').where({ destination }).orderBy('id', 'desc').first();
@@ -52,8 +54,17 @@ describe('registration with a code', () => {
     const wrong = await you.submit(step2, '/register', { code: code === '000000' ? '111111' : '000000', username: 'zheng.hua', name: '郑华', password: 'Zhengzhou-Erqi-1951', confirm_password: 'Zhengzhou-Erqi-1951' });
     expect(status(wrong)).toBe(400);
     expect(alert(wrong)).toBe('验证码不正确或已失效，请重新获取。');
+    // A first password is asked for twice, not a "new" one.
+    expect(html(wrong)).toContain('<label for="confirm_password">再次输入密码</label>');
+    // A refused code is cleared; a code given with another refused field stays.
+    expect(codeField(wrong)).toBe('');
     const weak = await you.submit(wrong, '/register', { code: code!, username: 'zheng.hua', name: '郑华', password: 'password1', confirm_password: 'password1' });
     expect(alert(weak)).toMatch(/common/);
+    expect(codeField(weak)).toBe(code);
+    const differ = await you.submit(weak, '/register', { code: code!, username: 'zheng.hua', name: '郑华', password: 'Zhengzhou-Erqi-1951', confirm_password: 'Zhengzhou-Erqi-1952' });
+    expect(status(differ)).toBe(400);
+    expect(codeField(differ)).toBe(code);
+    expect(html(differ)).toContain('value="zheng.hua"');
     const done = await you.submit(weak, '/register', { code: code!, username: 'zheng.hua', name: '郑华', password: 'Zhengzhou-Erqi-1951', confirm_password: 'Zhengzhou-Erqi-1951' });
     expect(html(done)).toContain('注册成功');
 
@@ -114,7 +125,16 @@ describe('password reset with a code', () => {
     const you = browser();
     const step2 = await you.submit(await you.visit(`${server.url}/reset`), '/reset/code', { contact: 'Luo.Bin@example.cn' });
     const code = (await codeFor('luo.bin@example.cn'))!;
-    const done = await you.submit(step2, '/reset', { code, password: 'New-Password-2026', confirm_password: 'New-Password-2026' });
+    expect(html(step2)).toContain('<label for="confirm_password">再次输入新密码</label>');
+    const differ = await you.submit(step2, '/reset', { code, password: 'New-Password-2026', confirm_password: 'New-Password-2027' });
+    expect(alert(differ)).toBe('两次输入的新密码不一致。');
+    expect(codeField(differ)).toBe(code);
+    const weak = await you.submit(differ, '/reset', { code, password: 'password1', confirm_password: 'password1' });
+    expect(codeField(weak)).toBe(code);
+    const wrong = await you.submit(weak, '/reset', { code: code === '000000' ? '111111' : '000000', password: 'New-Password-2026', confirm_password: 'New-Password-2026' });
+    expect(alert(wrong)).toBe('验证码不正确或已失效，请重新获取。');
+    expect(codeField(wrong)).toBe('');
+    const done = await you.submit(wrong, '/reset', { code, password: 'New-Password-2026', confirm_password: 'New-Password-2026' });
     expect(html(done)).toContain('密码已重置');
 
     await eventually(() => a.logoutTokens.length > beforeA && b.logoutTokens.length > beforeB);

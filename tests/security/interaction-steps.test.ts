@@ -29,6 +29,8 @@ const EXPECTED_AT: Record<string, State[]> = {
   '/password': [],
   '/mfa-enrol': ['enrol'],
   '/mfa': ['mfa'],
+  // Only after an administrator's enrolment in this interaction, a state none of these is at.
+  '/enrolled': [],
   '/select': ['select'],
   '/confirm': ['consent'],
   '/abort': STATES,
@@ -110,6 +112,7 @@ async function fieldsFor(step: string, at: At): Promise<Record<string, string>> 
     '/password': { identifier: at.account.username, password, new_password: 'Brand-New-Shaolin-2026!', confirm_password: 'Brand-New-Shaolin-2026!' },
     '/mfa-enrol': { password, code: '000000', sealed: '' },
     '/mfa': { code },
+    '/enrolled': { secondFactorEnrolled: at.account.id, accountId: at.account.id },
     '/select': { enterprise: enterprises[0]!.id },
     '/confirm': {},
     '/abort': {},

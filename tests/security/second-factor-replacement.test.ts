@@ -152,7 +152,7 @@ describe('the second factor cannot be replaced during a sign-in', () => {
     const secret = /<code>([A-Z2-7]+)<\/code>/.exec(html(enrol))![1]!;
     const codes = await you.submit(enrol, '/mfa-enrol', { password, code: await generate({ secret }) }, site.redirectUri);
     expect([...html(codes).matchAll(/<code>[0-9a-f-]{19}<\/code>/g)]).toHaveLength(10);
-    const done = await you.submit(codes, '/mfa', { code: await generate({ secret, epoch: now() + 30 }) }, site.redirectUri);
+    const done = await you.submit(codes, '/enrolled', {}, site.redirectUri);
     expect((await site.redeem(done, checks)).claims()).toMatchObject({ acr: ACR.mfa });
     const records = await server.db('audit_events').where({ event: 'mfa.enrolled', target: `account:${admin.id}` }).select('reason');
     expect(records).toEqual([{ reason: 'administrator, during sign-in' }]);
@@ -215,7 +215,8 @@ describe.skipIf(!onPostgres())('the enrolment step on two nodes', () => {
     const secret = /<code>([A-Z2-7]+)<\/code>/.exec(enrol.html)![1]!;
     const codes = await admin.submit({ ...enrol, url: onNode(enrol.url, 1) }, '/mfa-enrol', { password, code: await generate({ secret }) }, redirectUri);
     expect([...html(codes).matchAll(/<code>[0-9a-f-]{19}<\/code>/g)]).toHaveLength(10);
-    const done = await admin.submit(codes, '/mfa', { code: await generate({ secret, epoch: now() + 30 }) }, redirectUri);
+    // The enrolment's code was the second factor, kept in the interaction: node 0 completes the sign-in.
+    const done = await admin.submit({ ...codes, url: enrol.url } as Visit, '/enrolled', {}, redirectUri);
     expect((await rp.redeem(done, start.checks)).claims()).toMatchObject({ acr: ACR.mfa, sub: firstTime.id });
   });
 });
