@@ -414,6 +414,10 @@ export const translator =
     ((messages[lang] as Record<string, string>)[key] ?? (adminMessages[lang] as Record<string, string>)[key] ?? key).replace(/\{(\w+)\}/g, (m, name: string) => String(params[name] ?? m));
 
 const COOKIE = 'lang';
+// The same choice for the rest of one sign-in, over the window's ui_locales (a hint; the
+// click is the person's word): a browser-session cookie whose path is that interaction's.
+const SIGN_IN_COOKIE = 'lang_now';
+const INTERACTION_PATH = /^\/interaction\/[A-Za-z0-9_-]{1,64}(?=\/|$)/;
 
 const known = (value: unknown): Lang | undefined => (value === 'en' || value === 'zh-CN' ? value : undefined);
 
@@ -435,13 +439,15 @@ function ofUiLocales(value: unknown): Lang | undefined {
   return undefined;
 }
 
-// The person's language: a choice made on this page (?lang=, the switch every page has),
-// then the window's ui_locales for this sign-in (on the authorization request, or kept
-// with its interaction: ctx.state.uiLocales), then the choice the cookie remembers, then
-// the browser's Accept-Language; Chinese when none names a language we have.
+// The person's language: a choice made on this page (?lang=, the switch every page has)
+// or earlier in this sign-in, then the window's ui_locales for this sign-in (on
+// the authorization request, or kept with its interaction: ctx.state.uiLocales), then the
+// choice the long-lived cookie remembers, then the browser's Accept-Language; Chinese
+// when none names a language we have.
 export function langOf(ctx: Context): Lang {
   return (
     known(ctx.query.lang) ??
+    known(ctx.cookies.get(SIGN_IN_COOKIE)) ??
     ofUiLocales(ctx.state.uiLocales ?? ctx.query.ui_locales) ??
     known(ctx.cookies.get(COOKIE)) ??
     (ctx.get('accept-language') ? known(ctx.acceptsLanguages(...LANGS)) : undefined) ??
@@ -453,6 +459,8 @@ export async function rememberLang(ctx: Context, next: Next): Promise<void> {
   const asked = known(ctx.query.lang);
   if (asked) {
     ctx.cookies.set(COOKIE, asked, { httpOnly: true, sameSite: 'lax', maxAge: 365 * 24 * 3600 * 1000, signed: false });
+    const signIn = INTERACTION_PATH.exec(ctx.path)?.[0];
+    if (signIn) ctx.cookies.set(SIGN_IN_COOKIE, asked, { path: signIn, httpOnly: true, sameSite: 'lax', signed: false });
   }
   await next();
 }

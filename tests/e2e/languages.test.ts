@@ -67,6 +67,10 @@ describe('the language of the pages', () => {
     expect(langOfPage(page)).toBe('en');
     const switched = await you.visit(new URL('?lang=zh-CN', page.url));
     expect(langOfPage(switched)).toBe('zh-CN');
+    // The switch holds for the rest of this sign-in, over the window's ui_locales ...
+    expect(langOfPage(await you.visit(page.url))).toBe('zh-CN');
+    // ... and not for the next one, where the window's ui_locales leads again.
+    expect(langOfPage(await loginPage(you, { ui_locales: 'en' }))).toBe('en');
   });
 
   it('reads Accept-Language when neither the window nor the person chose', async () => {
@@ -112,8 +116,9 @@ async function switchFrom(you: Browser, page: Visit, path: string, shows: string
   expect(switched.kind === 'page' && switched.status, href).toBe(200);
   expect(langOfPage(switched)).toBe('en');
   expect(html(switched)).toContain(shows);
-  // Back to Chinese for the next page of the test.
-  await you.fetch(`${server.url}/?lang=zh-CN`);
+  // Back to Chinese for the next page of the test, on the same page (a switch during a
+  // sign-in holds for the rest of it).
+  await you.fetch(new URL(href.replace(/lang=en$/, 'lang=zh-CN'), server.url).href);
   return switched;
 }
 
