@@ -3,6 +3,8 @@ import type { Context, Next } from 'koa';
 import * as oidc from 'openid-client';
 import { seal, unseal } from '../../crypto/master-key.ts';
 import { ForbiddenError, InputError, NotFoundError, parseInput } from '../../errors.ts';
+import { langOf } from '../../http/i18n.ts';
+import { describeIssue } from '../../problems.ts';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { EXPORT_FORMATS, exportEvents, exportFilterSchema } from '../../audit/export.ts';
@@ -104,10 +106,10 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     try {
       await next();
     } catch (err) {
-      if (err instanceof ForbiddenError) return render(ctx, 'error', { message: 'errorGeneric', code: 'forbidden', detail: err.message }, 403);
-      if (err instanceof NotFoundError) return render(ctx, 'error', { message: 'errorNotFound', code: 'not_found', detail: err.message }, 404);
+      if (err instanceof ForbiddenError) return render(ctx, 'error', { message: 'errorGeneric', code: 'forbidden', detail: describeIssue(err, langOf(ctx)) }, 403);
+      if (err instanceof NotFoundError) return render(ctx, 'error', { message: 'errorNotFound', code: 'not_found', detail: describeIssue(err, langOf(ctx)) }, 404);
       // A page's own query (a year, a filter) that is not right.
-      if (err instanceof InputError) return render(ctx, 'error', { message: 'errorGeneric', code: 'invalid_request', detail: err.message }, 400);
+      if (err instanceof InputError) return render(ctx, 'error', { message: 'errorGeneric', code: 'invalid_request', detail: describeIssue(err, langOf(ctx)) }, 400);
       throw err;
     }
   });
@@ -244,7 +246,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new InputError('jwks', 'is not valid JSON');
+      throw new InputError('jwks', 'not_json');
     }
   };
   const showSecret = (ctx: Context, data: Data) => show(ctx, 'admin-secret', data);
@@ -294,7 +296,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     formBody,
     change(async (ctx) => {
       const hours = field(ctx, 'graceHours').trim();
-      if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'must be a number of hours, such as 24');
+      if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'grace_hours');
       const body = hours ? { graceSeconds: Math.round(Number(hours) * 3600) } : {};
       const rotated = (await call(ctx, 'rotateClientSecret', { params: { clientId: ctx.params.clientId! }, body })).body as Data;
       showSecret(ctx, rotated);
@@ -407,7 +409,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     formBody,
     change(async (ctx) => {
       const delay = field(ctx, 'delaySeconds').trim();
-      if (delay && !/^\d+$/.test(delay)) throw new InputError('delaySeconds', 'must be a whole number of seconds');
+      if (delay && !/^\d+$/.test(delay)) throw new InputError('delaySeconds', 'whole_seconds');
       await call(ctx, 'rotateKeys', { body: delay ? { delaySeconds: Number(delay) } : {} });
       return '/admin/keys';
     }, keysPage),
@@ -450,7 +452,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   // A download of the trail for a period, streamed (any size, bounded memory). Not an
   // API operation, which answers JSON pages: the role is the same one's, checked here.
   router.get('/audit/export', async (ctx) => {
-    if (!can(ctx, 'exportAuditEvents')) throw new ForbiddenError('role', `this needs the role ${operation('exportAuditEvents').roles.join(', ')}`);
+    if (!can(ctx, 'exportAuditEvents')) throw new ForbiddenError('role', 'needs_role', { roles: operation('exportAuditEvents').roles.join(', ') });
     const { format: formatValue, lang: _lang, ...rest } = ctx.query;
     const filter = parseInput(exportFilterSchema, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '')));
     const format = parseInput(z.enum(EXPORT_FORMATS, { error: 'must be csv or jsonl' }), formatValue ?? 'csv');
