@@ -51,7 +51,7 @@ export const exportFilterSchema = z.strictObject(filterShape).refine(toAfterFrom
 
 // The admin API answers JSON: at most `limit` records, and whether there are more.
 export const exportQuerySchema = z
-  .strictObject({ ...filterShape, limit: z.coerce.number({ error: problemCode('number') }).int(problemCode('whole_number')).min(1).max(10_000).default(1000) })
+  .strictObject({ ...filterShape, limit: z.coerce.number({ error: problemCode('number') }).int(problemCode('whole_number')).min(1, problemCode('too_small')).max(10_000, problemCode('too_big')).default(1000) })
   .refine(toAfterFrom, toAfterFromIssue);
 
 export type ExportFilter = z.output<typeof exportFilterSchema>;

@@ -141,7 +141,7 @@ export const auditFilterSchema = z.strictObject({
   actor: textSchema({ max: 200 }).min(1, problemCode('actor_id')).optional(),
   windowId: z.coerce.number({ error: problemCode('window_id') }).int().positive().optional(),
   outcome: z.enum(['success', 'failure'], { error: problemCode('success_or_failure') }).optional(),
-  limit: z.coerce.number({ error: problemCode('number') }).int().min(1).max(500).default(100),
+  limit: z.coerce.number({ error: problemCode('number') }).int().min(1, problemCode('too_small')).max(500, problemCode('too_big')).default(100),
 });
 
 // Newest first.

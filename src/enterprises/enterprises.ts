@@ -35,7 +35,7 @@ export const usccSchema = text({ max: 40 }).transform((value, ctx) => {
 export const newEnterpriseSchema = z
   .strictObject({
     uscc: usccSchema.optional(),
-    name: text({ max: 200 }).min(2),
+    name: text({ max: 200 }).min(2, problemCode('too_short')),
     type: z.enum(ENTERPRISE_TYPES),
     region: z.string().trim().regex(/^\d{6}$/, problemCode('region')),
     industry: text({ max: 100 }).min(1, problemCode('not_empty')).optional(),

@@ -27,7 +27,7 @@ export const text = (o: { max: number; error?: Parameters<typeof problemCode>[0]
   z
     .string({ error: problemCode(o.error ?? 'text') })
     .trim()
-    .max(o.max)
+    .max(o.max, problemCode('too_long'))
     .superRefine((value, ctx) => {
       const found = textProblem(value);
       if (found) ctx.addIssue({ code: 'custom', message: found.code, params: found.params, abort: true });

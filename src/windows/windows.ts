@@ -42,7 +42,7 @@ const toWindow = (r: WindowRow): Window => ({
 });
 
 const windowFields = {
-  name: text({ max: 100 }).min(2),
+  name: text({ max: 100 }).min(2, problemCode('too_short')),
   region: z.string().trim().regex(/^\d{6}$/, problemCode('region')),
   cluster: text({ max: 100 }).min(1, problemCode('not_empty')),
   directlyAdministered: z.boolean(),

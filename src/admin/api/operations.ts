@@ -395,7 +395,7 @@ export const OPERATIONS: Operation[] = [
     params: windowIdParam,
     query: z.strictObject({
       status: z.enum(ENTERPRISE_STATUSES).optional(),
-      limit: z.coerce.number({ error: problemCode('number') }).int().min(1).max(500).default(100),
+      limit: z.coerce.number({ error: problemCode('number') }).int().min(1, problemCode('too_small')).max(500, problemCode('too_big')).default(100),
     }),
     run: async ({ who, db, params, query }) => {
       requireWindowScope(who, params.windowId);
@@ -608,7 +608,7 @@ export const OPERATIONS: Operation[] = [
     summary: "A window's back-channel logout deliveries: the delivery rate over the last days, the latest failed attempts, what is still pending",
     roles: ['system_admin', 'audit_admin', 'window_admin'],
     params: windowIdParam,
-    query: z.strictObject({ days: z.coerce.number({ error: problemCode('days') }).int(problemCode('whole_number')).min(1).max(30).default(7) }),
+    query: z.strictObject({ days: z.coerce.number({ error: problemCode('days') }).int(problemCode('whole_number')).min(1, problemCode('too_small')).max(30, problemCode('too_big')).default(7) }),
     run: async ({ who, db, params, query }) => {
       if (!holds(who, 'audit_admin')) requireWindowScope(who, params.windowId);
       const window = await requireWindow(db, params.windowId);
