@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { englishText, isProblemCode, type Params, type ParamsOf, type Problem, type ProblemCode } from './problems.ts';
+import { englishText, isProblemCode, PROBLEMS, type Params, type ParamsOf, type Problem, type ProblemCode } from './problems.ts';
 
 // Domain errors carry what a user needs to fix their input, as a code with parameters
 // (src/problems.ts); the CLI, the pages and the admin API each render them their own
@@ -70,8 +70,13 @@ function ownProblem(issue: z.core.$ZodIssue): Problem {
   }
 }
 
-// The parameters a schema's own code may show, taken from the issue.
-function issueParams(issue: z.core.$ZodIssue): Params {
+// The parameters a schema's own code shows, taken from the issue.
+function issueParams(code: ProblemCode, issue: z.core.$ZodIssue): Params {
+  const shown = new Set([...PROBLEMS[code].en.matchAll(/\{(\w+)\}/g)].map((m) => m[1]));
+  return Object.fromEntries(Object.entries(allParams(issue)).filter(([name]) => shown.has(name)));
+}
+
+function allParams(issue: z.core.$ZodIssue): Params {
   switch (issue.code) {
     case 'too_small':
       return { minimum: number(issue.minimum) };
@@ -91,7 +96,7 @@ export function issuesOf(error: z.ZodError): FieldIssue[] {
   return error.issues.flatMap((i) => {
     if (i.code === 'unrecognized_keys') return i.keys.map((key) => fieldIssue([...i.path, key].join('.'), { code: 'unknown_field', params: {} }));
     const field = i.path.join('.') || 'input';
-    return [fieldIssue(field, isProblemCode(i.message) ? { code: i.message, params: issueParams(i) } : ownProblem(i))];
+    return [fieldIssue(field, isProblemCode(i.message) ? { code: i.message, params: issueParams(i.message, i) } : ownProblem(i))];
   });
 }
 

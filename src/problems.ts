@@ -39,7 +39,7 @@ export const PROBLEMS = {
   },
   text_direction: { en: 'must not contain text direction overrides (found {char})', 'zh-CN': '不能含有改变文字方向的控制符（发现 {char}）' },
   json_member_name: { en: 'a member name {problem}', 'zh-CN': '成员名{problem}' },
-  json_member: { en: '{name}: {problem}', 'zh-CN': '{name}：{problem}' },
+  json_member: { en: '{name}: {problem}', 'zh-CN': '成员 {name}：{problem}' },
   client_id: { en: 'must be a client id', 'zh-CN': '必须是客户端标识' },
   client_id_chars: { en: 'must be a client id (letters, digits and . _ ~ : -, at most 200)', 'zh-CN': '必须是客户端标识（字母、数字和 . _ ~ : -，最多 200 个）' },
   key_id: { en: 'must be a key id', 'zh-CN': '必须是密钥标识' },

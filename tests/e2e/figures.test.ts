@@ -110,7 +110,7 @@ describe('service figures', () => {
     // Another year has nothing on record.
     expect((await api(server, token, 'GET', `/windows/${luoyang.id}/figures?year=${year - 1}`)).body.figures).toMatchObject({ signIns: 0, persons: 0, enterprises: 0, mfaShare: null });
     expect((await api(server, token, 'GET', `/figures?year=${year - 1}`)).body.windows).toEqual([]);
-    expect((await api(server, token, 'GET', '/figures?year=soon')).body.fields).toEqual([{ field: 'year', message: 'must be a year such as 2026' }]);
+    expect((await api(server, token, 'GET', '/figures?year=soon')).body.fields).toEqual([{ field: 'year', code: 'year', params: {}, message: 'must be a year such as 2026' }]);
   });
 
   it('shows a window administrator their own window only, as figures and as a page with a chart', async () => {
