@@ -363,7 +363,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const found = await managed(ctx);
     if (!found) return;
     const identifier = identifierSchema.safeParse(field(ctx, 'identifier'));
-    if (!identifier.success) return showMembers(ctx, { error: describeIssue({ ...issuesOf(identifier.error)[0]!, field: 'identifier' }, langOf(ctx)), identifier: field(ctx, 'identifier') }, 400);
+    if (!identifier.success) return showMembers(ctx, { error: describeIssue({ ...issuesOf(identifier.error)[0]!, field: 'account' }, langOf(ctx)), identifier: field(ctx, 'identifier') }, 400);
     const person = await findAccountByIdentifier(db, identifier.data);
     if (!person || person.status !== 'active') return showMembers(ctx, { error: 'noSuchAccount', identifier: field(ctx, 'identifier') }, 400);
     try {

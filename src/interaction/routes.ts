@@ -140,7 +140,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const password = field(ctx, 'password').slice(0, 1024);
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
     const typed = identifierSchema.safeParse(identifier);
-    if (!typed.success) return showLogin(ctx, uid, params, { identifier, error: describeIssue({ ...issuesOf(typed.error)[0]!, field: 'identifier' }, langOf(ctx)) }, 400);
+    if (!typed.success) return showLogin(ctx, uid, params, { identifier, error: describeIssue({ ...issuesOf(typed.error)[0]!, field: 'account' }, langOf(ctx)) }, 400);
     const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords }, { clearWithRecord: true });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
@@ -172,7 +172,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const next = field(ctx, 'new_password').slice(0, 1024);
     const typed = identifierSchema.safeParse(identifier);
-    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), error: describeIssue({ ...issuesOf(typed.error)[0]!, field: 'identifier' }, langOf(ctx)) }, 400);
+    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), error: describeIssue({ ...issuesOf(typed.error)[0]!, field: 'account' }, langOf(ctx)) }, 400);
     const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
