@@ -271,12 +271,12 @@ describe('clients', () => {
     // Bad input: the page again, by field, with what was typed, nothing changed.
     const bad = await send(b, edited, `${windowPath}/apis`, { identifier: 'javascript:alert(1)//"><script>x</script>', name: 'x', scopes: 'openid' });
     expect(bad.status).toBe(400);
-    expect(bad.html).toContain('<code>identifier</code>');
-    expect(bad.html).toContain('<code>scopes.0</code>');
+    expect(bad.html).toContain('<li>接口标识：');
+    expect(bad.html).toContain('<li>权限范围（第 1 个）：');
     expect(bad.html).not.toContain('<script>x</script>');
     const badTtl = await send(b, edited, `/admin/apis/${api.id}`, { accessTokenTtlSeconds: '5' });
     expect(badTtl.status).toBe(400);
-    expect(badTtl.html).toContain('<code>accessTokenTtlSeconds</code>');
+    expect(badTtl.html).toContain('<li>令牌有效期：');
     expect(await count()).toBe(before + 1);
     // Without the CSRF field: refused, nothing changed.
     expect((await send(b, edited, `/admin/apis/${api.id}/delete`, {}, ['csrf'])).status).toBe(403);
