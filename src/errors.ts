@@ -49,7 +49,7 @@ const number = (value: number | bigint) => Number(value);
 function ownProblem(issue: z.core.$ZodIssue): Problem {
   switch (issue.code) {
     case 'invalid_type':
-      if (issue.input === undefined) return { code: 'required', params: {} };
+      if ('input' in issue && issue.input === undefined) return { code: 'required', params: {} };
       return { code: issue.expected === 'int' ? 'whole_number' : 'wrong_type', params: {} };
     case 'too_small': {
       const minimum = number(issue.minimum);
@@ -100,8 +100,10 @@ export function issuesOf(error: z.ZodError): FieldIssue[] {
   });
 }
 
+// reportInput: the issues hold the value, so a missing one reads "is required" and a
+// wrong one "has the wrong type"; only the code and parameters leave here, never it.
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
-  const result = schema.safeParse(input);
+  const result = schema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
   throw InputError.of(issuesOf(result.error));
 }
