@@ -86,6 +86,12 @@ describe('parseInput', () => {
       { field: 'n', code: 'too_big', params: { maximum: 3 }, message: 'must be at most 3' },
       { field: 'more', code: 'unknown_field', params: {}, message: 'is not a known field' },
     ]);
+    expect(refused(z.strictObject({ a: z.string(), b: z.string(), n: z.number().int(), p: z.number().positive() }), { b: 5, n: 1.5, p: 0 })).toEqual([
+      { field: 'a', code: 'required', params: {}, message: 'is required' },
+      { field: 'b', code: 'wrong_type', params: {}, message: 'has the wrong type' },
+      { field: 'n', code: 'whole_number', params: {}, message: 'must be a whole number' },
+      { field: 'p', code: 'not_above', params: { minimum: 0 }, message: 'must be more than 0' },
+    ]);
     expect(refused(newClientSchema, { windowId: 1, name: 'c', redirectUris: ['http://a.example/cb'] })[0]).toMatchObject({
       field: 'redirectUris.0',
       code: 'uri_not_https',
