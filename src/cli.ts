@@ -11,7 +11,7 @@ import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { DatabaseUnavailable } from './db/connection-errors.ts';
 import { migrate } from './db/migrate.ts';
-import { InputError, NotFoundError, parseInput } from './errors.ts';
+import { InputError, issuesOf, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
 import { ADMIN_ROLES, grantRole, revokeRole, rolesOf, type AdminRole } from './accounts/admin-roles.ts';
@@ -105,7 +105,7 @@ async function withDatabase<T>(io: Io, work: (db: Db) => Promise<T>, options: { 
 // The account an operator names by id or username, or a clear refusal.
 async function requireAccount(db: Db, value: string) {
   const account = await findAccountByIdOrUsername(db, value);
-  if (!account) throw new NotFoundError('account', `no account with id or username "${value}"`);
+  if (!account) throw new NotFoundError('account', 'account_not_found_cli', { value });
   return account;
 }
 
@@ -165,7 +165,7 @@ function refuseBadText(command: Command): void {
   const check = (name: string, value: unknown) => {
     for (const v of [value].flat()) {
       const parsed = typeof v === 'string' ? argumentText.safeParse(v) : undefined;
-      if (parsed && !parsed.success) throw new Refused(`${name}: ${parsed.error.issues[0]!.message}`);
+      if (parsed && !parsed.success) throw new Refused(`${name}: ${issuesOf(parsed.error)[0]!.message}`);
     }
   };
   const values = command.opts();
@@ -663,7 +663,7 @@ export function buildCli(io: Io = processIo): Command {
     .option('--window <id>', 'the window (all windows when left out)', windowId)
     .option('--year <yyyy>', 'the year (China Standard Time; default: this year)', (v) => {
       const parsed = yearSchema.safeParse(v);
-      if (!parsed.success) throw new Refused(`--year: "${v}" ${parsed.error.issues[0]!.message}`);
+      if (!parsed.success) throw new Refused(`--year: "${v}" ${issuesOf(parsed.error)[0]!.message}`);
       return parsed.data;
     })
     .option('--json', 'print JSON')

@@ -271,6 +271,12 @@ describe('sme-passport command line', () => {
     refused(await cli([...client, String(windowId), '--redirect-uri', 'http://a.example.cn/cb']), /--redirect-uri: .*must use https/);
     refused(await cli([...client, 'abc', '--redirect-uri', 'https://a.example.cn/cb']), /--window: "abc" is not a window id/);
     refused(await cli([...client, String(windowId), '--grant-types', 'password']), /--grant-types: each must be one of/);
+    // What the client is comes first: a public client cannot use client_credentials,
+    // whatever its redirect URIs would need.
+    refused(
+      await cli([...client, String(windowId), '--redirect-uri', 'https://a.example.cn/cb', '--auth-method', 'none', '--grant-types', 'client_credentials']),
+      /^error: --grant-types: client_credentials needs a client that can authenticate \(not auth method none\)\n$/,
+    );
     refused(await cli(['window', 'create', '--kind', 'comprehensive', '--name', '某市综合窗口平台', '--region', '4101']), /--region: must be a 6-digit/);
     refused(await cli(['window', 'create', '--kind', 'industry', '--name', '郑州市航空港产业集聚区产业窗口平台', '--region', '410100', '--cluster', 'x']), /--name: a window with this name exists already/);
     const account = ['account', 'create', '--name', 'Someone', '--password-stdin', '--username'];

@@ -6,6 +6,8 @@ import { useCode } from '../accounts/codes.ts';
 import { sendCode } from './send-code.ts';
 import type { SecuritySettings } from '../config.ts';
 import { InputError } from '../errors.ts';
+import { langOf } from '../http/i18n.ts';
+import { describeIssue } from '../problems.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
@@ -75,7 +77,7 @@ export function registerRoutes(db: Db, security: SecuritySettings, messages: Cod
       });
       if (outcome === 'bad-code') return page(ctx, { step: 'details', ...values, code: '', error: 'badCode' }, 400);
     } catch (err) {
-      if (err instanceof InputError) return page(ctx, { step: 'details', ...values, error: err.message }, 400);
+      if (err instanceof InputError) return page(ctx, { step: 'details', ...values, error: describeIssue(err, langOf(ctx)) }, 400);
       throw err;
     }
     render(ctx, 'done', { title: 'registeredTitle', message: 'registeredText', next: interactionOf(ctx) ? `/interaction/${interactionOf(ctx)}` : '/account' });

@@ -8,6 +8,8 @@ import { sendCode } from './send-code.ts';
 import { clearFailures, lockKeyFor } from '../accounts/lockout.ts';
 import type { SecuritySettings } from '../config.ts';
 import { InputError } from '../errors.ts';
+import { langOf } from '../http/i18n.ts';
+import { describeIssue } from '../problems.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery } from '../http/forms.ts';
 import { rateLimit } from '../http/rate-limit.ts';
@@ -61,7 +63,7 @@ export function resetPasswordRoutes(providers: Providers, db: Db, security: Secu
       });
       if (outcome === 'bad-code') return page(ctx, { step: 'password', contact: contact.destination, error: 'badCode' }, 400);
     } catch (err) {
-      if (err instanceof InputError) return page(ctx, { step: 'password', contact: contact.destination, code, error: err.message }, 400);
+      if (err instanceof InputError) return page(ctx, { step: 'password', contact: contact.destination, code, error: describeIssue(err, langOf(ctx)) }, 400);
       throw err;
     }
     // Only the password's lock: a reset proves the phone or mailbox, not the second factor.

@@ -12,7 +12,9 @@ import type { SecuritySettings } from '../config.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { createEnterprise, ENTERPRISE_TYPES, findEnterprise } from '../enterprises/enterprises.ts';
 import { addMember, managesOperators, membersOf, membershipsOf, removeMember, roleIn } from '../enterprises/memberships.ts';
-import { ConflictError, InputError } from '../errors.ts';
+import { ConflictError, InputError, issuesOf } from '../errors.ts';
+import { langOf } from '../http/i18n.ts';
+import { describeIssue } from '../problems.ts';
 import { opaqueId } from '../validation/text.ts';
 import { constantTimeEqual } from '../crypto/secrets.ts';
 import { csrfToken } from '../http/csrf.ts';
@@ -169,7 +171,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
         await record(trx, ctx, 'account.changed', { before: { displayName: me.account.displayName }, after: { displayName: name.trim() } });
       });
     } catch (err) {
-      if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
+      if (err instanceof InputError) return showAccount(ctx, { error: describeIssue(err, langOf(ctx)) }, 400);
       throw err;
     }
     backWith(ctx, 'name');
@@ -188,7 +190,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
         await record(trx, ctx, 'password.changed');
       });
     } catch (err) {
-      if (err instanceof InputError) return showAccount(ctx, { error: err.message }, 400);
+      if (err instanceof InputError) return showAccount(ctx, { error: describeIssue(err, langOf(ctx)) }, 400);
       throw err;
     }
     await endSessionsOf(providers.current, db, me.account.id, { everything: false, except: me.session.uid });
@@ -230,7 +232,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
       });
       if (outcome === 'bad-code') return showContactCode(ctx, contact.destination, 'badCode', 400);
     } catch (err) {
-      if (err instanceof InputError) return showContactCode(ctx, contact.destination, err.message, 400);
+      if (err instanceof InputError) return showContactCode(ctx, contact.destination, describeIssue(err, langOf(ctx)), 400);
       throw err;
     }
     backWith(ctx, 'contact');
@@ -281,7 +283,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
   router.post('/sessions/:uid/end', form, async (ctx) => {
     if (rejectForgery(ctx)) return;
     const me = meOf(ctx);
-    const uid = opaqueId('a session id').safeParse(ctx.params.uid);
+    const uid = opaqueId('session').safeParse(ctx.params.uid);
     if (!uid.success) return ctx.throw(404);
     const ended = await endSessionsOf(providers.current, db, me.account.id, { everything: false, only: uid.data });
     await record(db, ctx, 'sign_out', { reason: 'one session, from the account center', after: ended });
@@ -353,7 +355,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
         await record(trx, ctx, 'membership.added', { enterpriseId: enterprise.id, target: `enterprise:${enterprise.id}`, after: { accountId: me.account.id, role: 'legal_rep' } });
       });
     } catch (err) {
-      if (err instanceof InputError) return showNewEnterprise(ctx, values, err.message, 400);
+      if (err instanceof InputError) return showNewEnterprise(ctx, values, describeIssue(err, langOf(ctx)), 400);
       throw err;
     }
     backWith(ctx, 'enterprise');
@@ -389,7 +391,7 @@ export function accountCenterRoutes(providers: Providers, db: Db, issuer: string
     const found = await managed(ctx);
     if (!found) return;
     const identifier = identifierSchema.safeParse(field(ctx, 'identifier'));
-    if (!identifier.success) return showMembers(ctx, { error: `identifier: ${identifier.error.issues[0]!.message}`, identifier: field(ctx, 'identifier') }, 400);
+    if (!identifier.success) return showMembers(ctx, { error: describeIssue({ ...issuesOf(identifier.error)[0]!, field: 'account' }, langOf(ctx)), identifier: field(ctx, 'identifier') }, 400);
     const person = await findAccountByIdentifier(db, identifier.data);
     if (!person || person.status !== 'active') return showMembers(ctx, { error: 'noSuchAccount', identifier: field(ctx, 'identifier') }, 400);
     try {

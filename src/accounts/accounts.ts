@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { cachedRead, tablesChanged } from '../db/cache.ts';
-import { ConflictError, InputError, isUniqueViolation, parseInput } from '../errors.ts';
+import { ConflictError, fieldIssue, InputError, isUniqueViolation, parseInput } from '../errors.ts';
 import { text } from '../validation/text.ts';
+import { problemCode } from '../problems.ts';
 import { writeAlongside, type Alongside } from '../audit/trail.ts';
 import { hashPassword, needsRehash, PasswordHashingBusy, reserveHashing, verifyPassword } from './passwords.ts';
 import { passwordExpired, passwordProblem, type PasswordPolicy } from './password-policy.ts';
@@ -71,16 +72,16 @@ export const identifierSchema = text({ max: 254 });
 export const usernameSchema = z
   .string()
   .trim()
-  .regex(/^[A-Za-z][A-Za-z0-9_.-]{2,31}$/, 'must be 3-32 characters: a letter, then letters, digits, _ . or -');
+  .regex(/^[A-Za-z][A-Za-z0-9_.-]{2,31}$/, problemCode('username'));
 
 export const newAccountSchema = z.strictObject({
   username: usernameSchema,
-  displayName: text({ max: 100 }).min(1, 'must not be empty'),
+  displayName: text({ max: 100 }).min(1, problemCode('not_empty')),
   phone: z
     .string()
-    .transform((v, ctx) => normalisePhone(v) ?? (ctx.addIssue({ code: 'custom', message: 'must be a mainland mobile number such as 13800138000' }), z.NEVER))
+    .transform((v, ctx) => normalisePhone(v) ?? (ctx.addIssue({ code: 'custom', message: problemCode('phone') }), z.NEVER))
     .optional(),
-  email: z.email('must be an email address such as name@example.com').max(254).transform((v) => v.toLowerCase()).optional(),
+  email: z.email(problemCode('email')).max(254).transform((v) => v.toLowerCase()).optional(),
   password: z.string(),
 });
 
@@ -92,7 +93,7 @@ const personalValues = (a: { username: string; phone?: string | null; email?: st
 export async function createAccount(db: Db, input: NewAccount, policy: PasswordPolicy, proven?: 'phone' | 'email'): Promise<Account> {
   const a = parseInput(newAccountSchema, input);
   const problem = passwordProblem(policy, a.password, personalValues(a));
-  if (problem) throw new InputError('password', problem);
+  if (problem) throw InputError.of([fieldIssue('password', problem)]);
   const passwordHash = await hashPassword(a.password);
   try {
     const [row] = await db<AccountRow>('accounts')
@@ -112,7 +113,7 @@ export async function createAccount(db: Db, input: NewAccount, policy: PasswordP
     if (!isUniqueViolation(err)) throw err;
     const detail = String((err as { constraint?: string }).constraint ?? '');
     const field = detail.includes('phone') ? 'phone' : detail.includes('email') ? 'email' : 'username';
-    throw new ConflictError(field, 'is already used by another account');
+    throw new ConflictError(field, 'contact_taken');
   }
 }
 
@@ -173,7 +174,7 @@ export async function setContact(db: Db, id: string, contact: { channel: 'sms' |
     await db('accounts').where({ id }).update({ [column]: contact.destination, [`${column}_verified`]: true, updated_at: db.fn.now() });
     tablesChanged(db, 'accounts');
   } catch (err) {
-    if (isUniqueViolation(err)) throw new ConflictError(column, 'is already used by another account');
+    if (isUniqueViolation(err)) throw new ConflictError(column, 'contact_taken');
     throw err;
   }
 }
@@ -256,13 +257,13 @@ export async function requirePasswordChange(db: Db, id: string): Promise<void> {
 export async function changePassword(db: Db, accountId: string, password: string, policy: PasswordPolicy): Promise<void> {
   await db.transaction(async (trx) => {
     const row = await trx<AccountRow>('accounts').where({ id: accountId }).forUpdate().first();
-    if (!row) throw new InputError('account', 'no such account');
+    if (!row) throw new InputError('account', 'no_such_account');
     const problem = passwordProblem(policy, password, personalValues(row));
-    if (problem) throw new InputError('password', problem);
+    if (problem) throw InputError.of([fieldIssue('password', problem)]);
     if (policy.historySize > 0) {
       const earlier = await trx('password_history').where({ account_id: accountId }).orderBy('created_at', 'desc').limit(policy.historySize - 1).pluck('password_hash');
       for (const hash of [row.password_hash, ...earlier]) {
-        if (await verifyPassword(hash, password)) throw new InputError('password', `must not be one of your last ${policy.historySize} passwords`);
+        if (await verifyPassword(hash, password)) throw new InputError('password', 'password_reused', { count: policy.historySize });
       }
     }
     await trx('password_history').insert({ account_id: accountId, password_hash: row.password_hash });

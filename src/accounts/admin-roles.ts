@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, InputError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
+import { problemCode } from '../problems.ts';
 import { requireWindow } from '../windows/windows.ts';
 
 // Administrator roles. No role implies another, and the one who changes the system
@@ -16,13 +17,13 @@ const EXCLUSIVE: Array<[AdminRole, AdminRole]> = [['system_admin', 'audit_admin'
 
 const grantSchema = z
   .strictObject({
-    accountId: z.uuid('must be an account id'),
-    role: z.enum(ADMIN_ROLES, { error: `must be one of ${ADMIN_ROLES.join(', ')}` }),
+    accountId: z.uuid(problemCode('account_id')),
+    role: z.enum(ADMIN_ROLES),
     windowId: z.number().int().positive().optional(),
   })
   .refine((g) => (g.role === 'window_admin') === (g.windowId !== undefined), {
     path: ['windowId'],
-    message: 'is needed for window_admin, and only for it',
+    message: problemCode('window_admin_window'),
   });
 
 // Read on every admin API call and every sign-in (administrators need a second factor):
@@ -55,13 +56,13 @@ export async function grantRole(db: Db, input: z.input<typeof grantSchema>, gran
     const held = (await rolesOf(trx, g.accountId)).map((r) => r.role);
     for (const [one, other] of EXCLUSIVE) {
       const clash = g.role === one ? other : g.role === other ? one : undefined;
-      if (clash && held.includes(clash)) throw new InputError('role', `${g.role} cannot be held together with ${clash} (separation of duties)`);
+      if (clash && held.includes(clash)) throw new InputError('role', 'separation_of_duties', { role: g.role, other: clash });
     }
     try {
       await trx('admin_roles').insert({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null, granted_by: grantedBy ?? null });
       tablesChanged(trx, 'admin_roles');
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError('role', `the account holds ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''} already`);
+      if (isUniqueViolation(err)) throw g.windowId ? new ConflictError('role', 'role_held_window', { role: g.role, windowId: g.windowId }) : new ConflictError('role', 'role_held', { role: g.role });
       throw err;
     }
   });
@@ -71,7 +72,7 @@ export async function revokeRole(db: Db, input: z.input<typeof grantSchema>): Pr
   const g = parseInput(grantSchema, input);
   const removed = await db('admin_roles').where({ account_id: g.accountId, role: g.role, window_id: g.windowId ?? null }).delete();
   tablesChanged(db, 'admin_roles');
-  if (removed === 0) throw new NotFoundError('role', `the account does not hold ${g.role}${g.windowId ? ` for window ${g.windowId}` : ''}`);
+  if (removed === 0) throw g.windowId ? new NotFoundError('role', 'role_not_held_window', { role: g.role, windowId: g.windowId }) : new NotFoundError('role', 'role_not_held', { role: g.role });
 }
 
 export type Administrator = { accountId: string; username: string; displayName: string; roles: RoleGrant[] };

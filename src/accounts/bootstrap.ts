@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ConflictError, InputError, parseInput } from '../errors.ts';
+import { problemCode } from '../problems.ts';
 import { recordEvent, type Actor } from '../audit/trail.ts';
 import { createAccount, newAccountSchema, requirePasswordChange, type Account } from './accounts.ts';
 import { grantRole, type AdminRole } from './admin-roles.ts';
@@ -25,7 +26,7 @@ const bootstrapSchema = z
     for (const role of PROVINCE_ROLES) {
       const name = people[role].username.toLowerCase();
       const earlier = seen.get(name);
-      if (earlier) ctx.addIssue({ code: 'custom', path: [role, 'username'], message: `is the username of the ${earlier} as well: each duty is its own person's account` });
+      if (earlier) ctx.addIssue({ code: 'custom', path: [role, 'username'], message: problemCode('username_of_other_duty'), params: { earlier } });
       seen.set(name, role);
     }
   });
@@ -39,7 +40,7 @@ export const BOOTSTRAP_DEFAULTS: Record<ProvinceRole, { username: string; displa
 
 export type Bootstrapped = { role: ProvinceRole; account: Account; oneTimePassword: string };
 
-export class AdministratorsExist extends ConflictError {}
+export class AdministratorsExist extends ConflictError<'administrators_exist'> {}
 
 export async function provinceAdministrators(db: Db): Promise<Array<{ username: string; role: ProvinceRole }>> {
   return db('admin_roles as r').join('accounts as a', 'a.id', 'r.account_id').whereIn('r.role', PROVINCE_ROLES).orderBy('r.id').select('a.username', 'r.role');
@@ -59,8 +60,7 @@ function oneTimePassword(policy: PasswordPolicy, personal: Array<string | undefi
 // A problem with one person's details, named by their duty: `security_admin.phone`.
 const ofRole = (role: ProvinceRole, err: unknown) => {
   if (!(err instanceof InputError)) return err;
-  const message = err.message.slice(err.field.length + 2);
-  return err instanceof ConflictError ? new ConflictError(`${role}.${err.field}`, message) : new InputError(`${role}.${err.field}`, message);
+  return err instanceof ConflictError ? new ConflictError(`${role}.${err.field}`, err.code, err.params as never) : new InputError(`${role}.${err.field}`, err.code, err.params as never);
 };
 
 // All three or none, once: two bootstraps at the same time make one set, and the
@@ -72,7 +72,7 @@ export async function bootstrapAdministrators(db: Db, input: Record<ProvinceRole
     const existing = await provinceAdministrators(trx);
     if (existing.length) {
       const held = existing.map((a) => `${a.username}: ${a.role}`).join(', ');
-      throw new AdministratorsExist('administrators', `the province has administrators already (${held}); nothing was created. Further administrators are made with account create and admin grant`);
+      throw new AdministratorsExist('administrators', 'administrators_exist', { held });
     }
     const made: Bootstrapped[] = [];
     for (const role of PROVINCE_ROLES) {

@@ -1,4 +1,5 @@
 import { dictionary } from '@zxcvbn-ts/language-common';
+import { problem, type Problem } from '../problems.ts';
 
 // Two named profiles, because the two standards disagree (DOMAIN.md): MLPS 2.0 level 3
 // as assessors usually read it (composition, 90-day expiry, no reuse of the last 5),
@@ -23,16 +24,16 @@ const common = new Set((dictionary['passwords-common'] as string[]).map((p) => p
 
 const CLASSES = [/\p{Ll}/u, /\p{Lu}/u, /\p{Nd}/u, /[^\p{Ll}\p{Lu}\p{Nd}]/u];
 
-export function passwordProblem(policy: PasswordPolicy, password: string, personal: Array<string | null | undefined>): string | undefined {
+export function passwordProblem(policy: PasswordPolicy, password: string, personal: Array<string | null | undefined>): Problem | undefined {
   const length = [...password].length;
-  if (length < policy.minLength) return `must be at least ${policy.minLength} characters`;
-  if (length > policy.maxLength) return `must be at most ${policy.maxLength} characters`;
+  if (length < policy.minLength) return problem('too_short', { minimum: policy.minLength });
+  if (length > policy.maxLength) return problem('too_long', { maximum: policy.maxLength });
   const classes = CLASSES.filter((c) => c.test(password)).length;
-  if (classes < policy.minClasses) return `must mix at least ${policy.minClasses} of: lower-case letters, upper-case letters, digits, other characters`;
-  if (common.has(password.toLowerCase())) return 'is one of the most common passwords';
+  if (classes < policy.minClasses) return problem('password_classes', { count: policy.minClasses });
+  if (common.has(password.toLowerCase())) return problem('password_common');
   const lower = password.toLowerCase();
   for (const value of personal) {
-    if (value && value.length >= 3 && lower.includes(value.toLowerCase())) return 'must not contain your username, phone number or email';
+    if (value && value.length >= 3 && lower.includes(value.toLowerCase())) return problem('password_personal');
   }
   return undefined;
 }

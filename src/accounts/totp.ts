@@ -47,10 +47,10 @@ export async function confirmEnrolment(db: Db, masterKey: MasterKey, accountId: 
   try {
     secret = unseal(masterKey, sealed, `totp-enrolment:${accountId}`);
   } catch {
-    throw new InputError('totp', 'the enrolment form is not valid: start again');
+    throw new InputError('totp', 'totp_form');
   }
   const step = await checkCode(secret, code.trim());
-  if (step === undefined) throw new InputError('code', 'is not the code your authenticator shows now');
+  if (step === undefined) throw new InputError('code', 'totp_code');
   const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
   await db.transaction(async (trx) => {
     const inserted = await trx('totp_factors')
@@ -58,7 +58,7 @@ export async function confirmEnrolment(db: Db, masterKey: MasterKey, accountId: 
       .onConflict('account_id')
       .ignore()
       .returning('account_id');
-    if (inserted.length === 0) throw new ConflictError('totp', 'this account already has an authenticator: remove it first');
+    if (inserted.length === 0) throw new ConflictError('totp', 'totp_exists');
     tablesChanged(trx, 'totp_factors');
     await trx('recovery_codes').where({ account_id: accountId }).delete();
     await trx('recovery_codes').insert(codes.map((c) => ({ account_id: accountId, code_hash: sha256(normaliseRecovery(c)) })));

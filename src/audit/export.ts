@@ -4,6 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { text } from '../validation/text.ts';
+import { problemCode } from '../problems.ts';
 
 // Records of the trail as files: JSON lines (exact: each line can be checked against
 // its hash, see chain.ts) or CSV (for spreadsheets). Streamed in keyset pages, so any
@@ -11,10 +12,10 @@ import { text } from '../validation/text.ts';
 
 // A date is the start of that day in this machine's time zone; a date and time without
 // an offset is this machine's local time too; with `Z` or an offset it is that instant.
-export const auditDate = text({ max: 40, error: 'must be a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])' }).transform((value, ctx) => {
+export const auditDate = text({ max: 40, error: 'audit_date' }).transform((value, ctx) => {
   const date = parseDate(value.trim());
   if (!date) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][Z|+08:00])` });
+    ctx.addIssue({ code: 'custom', message: problemCode('not_a_date'), params: { value } });
     return z.NEVER;
   }
   return date;
@@ -38,19 +39,19 @@ export const AUDIT_OUTCOMES = ['success', 'failure'] as const;
 const filterShape = {
   from: auditDate,
   to: auditDate,
-  actor: text({ max: 200 }).min(1, 'must be an actor id').optional(),
-  windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int('must be a window id (a number)').positive('must be a window id (a number)').max(2 ** 31 - 1).optional(),
-  event: text({ max: 100 }).min(1, 'must be an event type, e.g. sign_in').optional(),
-  outcome: z.enum(AUDIT_OUTCOMES, { error: 'must be success or failure' }).optional(),
+  actor: text({ max: 200 }).min(1, problemCode('actor_id')).optional(),
+  windowId: z.coerce.number({ error: problemCode('window_id') }).int(problemCode('window_id')).positive(problemCode('window_id')).max(2 ** 31 - 1).optional(),
+  event: text({ max: 100 }).min(1, problemCode('event_type')).optional(),
+  outcome: z.enum(AUDIT_OUTCOMES, { error: problemCode('success_or_failure') }).optional(),
 };
 const toAfterFrom = (f: { from: Date; to: Date }) => f.from < f.to;
-const toAfterFromIssue = { path: ['to'], message: 'must be later than from' };
+const toAfterFromIssue = { path: ['to'], message: problemCode('to_after_from') };
 
 export const exportFilterSchema = z.strictObject(filterShape).refine(toAfterFrom, toAfterFromIssue);
 
 // The admin API answers JSON: at most `limit` records, and whether there are more.
 export const exportQuerySchema = z
-  .strictObject({ ...filterShape, limit: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(10_000, 'must be at most 10000').default(1000) })
+  .strictObject({ ...filterShape, limit: z.coerce.number({ error: problemCode('number') }).int(problemCode('whole_number')).min(1, problemCode('too_small')).max(10_000, problemCode('too_big')).default(1000) })
   .refine(toAfterFrom, toAfterFromIssue);
 
 export type ExportFilter = z.output<typeof exportFilterSchema>;

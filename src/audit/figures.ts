@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { ACR } from '../oidc/claims.ts';
+import { problemCode } from '../problems.ts';
 
 // Each window's service figures, counted from the audit trail: a person served is an
 // authorization at one of the window's clients (with a password or by single sign-on),
@@ -10,10 +11,10 @@ import { ACR } from '../oidc/claims.ts';
 export const YEARLY_TARGET = 1000;
 
 export const yearSchema = z.coerce
-  .number({ error: 'must be a year such as 2026' })
-  .int('must be a year such as 2026')
-  .min(2014, 'must be 2014 or later')
-  .max(2100, 'must be 2100 or earlier');
+  .number({ error: problemCode('year') })
+  .int(problemCode('year'))
+  .min(2014, problemCode('year_min'))
+  .max(2100, problemCode('year_max'));
 
 export type WindowFigures = {
   windowId: number;

@@ -33,7 +33,7 @@ export const purgeLimit = (retentionDays: number, now = new Date()) => new Date(
 // Refuses a purge date within the retention (before anything is opened or written).
 export function checkPurgeDate(before: Date, retentionDays: number, now = new Date()): void {
   const limit = purgeLimit(retentionDays, now);
-  if (before > limit) throw new InputError('before', `must be no later than ${limit.toISOString()}: records are kept ${retentionDays} days (AUDIT_RETENTION_DAYS)`);
+  if (before > limit) throw new InputError('before', 'purge_too_recent', { limit: limit.toISOString(), days: retentionDays });
 }
 
 export type PurgeResult = { purged: number; anchor?: { id: number; lastEventId: number; lastHash: string }; exported?: number };

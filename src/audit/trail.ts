@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Knex } from 'knex';
 import type { Db } from '../db/connect.ts';
 import { text as textSchema } from '../validation/text.ts';
+import { problemCode } from '../problems.ts';
 import { chainedText, hashOnto, storableJson, storableText, storableUuid, type ChainedFields } from './chain.ts';
 import { groupedWrites } from '../db/grouped-writes.ts';
 
@@ -136,11 +137,11 @@ export async function latestAnchor(db: Db): Promise<Anchor | undefined> {
 }
 
 export const auditFilterSchema = z.strictObject({
-  event: textSchema({ max: 100 }).min(1, 'must be an event type, e.g. sign_in').optional(),
-  actor: textSchema({ max: 200 }).min(1, 'must be an actor id').optional(),
-  windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().optional(),
-  outcome: z.enum(['success', 'failure'], { error: 'must be success or failure' }).optional(),
-  limit: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').max(500, 'must be at most 500').default(100),
+  event: textSchema({ max: 100 }).min(1, problemCode('event_type')).optional(),
+  actor: textSchema({ max: 200 }).min(1, problemCode('actor_id')).optional(),
+  windowId: z.coerce.number({ error: problemCode('window_id') }).int().positive().optional(),
+  outcome: z.enum(['success', 'failure'], { error: problemCode('success_or_failure') }).optional(),
+  limit: z.coerce.number({ error: problemCode('number') }).int().min(1, problemCode('too_small')).max(500, problemCode('too_big')).default(100),
 });
 
 // Newest first.

@@ -11,7 +11,7 @@ export type ActingChoice = { sessionUid: string; accountId: string; enterpriseId
 export async function chooseActingEnterprise(db: Db, choice: ActingChoice): Promise<void> {
   if (choice.enterpriseId !== null) {
     const member = (await membershipsOf(db, choice.accountId)).some((m) => m.enterprise.id === choice.enterpriseId);
-    if (!member) throw new InputError('enterprise', 'you are not a member of this enterprise');
+    if (!member) throw new InputError('enterprise', 'not_member');
   }
   await db('acting_enterprises')
     .insert({ session_uid: choice.sessionUid, account_id: choice.accountId, enterprise_id: choice.enterpriseId, chosen_at: db.fn.now() })

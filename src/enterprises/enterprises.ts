@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
+import { problemCode } from '../problems.ts';
 import { checkUscc, normaliseUscc } from './uscc.ts';
 import { text } from '../validation/text.ts';
 import { isUuid } from '../validation/uuid.ts';
@@ -27,20 +28,20 @@ const COLUMNS = ['id', 'uscc', 'name', 'type', 'region', 'industry', 'status'] a
 export const usccSchema = text({ max: 40 }).transform((value, ctx) => {
   const result = checkUscc(value);
   if (result.valid) return result.code;
-  ctx.addIssue({ code: 'custom', message: `"${result.code}" is not a valid Unified Social Credit Code: ${result.errors.join('; ')}` });
+  ctx.addIssue({ code: 'custom', message: problemCode('uscc_invalid'), params: { uscc: result.code, reasons: result.errors } });
   return z.NEVER;
 });
 
 export const newEnterpriseSchema = z
   .strictObject({
     uscc: usccSchema.optional(),
-    name: text({ max: 200 }).min(2, 'must be at least 2 characters'),
-    type: z.enum(ENTERPRISE_TYPES, { error: `must be one of ${ENTERPRISE_TYPES.join(', ')}` }),
-    region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
-    industry: text({ max: 100 }).min(1, 'must not be empty').optional(),
-    status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }).default('pending'),
+    name: text({ max: 200 }).min(2, problemCode('too_short')),
+    type: z.enum(ENTERPRISE_TYPES),
+    region: z.string().trim().regex(/^\d{6}$/, problemCode('region')),
+    industry: text({ max: 100 }).min(1, problemCode('not_empty')).optional(),
+    status: z.enum(ENTERPRISE_STATUSES).default('pending'),
   })
-  .refine((e) => e.uscc !== undefined || e.type === 'team', { path: ['uscc'], message: 'is required (only an entrepreneur team may have none yet)' });
+  .refine((e) => e.uscc !== undefined || e.type === 'team', { path: ['uscc'], message: problemCode('uscc_required') });
 
 export type NewEnterprise = z.input<typeof newEnterpriseSchema>;
 
@@ -54,7 +55,7 @@ export async function createEnterprise(db: Db, input: NewEnterprise): Promise<En
     return row as Enterprise;
   } catch (err) {
     if (isUniqueViolation(err)) {
-      throw e.uscc ? new ConflictError('uscc', `${e.uscc} is already registered`) : new ConflictError('name', 'a team of this name is already registered in this region');
+      throw e.uscc ? new ConflictError('uscc', 'uscc_taken', { uscc: e.uscc }) : new ConflictError('name', 'team_taken');
     }
     throw err;
   }
@@ -71,7 +72,7 @@ export async function findEnterprise(db: Db, idOrUscc: string): Promise<Enterpri
 
 export async function requireEnterprise(db: Db, idOrUscc: string): Promise<Enterprise> {
   const enterprise = await findEnterprise(db, idOrUscc);
-  if (!enterprise) throw new NotFoundError('enterprise', `no enterprise with id or USCC "${idOrUscc}"`);
+  if (!enterprise) throw new NotFoundError('enterprise', 'enterprise_not_found_by', { value: idOrUscc });
   return enterprise;
 }
 
@@ -110,9 +111,9 @@ export async function enterprisesInRegion(db: Db, region: string, options: { sta
 }
 
 export async function setEnterpriseStatus(db: Db, id: string, status: Enterprise['status']): Promise<Enterprise> {
-  const parsed = parseInput(z.strictObject({ status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }) }), { status });
+  const parsed = parseInput(z.strictObject({ status: z.enum(ENTERPRISE_STATUSES) }), { status });
   const [row] = await db('enterprises').where({ id }).update({ status: parsed.status, updated_at: db.fn.now() }).returning(COLUMNS);
   tablesChanged(db, 'enterprises');
-  if (!row) throw new NotFoundError('enterprise', `no enterprise with id ${id}`);
+  if (!row) throw new NotFoundError('enterprise', 'enterprise_not_found', { id });
   return row as Enterprise;
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { parse, type CsvError } from 'csv-parse';
 import type { Db } from '../db/connect.ts';
 import { tablesChanged } from '../db/cache.ts';
-import { InputError } from '../errors.ts';
+import { InputError, issuesOf } from '../errors.ts';
 import { newEnterpriseSchema } from './enterprises.ts';
 
 // Bulk load of the registry from CSV (header row; columns uscc,name,type,region,
@@ -53,10 +53,10 @@ const clip = (raw: string) => {
 function readHeader(record: string[]): string[] {
   const header = record.map((h) => h.trim().toLowerCase());
   const unknown = header.filter((h) => !COLUMNS.has(h));
-  if (unknown.length) throw new InputError('file', `unknown column "${unknown[0]}" in the header: the columns are ${[...COLUMNS].join(',')}`);
+  if (unknown.length) throw new InputError('file', 'import_unknown_column', { column: unknown[0]!, columns: [...COLUMNS].join(',') });
   const missing = REQUIRED.filter((c) => !header.includes(c));
-  if (missing.length) throw new InputError('file', `the header has no "${missing[0]}" column: the columns are ${[...COLUMNS].join(',')}`);
-  if (new Set(header).size !== header.length) throw new InputError('file', 'the header names a column twice');
+  if (missing.length) throw new InputError('file', 'import_missing_column', { column: missing[0]!, columns: [...COLUMNS].join(',') });
+  if (new Set(header).size !== header.length) throw new InputError('file', 'import_column_twice');
   return header;
 }
 
@@ -72,8 +72,8 @@ function toRow(header: string[], record: string[], line: number): Row | Rejectio
   };
   const parsed = newEnterpriseSchema.safeParse(input);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = String(issue.path[0] ?? 'row');
+    const issue = issuesOf(parsed.error)[0]!;
+    const field = issue.field === 'input' ? 'row' : issue.field.split('.')[0]!;
     return { line, value: clip(fields[field] || record.join(',')), reason: `${field}: ${issue.message}` };
   }
   const e = parsed.data;
@@ -186,7 +186,7 @@ export async function importEnterprises(db: Db, input: Readable, options: Import
       batch.push(row);
       if (batch.length >= batchSize) await flush();
     }
-    if (!header) throw new InputError('file', 'is empty: it needs a header row (uscc,name,type,region,industry)');
+    if (!header) throw new InputError('file', 'import_empty', { columns: [...COLUMNS].join(',') });
     await flush();
   };
 

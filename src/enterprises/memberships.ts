@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Db } from '../db/connect.ts';
 import { tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, parseInput } from '../errors.ts';
+import { problemCode } from '../problems.ts';
 import type { Enterprise } from './enterprises.ts';
 
 // A person belongs to any number of enterprises, with one role in each.
@@ -12,9 +13,9 @@ export type Role = (typeof ROLES)[number];
 export type Membership = { enterprise: Enterprise; role: Role };
 
 const membershipSchema = z.strictObject({
-  enterpriseId: z.uuid('must be an enterprise id'),
-  accountId: z.uuid('must be an account id'),
-  role: z.enum(ROLES, { error: `must be one of ${ROLES.join(', ')}` }),
+  enterpriseId: z.uuid(problemCode('enterprise_id')),
+  accountId: z.uuid(problemCode('account_id')),
+  role: z.enum(ROLES),
 });
 
 export async function addMember(db: Db, input: z.input<typeof membershipSchema>): Promise<void> {
@@ -23,7 +24,7 @@ export async function addMember(db: Db, input: z.input<typeof membershipSchema>)
     await db('memberships').insert({ enterprise_id: m.enterpriseId, account_id: m.accountId, role: m.role });
     tablesChanged(db, 'memberships');
   } catch (err) {
-    if (isUniqueViolation(err)) throw new ConflictError('account', 'is already a member of this enterprise');
+    if (isUniqueViolation(err)) throw new ConflictError('account', 'already_member');
     throw err;
   }
 }

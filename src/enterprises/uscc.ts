@@ -1,14 +1,16 @@
 // The Unified Social Credit Code (统一社会信用代码), GB 32100-2015, with the organisation
 // code inside it checked per GB 11714 (DOMAIN.md gives both algorithms and vectors).
 
+import { problem, type Problem } from '../problems.ts';
+
 const CHARSET = '0123456789ABCDEFGHJKLMNPQRTUWXY'; // no I, O, S, V, Z
 const WEIGHTS = Array.from({ length: 17 }, (_, i) => 3 ** i % 31);
 const ORG_WEIGHTS = [3, 7, 9, 10, 5, 8, 4, 2];
 const KNOWN_AUTHORITIES = new Set(['1', '5', '9', 'Y']);
 
 export type UsccResult =
-  | { valid: true; code: string; warnings: string[] }
-  | { valid: false; code: string; errors: string[] };
+  | { valid: true; code: string; warnings: Problem[] }
+  | { valid: false; code: string; errors: Problem[] };
 
 // The value of a character in the organisation code: 0-9, then A=10 ... Z=35.
 const orgValue = (c: string) => (c >= '0' && c <= '9' ? c.charCodeAt(0) - 48 : c.charCodeAt(0) - 55);
@@ -30,14 +32,16 @@ export function normaliseUscc(input: string): string {
 
 export function checkUscc(input: string): UsccResult {
   const code = normaliseUscc(input);
-  if (code.length !== 18) return { valid: false, code, errors: [`must be 18 characters, not ${code.length}`] };
+  if (code.length !== 18) return { valid: false, code, errors: [problem('uscc_length', { length: code.length })] };
   const bad = [...code].findIndex((c) => !CHARSET.includes(c));
-  if (bad >= 0) return { valid: false, code, errors: [`character ${bad + 1} ("${code[bad]}") is not allowed: only 0-9 and A-Y without I, O, S, V, Z`] };
-  const errors: string[] = [];
-  if (code[16] !== orgCodeCheckChar(code.slice(8, 16))) errors.push(`the organisation code check (character 17) should be ${orgCodeCheckChar(code.slice(8, 16))}`);
-  if (code[17] !== usccCheckChar(code.slice(0, 17))) errors.push(`the check character (character 18) should be ${usccCheckChar(code.slice(0, 17))}`);
+  if (bad >= 0) return { valid: false, code, errors: [problem('uscc_character', { position: bad + 1, character: code[bad]! })] };
+  const errors: Problem[] = [];
+  const orgCheck = orgCodeCheckChar(code.slice(8, 16));
+  if (code[16] !== orgCheck) errors.push(problem('uscc_org_check', { expected: orgCheck }));
+  const check = usccCheckChar(code.slice(0, 17));
+  if (code[17] !== check) errors.push(problem('uscc_check', { expected: check }));
   if (errors.length) return { valid: false, code, errors };
-  const warnings = KNOWN_AUTHORITIES.has(code[0]!) ? [] : [`registration authority "${code[0]}" is not one of 1, 5, 9, Y`];
+  const warnings = KNOWN_AUTHORITIES.has(code[0]!) ? [] : [problem('uscc_authority', { authority: code[0]! })];
   return { valid: true, code, warnings };
 }
 

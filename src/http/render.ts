@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { Eta } from 'eta';
 import { langOf, translator } from './i18n.ts';
 import { presentationOf, timeFormatter } from './presentation.ts';
+import { describeIssue } from '../problems.ts';
 
 // Every page goes through here: the engine escapes every <%= %> by default.
 const eta = new Eta({
@@ -48,5 +49,7 @@ export function render(ctx: Context, view: string, data: Record<string, unknown>
     time: timeFormatter(lang, presentation.timeZone),
     timeWithSeconds: timeFormatter(lang, presentation.timeZone, true),
     switchHref: langSwitchHref(ctx, lang === 'en' ? 'zh-CN' : 'en'),
+    // A field's problem (an InputError's issue) in the page's language.
+    problem: (issue: Parameters<typeof describeIssue>[0]) => describeIssue(issue, lang),
   });
 }

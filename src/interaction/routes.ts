@@ -13,7 +13,9 @@ import type { SecuritySettings } from '../config.ts';
 import { rateLimit } from '../http/rate-limit.ts';
 import { chooseActingEnterprise, currentChoice } from '../enterprises/acting.ts';
 import { membershipsOf } from '../enterprises/memberships.ts';
-import { ConflictError, InputError } from '../errors.ts';
+import { ConflictError, InputError, issuesOf } from '../errors.ts';
+import { langOf } from '../http/i18n.ts';
+import { describeIssue } from '../problems.ts';
 import { csrfToken } from '../http/csrf.ts';
 import { formBody as form, formField as field, rejectForgery, type FormValues } from '../http/forms.ts';
 import { flowPage, render } from '../http/render.ts';
@@ -161,7 +163,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const password = field(ctx, 'password').slice(0, 1024);
     if (!identifier || !password) return showLogin(ctx, uid, params, { identifier, error: 'missingFields' }, 400);
     const typed = identifierSchema.safeParse(identifier);
-    if (!typed.success) return showLogin(ctx, uid, params, { identifier, error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
+    if (!typed.success) return showLogin(ctx, uid, params, { identifier, error: describeIssue({ ...issuesOf(typed.error)[0]!, field: 'account' }, langOf(ctx)) }, 400);
     const result = await signInWithPassword(db, identifier, password, { lockout: security.lockout, passwords: security.passwords }, { clearWithRecord: true });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
@@ -196,7 +198,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
     const identifier = field(ctx, 'identifier').slice(0, 254);
     const next = field(ctx, 'new_password').slice(0, 1024);
     const typed = identifierSchema.safeParse(identifier);
-    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), reason: postedReason(ctx), error: `identifier: ${typed.error.issues[0]!.message}` }, 400);
+    if (!typed.success) return showPasswordChange(ctx, uid, identifier, { askCode: postedCodeField(ctx), reason: postedReason(ctx), error: describeIssue({ ...issuesOf(typed.error)[0]!, field: 'account' }, langOf(ctx)) }, 400);
     const result = await signInWithPassword(db, identifier, field(ctx, 'password').slice(0, 1024), { lockout: security.lockout, passwords: security.passwords });
     if (result.outcome !== 'signed-in') await refusedPassword(ctx, params, result);
     if (result.outcome === 'locked') return showLogin(ctx, uid, params, { identifier, error: 'locked', minutes: minutesUntil(result.until) }, 401);
@@ -220,7 +222,7 @@ export function interactionRoutes(providers: Providers, db: Db, security: Securi
       if (askCode) gate = await throughSecondFactor(ctx, params, accountId, code, change);
       else await db.transaction(change);
     } catch (err) {
-      if (err instanceof InputError) return again(err.message, 400);
+      if (err instanceof InputError) return again(describeIssue(err, langOf(ctx)), 400);
       throw err;
     }
     if (!gate) return afterPassword(ctx, uid, params, accountId);

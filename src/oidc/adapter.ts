@@ -5,6 +5,7 @@ import { fixedStatement } from '../db/fixed-statements.ts';
 import { groupedWrites } from '../db/grouped-writes.ts';
 import { findClientMetadata } from '../windows/clients.ts';
 import { jsonTextProblem, textProblem } from '../validation/text.ts';
+import { englishText } from '../problems.ts';
 import { isJwtRecord, jwtIdOfLookup } from './jwt-access-tokens.ts';
 import {
   consumedWhenRead,
@@ -213,7 +214,7 @@ function artifactAdapter(db: Db, model: string): Adapter {
       // What a client sent (a state, a nonce, a login hint) is kept in the payload; text
       // PostgreSQL refuses is the client's error, named, not ours.
       const problem = jsonTextProblem(payload);
-      if (problem) throw new errors.InvalidRequest(`a request parameter is not acceptable: ${problem}`);
+      if (problem) throw new errors.InvalidRequest(`a request parameter is not acceptable: ${englishText(problem)}`);
       const text = JSON.stringify(payload);
       const expiresAt = expiresIn ? Date.now() + expiresIn * 1000 : null;
       if (model === 'Session') {

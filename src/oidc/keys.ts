@@ -67,7 +67,7 @@ export async function listKeys(db: Db): Promise<KeyInfo[]> {
 
 // New RS256 and ES256 keys, published now and signing after `delaySeconds`.
 export async function rotateSigningKeys(db: Db, masterKey: MasterKey, delaySeconds: number): Promise<KeyInfo[]> {
-  if (!Number.isInteger(delaySeconds) || delaySeconds < 0) throw new InputError('delay', 'must be a whole number of seconds, 0 or more');
+  if (!Number.isInteger(delaySeconds) || delaySeconds < 0) throw new InputError('delay', 'key_delay');
   const kids: string[] = [];
   for (const alg of SIGNING_ALGS) {
     const key = await newSigningKey(alg);
@@ -88,12 +88,12 @@ export async function rotateSigningKeys(db: Db, masterKey: MasterKey, delaySecon
 // signs now for its algorithm cannot be retired.
 export async function retireKey(db: Db, kid: string): Promise<void> {
   const key = (await listKeys(db)).find((k) => k.kid === kid);
-  if (!key || key.retiredAt) throw new NotFoundError('kid', `no live key with kid ${kid}`);
-  if (key.use !== 'sig') throw new InputError('kid', 'only signing keys are retired here');
+  if (!key || key.retiredAt) throw new NotFoundError('kid', 'key_not_live', { kid });
+  if (key.use !== 'sig') throw new InputError('kid', 'key_not_signing');
   const now = Date.now();
   const signingNow = (await listKeys(db))
     .filter((k) => k.use === 'sig' && k.alg === key.alg && !k.retiredAt && new Date(k.activeFrom).getTime() <= now)
     .sort((x, y) => new Date(y.activeFrom).getTime() - new Date(x.activeFrom).getTime())[0];
-  if (signingNow?.kid === kid) throw new InputError('kid', `${kid} is the ${key.alg} key that signs now: rotate first, and retire it once the new key signs`);
+  if (signingNow?.kid === kid) throw new InputError('kid', 'key_signs_now', { kid, alg: key.alg });
   await db('keys').where({ kid }).update({ retired_at: db.fn.now() });
 }

@@ -4,6 +4,7 @@ import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { SCOPES } from '../oidc/claims.ts';
 import { text } from '../validation/text.ts';
+import { problemCode } from '../problems.ts';
 import { registeredUri } from './clients.ts';
 import { patched, requireWindow, type Change } from './windows.ts';
 
@@ -19,29 +20,31 @@ const MAX_SCOPES = 50;
 // An API's scope is its own (orders:read); the OpenID Connect scope names mean the
 // person's claims and are the provider's, never an API's.
 const apiScope = z
-  .string({ error: 'each must be a scope name' })
-  .regex(/^[a-z0-9_:.-]{1,64}$/, 'each must be 1 to 64 of a-z, 0-9 and _ : . - (such as orders:read)')
-  .refine((s) => !SCOPES.includes(s), { error: (issue) => `"${String(issue.input)}" is an OpenID Connect scope, not an API's (choose another name)` });
+  .string({ error: problemCode('scope_name') })
+  .regex(/^[a-z0-9_:.-]{1,64}$/, problemCode('scope_chars'))
+  .superRefine((scope, ctx) => {
+    if (SCOPES.includes(scope)) ctx.addIssue({ code: 'custom', message: problemCode('scope_reserved'), params: { scope } });
+  });
 
 const apiFields = {
   // Absolute, https unless loopback, no fragment: the rule of registered URIs.
   identifier: registeredUri,
-  name: text({ max: 100 }).min(1, 'must not be empty'),
+  name: text({ max: 100 }).min(1, problemCode('not_empty')),
   scopes: z
-    .array(apiScope, { error: 'must be a list of scope names' })
-    .min(1, 'must name at least one scope')
-    .max(MAX_SCOPES, `must hold at most ${MAX_SCOPES} scopes`)
-    .refine((s) => new Set(s).size === s.length, 'must not name a scope twice'),
+    .array(apiScope, { error: problemCode('scopes_list') })
+    .min(1, problemCode('scopes_min'))
+    .max(MAX_SCOPES, problemCode('scopes_max'))
+    .refine((s) => new Set(s).size === s.length, problemCode('scopes_twice')),
   accessTokenTtlSeconds: z
-    .number({ error: 'must be a number of seconds' })
-    .int('must be a whole number of seconds')
-    .min(MIN_TOKEN_TTL, `must be at least ${MIN_TOKEN_TTL} seconds`)
-    .max(MAX_TOKEN_TTL, `must be at most ${MAX_TOKEN_TTL} seconds (a day)`),
-  otherWindows: z.boolean({ error: 'must be true or false' }),
+    .number({ error: problemCode('seconds') })
+    .int(problemCode('whole_seconds'))
+    .min(MIN_TOKEN_TTL, problemCode('seconds_min'))
+    .max(MAX_TOKEN_TTL, problemCode('token_ttl_max')),
+  otherWindows: z.boolean({ error: problemCode('true_or_false') }),
 };
 
 export const newApiSchema = z.strictObject({
-  windowId: z.number({ error: 'must be a window id (a number)' }).int().positive().max(2 ** 31 - 1),
+  windowId: z.number({ error: problemCode('window_id') }).int().positive().max(2 ** 31 - 1),
   identifier: apiFields.identifier,
   name: apiFields.name,
   scopes: apiFields.scopes,
@@ -97,7 +100,7 @@ const toApi = (r: ApiRow): Api => ({
   updatedAt: r.updated_at,
 });
 
-const taken = (identifier: string) => new ConflictError('identifier', `an API with the identifier ${identifier} exists already`);
+const taken = (identifier: string) => new ConflictError('identifier', 'api_taken', { identifier });
 
 export async function createApi(db: Db, input: NewApi): Promise<Api> {
   const a = parseInput(newApiSchema, input);
@@ -132,7 +135,7 @@ export async function getApi(db: Db, id: number, { lock = false } = {}): Promise
 
 async function requireApi(db: Db, id: number, options: { lock?: boolean } = {}): Promise<Api> {
   const api = await getApi(db, id, options);
-  if (!api) throw new NotFoundError('apiId', `no API with id ${id}`);
+  if (!api) throw new NotFoundError('apiId', 'api_not_found', { id });
   return api;
 }
 

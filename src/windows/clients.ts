@@ -7,6 +7,7 @@ import { randomSecret, sha256 } from '../crypto/secrets.ts';
 import { SCOPES } from '../oidc/claims.ts';
 import { patched, requireWindow, type Change } from './windows.ts';
 import { jsonTextProblem, text } from '../validation/text.ts';
+import { problemCode, type ProblemCode } from '../problems.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
@@ -31,13 +32,13 @@ export const registeredUri = text({ max: 2000 }).superRefine((value, ctx) => {
   try {
     url = new URL(value);
   } catch {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not an absolute URI` });
+    ctx.addIssue({ code: 'custom', message: problemCode('uri_not_absolute'), params: { uri: value } });
     return;
   }
-  if (url.hash || value.includes('#')) ctx.addIssue({ code: 'custom', message: `"${value}" must not have a fragment (#...)` });
+  if (url.hash || value.includes('#')) ctx.addIssue({ code: 'custom', message: problemCode('uri_fragment'), params: { uri: value } });
   else if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" must use https (http is allowed only for localhost and loopback addresses)` });
-  } else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: `"${value}" must not carry a user name or password` });
+    ctx.addIssue({ code: 'custom', message: problemCode('uri_not_https'), params: { uri: value } });
+  } else if (url.username || url.password) ctx.addIssue({ code: 'custom', message: problemCode('uri_credentials'), params: { uri: value } });
 });
 
 // A key with private parts in the registry means the client's private key has leaked:
@@ -45,40 +46,40 @@ export const registeredUri = text({ max: 2000 }).superRefine((value, ctx) => {
 // client is first used.)
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k', 'priv'];
 
-const publicJwk = z.looseObject({ kty: z.enum(['RSA', 'EC'], { error: 'must be an RSA or EC public key (kty RSA or EC)' }) }).superRefine((jwk, ctx) => {
+const publicJwk = z.looseObject({ kty: z.enum(['RSA', 'EC'], { error: problemCode('jwk_kty') }) }).superRefine((jwk, ctx) => {
   // Stored as it is (jsonb), so every member name and value is text like any other.
   const problem = jsonTextProblem(jwk);
   if (problem) {
-    ctx.addIssue({ code: 'custom', message: problem });
+    ctx.addIssue({ code: 'custom', message: problem.code, params: problem.params });
     return;
   }
   const leaked = PRIVATE_JWK_MEMBERS.filter((member) => member in jwk);
   if (leaked.length > 0) {
-    ctx.addIssue({ code: 'custom', message: `must be a public key: remove its private parts (${leaked.join(', ')})` });
+    ctx.addIssue({ code: 'custom', message: problemCode('jwk_private'), params: { members: leaked.join(', ') } });
     return;
   }
   try {
     crypto.createPublicKey({ key: jwk as crypto.JsonWebKey, format: 'jwk' });
   } catch {
-    ctx.addIssue({ code: 'custom', message: `is not a valid ${jwk.kty} public key` });
+    ctx.addIssue({ code: 'custom', message: problemCode('jwk_invalid'), params: { kty: jwk.kty } });
   }
 });
 
-const jwkSet = z.strictObject({ keys: z.array(publicJwk, { error: 'must be a list of keys' }).min(1, 'must hold at least one key') }, { error: 'must be a JWK set: { "keys": [...] }' });
+const jwkSet = z.strictObject({ keys: z.array(publicJwk, { error: problemCode('jwks_list') }).min(1, problemCode('jwks_min')) }, { error: problemCode('jwks_set') });
 
 export type JwkSet = z.output<typeof jwkSet>;
 
 const clientFields = {
-  name: text({ max: 100 }).min(1, 'must not be empty'),
-  redirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
-  postLogoutRedirectUris: z.array(registeredUri).max(20, 'must hold at most 20 URIs'),
+  name: text({ max: 100 }).min(1, problemCode('not_empty')),
+  redirectUris: z.array(registeredUri).max(20, problemCode('uris_max')),
+  postLogoutRedirectUris: z.array(registeredUri).max(20, problemCode('uris_max')),
   backchannelLogoutUri: registeredUri,
   frontchannelLogoutUri: registeredUri,
   jwksUri: registeredUri,
   jwks: jwkSet,
-  grantTypes: z.array(z.enum(GRANT_TYPES, { error: `each must be one of ${GRANT_TYPES.join(', ')}` })).min(1, 'must name at least one grant type'),
+  grantTypes: z.array(z.enum(GRANT_TYPES, { error: problemCode('each_one_of') })).min(1, problemCode('grant_types_min')),
   // What the client may ask for; the provider refuses anything else (invalid_scope).
-  scopes: z.array(z.enum(SCOPES, { error: `each must be one of ${SCOPES.join(', ')}` })).refine((s) => s.includes('openid'), 'must include openid'),
+  scopes: z.array(z.enum(SCOPES, { error: problemCode('each_one_of') })).refine((s) => s.includes('openid'), problemCode('scopes_openid')),
   thirdParty: z.boolean(),
 };
 
@@ -90,26 +91,28 @@ type ClientSettings = {
   jwks?: JwkSet | undefined;
 };
 
-// The rules between fields, for a new client and for an edited one alike.
+// The rules between fields, for a new client and for an edited one alike. What the
+// client is (its auth method) comes first: a public client asking for client_credentials
+// is told that, not what its redirect URIs would need.
 function clientRules(c: ClientSettings, ctx: z.RefinementCtx) {
   const grants = new Set(c.grantTypes);
-  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-  if (grants.has('authorization_code') && c.redirectUris.length === 0) issue('redirectUris', 'at least one redirect URI is needed for authorization_code');
-  if (!grants.has('authorization_code') && c.redirectUris.length > 0) issue('redirectUris', 'redirect URIs need the authorization_code grant');
-  if (grants.has('refresh_token') && !grants.has('authorization_code')) issue('grantTypes', 'refresh_token needs authorization_code');
-  if (grants.has('client_credentials') && c.authMethod === 'none') issue('grantTypes', 'client_credentials needs a client that can authenticate (not auth method none)');
+  const issue = (path: string, code: ProblemCode) => ctx.addIssue({ code: 'custom', path: [path], message: code });
+  if (grants.has('client_credentials') && c.authMethod === 'none') issue('grantTypes', 'public_client_credentials');
+  if (grants.has('authorization_code') && c.redirectUris.length === 0) issue('redirectUris', 'redirect_uri_needed');
+  if (!grants.has('authorization_code') && c.redirectUris.length > 0) issue('redirectUris', 'redirect_uris_need_code');
+  if (grants.has('refresh_token') && !grants.has('authorization_code')) issue('grantTypes', 'refresh_needs_code');
   if (c.authMethod === 'private_key_jwt') {
-    if (!c.jwksUri && !c.jwks) issue('jwks', 'private_key_jwt needs the client’s public keys: jwks (inline) or jwksUri');
-    if (c.jwksUri && c.jwks) issue('jwks', 'give either jwks or jwksUri, not both');
+    if (!c.jwksUri && !c.jwks) issue('jwks', 'jwks_needed');
+    if (c.jwksUri && c.jwks) issue('jwks', 'jwks_either');
   } else {
-    if (c.jwksUri) issue('jwksUri', 'is only used with private_key_jwt');
-    if (c.jwks) issue('jwks', 'is only used with private_key_jwt');
+    if (c.jwksUri) issue('jwksUri', 'only_private_key_jwt');
+    if (c.jwks) issue('jwks', 'only_private_key_jwt');
   }
 }
 
 export const newClientSchema = z
   .strictObject({
-    windowId: z.number({ error: 'must be a window id (a number)' }).int().positive(),
+    windowId: z.number({ error: problemCode('window_id') }).int().positive(),
     name: clientFields.name,
     redirectUris: clientFields.redirectUris.default([]),
     postLogoutRedirectUris: clientFields.postLogoutRedirectUris.default([]),
@@ -117,7 +120,7 @@ export const newClientSchema = z
     frontchannelLogoutUri: clientFields.frontchannelLogoutUri.optional(),
     jwksUri: clientFields.jwksUri.optional(),
     jwks: clientFields.jwks.optional(),
-    authMethod: z.enum(AUTH_METHODS, { error: `must be one of ${AUTH_METHODS.join(', ')}` }).default('client_secret_basic'),
+    authMethod: z.enum(AUTH_METHODS).default('client_secret_basic'),
     grantTypes: clientFields.grantTypes.default(['authorization_code', 'refresh_token']),
     scopes: clientFields.scopes.default([...SCOPES]),
     thirdParty: clientFields.thirdParty.default(false),
@@ -300,12 +303,12 @@ async function findClient(db: Db, clientId: string, { lock = false } = {}): Prom
 
 async function requireClient(db: Db, clientId: string, options: { lock?: boolean } = {}): Promise<Client> {
   const client = await findClient(db, clientId, options);
-  if (!client) throw new NotFoundError('client', `no client with id ${clientId}`);
+  if (!client) throw new NotFoundError('client', 'client_not_found', { id: clientId });
   return client;
 }
 
 function refuseInternal(clientId: string): void {
-  if (isInternalClient(clientId)) throw new InputError('clientId', 'is managed by the server itself');
+  if (isInternalClient(clientId)) throw new InputError('clientId', 'client_internal');
 }
 
 // Disabled clients included.
@@ -348,10 +351,10 @@ const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 export async function rotateClientSecret(db: Db, clientId: string, graceSeconds = 86400): Promise<{ clientSecret: string; previousSecretValidUntil: Date | null }> {
   refuseInternal(clientId);
   if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
-    throw new InputError('graceSeconds', `must be a whole number of seconds from 0 to ${MAX_GRACE_SECONDS} (30 days)`);
+    throw new InputError('graceSeconds', 'grace_seconds', { maximum: MAX_GRACE_SECONDS });
   }
   const client = await requireClient(db, clientId);
-  if (!SECRET_METHODS.has(client.authMethod)) throw new InputError('authMethod', `a ${client.authMethod} client has no secret to rotate`);
+  if (!SECRET_METHODS.has(client.authMethod)) throw new InputError('authMethod', 'no_secret', { method: client.authMethod });
   const clientSecret = randomSecret();
   const keepPrevious = graceSeconds > 0;
   // One statement: its right-hand sides read the row as the statement finds it, so the
@@ -367,7 +370,7 @@ export async function rotateClientSecret(db: Db, clientId: string, graceSeconds 
     })
     .returning('previous_secret_expires_at');
   tablesChanged(db, 'clients');
-  if (!row) throw new NotFoundError('client', `no client with id ${clientId}`);
+  if (!row) throw new NotFoundError('client', 'client_not_found', { id: clientId });
   return { clientSecret, previousSecretValidUntil: row.previous_secret_expires_at };
 }
 
@@ -453,6 +456,6 @@ export async function isRegisteredOutgoingOrigin(db: Db, origin: string): Promis
 
 export function parseGrantTypes(value: string): string[] {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (list.length === 0) throw new InputError('grantTypes', 'must name at least one grant type');
+  if (list.length === 0) throw new InputError('grantTypes', 'grant_types_min');
   return list;
 }

@@ -3,6 +3,7 @@ import type { Db } from '../db/connect.ts';
 import { cachedRead, tablesChanged } from '../db/cache.ts';
 import { ConflictError, isUniqueViolation, NotFoundError, parseInput } from '../errors.ts';
 import { text } from '../validation/text.ts';
+import { problemCode } from '../problems.ts';
 
 export const WINDOW_KINDS = ['province', 'comprehensive', 'industry', 'service'] as const;
 export type WindowKind = (typeof WINDOW_KINDS)[number];
@@ -38,23 +39,23 @@ const toWindow = (r: WindowRow): Window => ({
 });
 
 const windowFields = {
-  name: text({ max: 100 }).min(2, 'must be at least 2 characters'),
-  region: z.string().trim().regex(/^\d{6}$/, 'must be a 6-digit administrative division code such as 410100'),
-  cluster: text({ max: 100 }).min(1, 'must not be empty'),
+  name: text({ max: 100 }).min(2, problemCode('too_short')),
+  region: z.string().trim().regex(/^\d{6}$/, problemCode('region')),
+  cluster: text({ max: 100 }).min(1, problemCode('not_empty')),
   directlyAdministered: z.boolean(),
 };
 
 export const newWindowSchema = z
   .strictObject({
-    kind: z.enum(WINDOW_KINDS, { error: `must be one of ${WINDOW_KINDS.join(', ')}` }),
+    kind: z.enum(WINDOW_KINDS),
     name: windowFields.name,
     region: windowFields.region.optional(),
     cluster: windowFields.cluster.optional(),
     directlyAdministered: windowFields.directlyAdministered.optional(),
   })
-  .refine((w) => w.kind !== 'industry' || w.cluster, { path: ['cluster'], message: 'is required for an industry window (the industry cluster it serves)' })
-  .refine((w) => w.kind === 'industry' || !w.cluster, { path: ['cluster'], message: 'is only for industry windows' })
-  .refine((w) => w.kind === 'service' || w.region, { path: ['region'], message: 'is required for province, comprehensive and industry windows' });
+  .refine((w) => w.kind !== 'industry' || w.cluster, { path: ['cluster'], message: problemCode('cluster_required') })
+  .refine((w) => w.kind === 'industry' || !w.cluster, { path: ['cluster'], message: problemCode('cluster_only_industry') })
+  .refine((w) => w.kind === 'service' || w.region, { path: ['region'], message: problemCode('region_required') });
 
 export type NewWindow = z.input<typeof newWindowSchema>;
 
@@ -90,7 +91,7 @@ export async function createWindow(db: Db, input: NewWindow): Promise<Window> {
     tablesChanged(db, 'windows');
     return toWindow(row!);
   } catch (err) {
-    if (isUniqueViolation(err)) throw new ConflictError('name', 'a window with this name exists already');
+    if (isUniqueViolation(err)) throw new ConflictError('name', 'window_name_taken');
     throw err;
   }
 }
@@ -121,7 +122,7 @@ export async function findWindow(db: Db, id: number, { lock = false } = {}): Pro
 
 export async function requireWindow(db: Db, id: number, options: { lock?: boolean } = {}): Promise<Window> {
   const window = await findWindow(db, id, options);
-  if (!window) throw new NotFoundError('window', `no window with id ${id}`);
+  if (!window) throw new NotFoundError('window', 'window_not_found', { id });
   return window;
 }
 
@@ -139,7 +140,7 @@ export async function updateWindow(db: Db, id: number, patch: WindowPatch): Prom
       tablesChanged(trx, 'windows');
       return { before, after: toWindow(row!) };
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ConflictError('name', 'a window with this name exists already');
+      if (isUniqueViolation(err)) throw new ConflictError('name', 'window_name_taken');
       throw err;
     }
   });

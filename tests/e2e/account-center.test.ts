@@ -53,7 +53,7 @@ describe('the account center', () => {
     const form = await you.visit(`${server.url}/account/enterprises/new`);
     const bad = await you.submit(form, '/account/enterprises', { uscc: '91410000170001401E', name: '吴氏餐饮有限公司', type: 'enterprise', region: '410100' });
     expect(bad.kind === 'page' && bad.status).toBe(400);
-    expect(html(bad)).toContain('check character (character 18) should be D');
+    expect(html(bad)).toContain('统一社会信用代码：“91410000170001401E” 不是有效的统一社会信用代码：校验码（第 18 位）应为 D。');
     expect(html(bad)).toContain('value="吴氏餐饮有限公司"');
 
     const uscc = completeUscc('9141010000000556');

@@ -185,8 +185,19 @@ describe('handing out roles', () => {
     expect((await grant('security', { account: target.username, role: 'window_admin', windowId: zhengzhou.id })).status).toBe(403);
     expect((await grant('security', { account: target.username, role: 'system_admin' })).status).toBe(201);
     const clash = await grant('security', { account: target.username, role: 'audit_admin' });
-    expect(clash).toEqual({ status: 400, body: expect.objectContaining({ fields: [{ field: 'role', message: 'audit_admin cannot be held together with system_admin (separation of duties)' }] }) });
-    expect((await grant('system', { account: target.username, role: 'window_admin' })).body.fields).toEqual([{ field: 'windowId', message: 'is needed for window_admin, and only for it' }]);
+    // The message as it always was, and the problem's code beside it (src/problems.ts).
+    expect(clash).toEqual({
+      status: 400,
+      body: {
+        error: 'invalid_request',
+        code: 'separation_of_duties',
+        message: 'role: audit_admin cannot be held together with system_admin (separation of duties)',
+        fields: [{ field: 'role', code: 'separation_of_duties', params: { role: 'audit_admin', other: 'system_admin' }, message: 'audit_admin cannot be held together with system_admin (separation of duties)' }],
+      },
+    });
+    expect((await grant('system', { account: target.username, role: 'window_admin' })).body.fields).toEqual([
+      { field: 'windowId', code: 'window_admin_window', params: {}, message: 'is needed for window_admin, and only for it' },
+    ]);
     expect((await grant('security', { account: admins.security.account.username, role: 'audit_admin' })).status).toBe(403);
     expect((await grant('security', { account: 'nobody-at-all', role: 'audit_admin' })).status).toBe(404);
     expect(await rolesOf(server.db, target.id)).toEqual([{ role: 'system_admin', windowId: null }]);
@@ -231,17 +242,23 @@ describe('what the API accepts', () => {
     expect(answer.status).toBe(400);
     expect(answer.body.fields).toEqual(
       expect.arrayContaining([
-        { field: 'name', message: 'must not be empty' },
-        { field: 'redirectUris.0', message: '"http://rp.example.cn/cb" must use https (http is allowed only for localhost and loopback addresses)' },
-        { field: 'redirectUris.1', message: '"https://rp.example.cn/cb#x" must not have a fragment (#...)' },
-        { field: 'colour', message: 'is not a known field' },
+        { field: 'name', code: 'not_empty', params: {}, message: 'must not be empty' },
+        {
+          field: 'redirectUris.0',
+          code: 'uri_not_https',
+          params: { uri: 'http://rp.example.cn/cb' },
+          message: '"http://rp.example.cn/cb" must use https (http is allowed only for localhost and loopback addresses)',
+        },
+        { field: 'redirectUris.1', code: 'uri_fragment', params: { uri: 'https://rp.example.cn/cb#x' }, message: '"https://rp.example.cn/cb#x" must not have a fragment (#...)' },
+        { field: 'authMethod', code: 'one_of', params: { values: 'client_secret_basic, client_secret_post, private_key_jwt, none' }, message: 'must be one of client_secret_basic, client_secret_post, private_key_jwt, none' },
+        { field: 'colour', code: 'unknown_field', params: {}, message: 'is not a known field' },
       ]),
     );
     expect(await server.db('clients').count({ n: '*' })).toEqual(before);
     const malformed = await fetch(`${server.url}/api/admin/v1/windows`, { method: 'POST', headers: { authorization: `Bearer ${admins.system.token}`, 'content-type': 'application/json' }, body: '{"kind":' });
     expect(malformed.status).toBe(400);
     expect(await malformed.json()).toEqual({ error: 'invalid_request', message: 'the body is not valid JSON' });
-    expect((await api(server, admins.system.token, 'GET', '/windows/abc')).body.fields).toEqual([{ field: 'windowId', message: 'must be a window id (a number)' }]);
+    expect((await api(server, admins.system.token, 'GET', '/windows/abc')).body.fields).toEqual([{ field: 'windowId', code: 'window_id', params: {}, message: 'must be a window id (a number)' }]);
     expect((await api(server, admins.system.token, 'GET', '/nowhere')).status).toBe(404);
   });
 
@@ -255,7 +272,7 @@ describe('what the API accepts', () => {
       otherWindows: 'yes',
     });
     expect(answer.status).toBe(400);
-    expect(answer.body.fields).toEqual(
+    expect(answer.body.fields.map(({ field, message }: { field: string; message: string }) => ({ field, message }))).toEqual(
       expect.arrayContaining([
         { field: 'identifier', message: '"http://api.example.cn/v1" must use https (http is allowed only for localhost and loopback addresses)' },
         { field: 'name', message: 'must not be empty' },

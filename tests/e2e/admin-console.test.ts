@@ -221,8 +221,8 @@ describe('clients', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.html).toContain('输入有误，未做任何更改');
-    expect(bad.html).toContain('<code>name</code>');
-    expect(bad.html).toContain('<code>redirectUris.0</code>');
+    expect(bad.html).toContain('<li>名称：');
+    expect(bad.html).toContain('<li>回调地址（第 1 个）：');
     expect(bad.html).toMatch(/<textarea id="redirectUris" name="redirectUris">http:\/\/rp\.example\.cn\/callback<\/textarea>/);
     expect(bad.html).toMatch(/<textarea id="postLogoutRedirectUris" name="postLogoutRedirectUris">https:\/\/rp\.example\.cn\/typed-bye<\/textarea>/);
     expect(bad.html).not.toContain('id="client-secret"');
@@ -290,12 +290,12 @@ describe('clients', () => {
     // Bad input: the page again, by field, with what was typed, nothing changed.
     const bad = await send(b, edited, `${windowPath}/apis`, { identifier: 'javascript:alert(1)//"><script>x</script>', name: 'x', scopes: 'openid' });
     expect(bad.status).toBe(400);
-    expect(bad.html).toContain('<code>identifier</code>');
-    expect(bad.html).toContain('<code>scopes.0</code>');
+    expect(bad.html).toContain('<li>接口标识：');
+    expect(bad.html).toContain('<li>权限范围（第 1 个）：');
     expect(bad.html).not.toContain('<script>x</script>');
     const badTtl = await send(b, edited, `/admin/apis/${api.id}`, { accessTokenTtlSeconds: '5' });
     expect(badTtl.status).toBe(400);
-    expect(badTtl.html).toContain('<code>accessTokenTtlSeconds</code>');
+    expect(badTtl.html).toContain('<li>令牌有效期：');
     expect(await count()).toBe(before + 1);
     // Without the CSRF field: refused, nothing changed.
     expect((await send(b, edited, `/admin/apis/${api.id}/delete`, {}, ['csrf'])).status).toBe(403);
@@ -345,7 +345,7 @@ describe('clients', () => {
     // A bad edit names the field, keeps the text, and changes nothing.
     const badEdit = await send(b, edited, clientPath, { redirectUris: 'https://rp.example.cn/cb#fragment' });
     expect(badEdit.status).toBe(400);
-    expect(badEdit.html).toContain('<code>redirectUris.0</code>');
+    expect(badEdit.html).toContain('<li>回调地址（第 1 个）：');
     expect(badEdit.html).toContain('https://rp.example.cn/cb#fragment</textarea>');
     expect((await getClient(server.db, clientId))!.redirectUris).toEqual(['https://rp.example.cn/cb', 'https://rp.example.cn/second']);
 
@@ -432,7 +432,7 @@ describe('administrators, keys and the audit trail', () => {
     expect(filtered.html).not.toContain('<span title="admin.rotateKeys">');
     const badFilter = await open(auditor.b, '/admin/audit?outcome=maybe');
     expect(badFilter.status).toBe(400);
-    expect(badFilter.html).toContain('<code>outcome</code>');
+    expect(badFilter.html).toContain('<li>结果：');
     expect((await open(auditor.b, '/admin/windows')).status).toBe(403);
 
     // The trail of a period as a download, streamed; the download is itself on record.

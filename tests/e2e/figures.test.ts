@@ -130,7 +130,7 @@ describe('service figures', () => {
     const lastYear = (await api(server, token, 'GET', `/figures?year=${year - 1}`)).body.windows;
     expect(lastYear.map((w: { windowId: number }) => w.windowId)).toEqual((await listWindows(server.db)).map((w) => w.id));
     expect(lastYear.every((w: Record<string, unknown>) => w.signIns === 0 && w.enterprises === 0 && w.failures === 0 && w.mfaShare === null)).toBe(true);
-    expect((await api(server, token, 'GET', '/figures?year=soon')).body.fields).toEqual([{ field: 'year', message: 'must be a year such as 2026' }]);
+    expect((await api(server, token, 'GET', '/figures?year=soon')).body.fields).toEqual([{ field: 'year', code: 'year', params: {}, message: 'must be a year such as 2026' }]);
   });
 
   it('shows a window administrator their own window only, as figures and as a page with a chart', async () => {

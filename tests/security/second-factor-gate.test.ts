@@ -170,7 +170,7 @@ describe('an expired password of an account with a second factor', () => {
     // A new password the policy refuses: nothing changes, and the code is not used up.
     const weak = await you.submit(form, '/password', { ...change(code), new_password: 'yellowriverferry', confirm_password: 'yellowriverferry' }, site.redirectUri);
     expect(status(weak)).toBe(400);
-    expect(alert(weak)).toMatch(/at least 3 of/);
+    expect(alert(weak)).toMatch(/^密码：必须至少包含以下 3 类字符/);
     expect(await passwordRow(account.id)).toEqual(before);
 
     const done = await you.submit(weak, '/password', change(code), site.redirectUri);

@@ -59,23 +59,24 @@ describe('text that PostgreSQL or a person cannot take', () => {
     const { visit } = await site.authorize(b);
     const answer = await writesNothing(() => b.submit(visit, '/login', { identifier: NUL, password: 'whatever-it-is' }));
     expect(statusOf(answer)).toBe(400);
-    expect(alert(answer)).toMatch(/^identifier: must not contain control characters/);
+    expect(alert(answer)).toMatch(/^账号：不能含有控制字符/);
   });
 
   it('refuses a NUL byte in the account center name with a 400 naming the field, and changes nothing', async () => {
     const page = await person.visit(`${server.url}/account`);
     const answer = await writesNothing(() => person.submit(page, '/account/profile', { name: NUL }));
     expect(statusOf(answer)).toBe(400);
-    expect(alert(answer)).toMatch(/^displayName: must not contain control characters/);
+    expect(alert(answer)).toMatch(/^姓名：不能含有控制字符/);
   });
 
   it('refuses a NUL byte in a new enterprise’s name or industry with a 400 naming the field, and writes nothing', async () => {
     const page = await person.visit(`${server.url}/account/enterprises/new`);
     const fields = { uscc: '', type: 'team', region: '410100', name: '郑州创业团队', industry: '软件' };
+    const labels = { name: '名称', industry: '行业' };
     for (const [field, value] of [['name', NUL], ['industry', NUL], ['name', 'team\u202Eevil']] as const) {
       const answer = await writesNothing(() => person.submit(page, '/account/enterprises', { ...fields, [field]: value }));
       expect(statusOf(answer)).toBe(400);
-      expect(alert(answer)).toMatch(new RegExp(`^${field}: must not contain`));
+      expect(alert(answer)).toMatch(new RegExp(`^${labels[field]}：不能含有`));
     }
   });
 

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { checkUscc, completeUscc, orgCodeCheckChar, usccCheckChar } from '../../src/enterprises/uscc.ts';
+import { checkUscc as check, completeUscc, orgCodeCheckChar, usccCheckChar } from '../../src/enterprises/uscc.ts';
+import { englishText } from '../../src/problems.ts';
+
+// The check names problems by code; their English texts are what the CLI prints.
+const checkUscc = (input: string) => {
+  const r = check(input);
+  return r.valid ? { ...r, warnings: r.warnings.map(englishText) } : { ...r, errors: r.errors.map(englishText) };
+};
 
 const CHARSET = '0123456789ABCDEFGHJKLMNPQRTUWXY';
 

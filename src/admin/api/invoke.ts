@@ -27,8 +27,8 @@ export async function invoke(services: Services, op: Operation, who: Principal, 
     query: op.query ? parseInput(op.query, input.query ?? {}) : undefined,
     body: op.body ? parseInput(op.body, isEmpty(input.body) ? undefined : input.body) : undefined,
   };
-  if (!op.body && !isEmpty(input.body)) throw new InputError('input', 'this request takes no body');
-  if (!op.query && !isEmpty(input.query)) throw new InputError('input', 'this request takes no query parameters');
+  if (!op.body && !isEmpty(input.body)) throw new InputError('input', 'no_body');
+  if (!op.query && !isEmpty(input.query)) throw new InputError('input', 'no_query');
   if (op.method === 'get') return op.run({ ...call, db });
 
   try {

@@ -17,8 +17,15 @@ const ERROR_SCHEMA = {
   required: ['error', 'message'],
   properties: {
     error: { type: 'string', description: 'invalid_request, invalid_token, forbidden, not_found, conflict or server_error' },
-    message: { type: 'string' },
-    fields: { type: 'array', items: { type: 'object', properties: { field: { type: 'string' }, message: { type: 'string' } } } },
+    code: { type: 'string', description: 'what is wrong with the input, as a code of the message catalogue (src/problems.ts); with fields' },
+    message: { type: 'string', description: 'in English' },
+    fields: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { field: { type: 'string' }, code: { type: 'string' }, params: { type: 'object', description: 'the values the text names' }, message: { type: 'string' } },
+      },
+    },
   },
 };
 

@@ -29,6 +29,7 @@ import { apiPatchSchema, createApi, deleteApi, getApi, listApis, newApiSchema, u
 import { createWindow, listWindows, newWindowSchema, requireWindow, setWindowDisabled, updateWindow, windowPatchSchema, type Window } from '../../windows/windows.ts';
 import type { Principal } from './token.ts';
 import { opaqueId, text } from '../../validation/text.ts';
+import { problemCode } from '../../problems.ts';
 
 // Every operation of the admin API, as data: who may call it, what it takes, what it
 // does. The HTTP routes, the OpenAPI document, the console and the role tests all read
@@ -72,42 +73,42 @@ const holds = (who: Principal, role: AdminRole) => who.roles.some((r) => r.role 
 
 // Window ids are public; another window's id is refused plainly.
 function requireWindowScope(who: Principal, windowId: number): void {
-  if (!administersWindow(who.roles, windowId)) throw new ForbiddenError('windowId', `you do not administer window ${windowId}`);
+  if (!administersWindow(who.roles, windowId)) throw new ForbiddenError('windowId', 'not_your_window', { windowId });
 }
 
 // Client ids are not: one outside the caller's windows is answered as if it did not
 // exist, so guessing tells nothing.
 async function clientInScope(call: { who: Principal; db: Db }, clientId: string): Promise<Client> {
   const client = await getClient(call.db, clientId);
-  if (!client || !administersWindow(call.who.roles, client.windowId)) throw new NotFoundError('clientId', `no client with id ${clientId}`);
+  if (!client || !administersWindow(call.who.roles, client.windowId)) throw new NotFoundError('clientId', 'client_not_found', { id: clientId });
   return client;
 }
 
 // API ids are answered like client ids.
 async function apiInScope(call: { who: Principal; db: Db }, apiId: number): Promise<Api> {
   const api = await getApi(call.db, apiId);
-  if (!api || !administersWindow(call.who.roles, api.windowId)) throw new NotFoundError('apiId', `no API with id ${apiId}`);
+  if (!api || !administersWindow(call.who.roles, api.windowId)) throw new NotFoundError('apiId', 'api_not_found', { id: apiId });
   return api;
 }
 
 async function accountOf(db: Db, id: string) {
   const account = await findAccount(db, id);
-  if (!account) throw new NotFoundError('accountId', `no account with id ${id}`);
+  if (!account) throw new NotFoundError('accountId', 'account_not_found', { id });
   return account;
 }
 
-const windowIdParam = z.strictObject({ windowId: z.coerce.number({ error: 'must be a window id (a number)' }).int().positive().max(2 ** 31 - 1) });
-const apiIdParam = z.strictObject({ apiId: z.coerce.number({ error: 'must be an API id (a number)' }).int().positive().max(2 ** 31 - 1) });
-const clientIdParam = z.strictObject({ clientId: opaqueId('a client id') });
-const accountIdParam = z.strictObject({ accountId: z.uuid('must be an account id') });
-const enterpriseIdParam = z.strictObject({ enterpriseId: z.uuid('must be an enterprise id') });
-const kidParam = z.strictObject({ kid: opaqueId('a key id') });
+const windowIdParam = z.strictObject({ windowId: z.coerce.number({ error: problemCode('window_id') }).int().positive().max(2 ** 31 - 1) });
+const apiIdParam = z.strictObject({ apiId: z.coerce.number({ error: problemCode('api_id') }).int().positive().max(2 ** 31 - 1) });
+const clientIdParam = z.strictObject({ clientId: opaqueId('client') });
+const accountIdParam = z.strictObject({ accountId: z.uuid(problemCode('account_id')) });
+const enterpriseIdParam = z.strictObject({ enterpriseId: z.uuid(problemCode('enterprise_id')) });
+const kidParam = z.strictObject({ kid: opaqueId('key') });
 
 const clientBody = z.record(z.string(), z.unknown());
 const roleBody = z.strictObject({
-  account: text({ max: 254, error: 'must be an account id or username' }).min(1, 'must be an account id or username'),
-  role: z.enum(ADMIN_ROLES, { error: `must be one of ${ADMIN_ROLES.join(', ')}` }),
-  windowId: z.number({ error: 'must be a window id (a number)' }).int().positive().optional(),
+  account: text({ max: 254, error: 'account_or_username' }).min(1, problemCode('account_or_username')),
+  role: z.enum(ADMIN_ROLES),
+  windowId: z.number({ error: problemCode('window_id') }).int().positive().optional(),
 });
 
 const PROVINCE_ROLES: readonly AdminRole[] = ['system_admin', 'security_admin', 'audit_admin'];
@@ -117,10 +118,12 @@ const PROVINCE_ROLES: readonly AdminRole[] = ['system_admin', 'security_admin', 
 async function roleChange(call: Call<undefined, undefined, z.output<typeof roleBody>>) {
   const { who, body } = call;
   const needed: AdminRole = body.role === 'window_admin' ? 'system_admin' : 'security_admin';
-  if (!holds(who, needed)) throw new RoleRequiredError([needed], body.role === 'window_admin' ? 'only a system_admin grants and revokes window_admin' : `only a security_admin grants and revokes ${PROVINCE_ROLES.join(', ')}`);
+  if (!holds(who, needed)) {
+    throw new RoleRequiredError([needed], body.role === 'window_admin' ? { code: 'grants_window_admin', params: {} } : { code: 'grants_province_roles', params: { roles: PROVINCE_ROLES.join(', ') } });
+  }
   const account = await findAccountByIdOrUsername(call.db, body.account);
-  if (!account) throw new NotFoundError('account', `no account "${body.account}"`);
-  if (account.id === who.accountId) throw new OwnAccountError('account', 'administrators do not change their own roles');
+  if (!account) throw new NotFoundError('account', 'account_not_found_by', { value: body.account });
+  if (account.id === who.accountId) throw new OwnAccountError('account', 'own_roles');
   return { account, grant: { accountId: account.id, role: body.role, ...(body.windowId !== undefined && { windowId: body.windowId }) } };
 }
 
@@ -234,7 +237,7 @@ export const OPERATIONS: Operation[] = [
     documentedBody: newClientSchema,
     run: async ({ who, db, params, body }) => {
       requireWindowScope(who, params.windowId);
-      if ('windowId' in body) throw new InputError('windowId', 'is not a known field (the window is the one in the path)');
+      if ('windowId' in body) throw new InputError('windowId', 'window_in_path');
       const created = await createClient(db, { ...body, windowId: params.windowId } as never);
       const client = (await getClient(db, created.clientId))!;
       return {
@@ -272,7 +275,7 @@ export const OPERATIONS: Operation[] = [
     summary: 'A new secret, shown this once; the old one keeps working for graceSeconds (default 24 hours)',
     roles: ['system_admin', 'window_admin'],
     params: clientIdParam,
-    body: z.strictObject({ graceSeconds: z.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').optional() }).optional(),
+    body: z.strictObject({ graceSeconds: z.number({ error: problemCode('seconds') }).int(problemCode('whole_seconds')).optional() }).optional(),
     run: async (call) => {
       const before = await clientInScope(call, call.params.clientId);
       const rotated = await rotateClientSecret(call.db, before.clientId, call.body?.graceSeconds);
@@ -345,7 +348,7 @@ export const OPERATIONS: Operation[] = [
     documentedBody: newApiSchema,
     run: async ({ who, db, params, body }) => {
       requireWindowScope(who, params.windowId);
-      if ('windowId' in body) throw new InputError('windowId', 'is not a known field (the window is the one in the path)');
+      if ('windowId' in body) throw new InputError('windowId', 'window_in_path');
       const api = await createApi(db, { ...body, windowId: params.windowId } as never);
       return { body: api, change: { target: `api:${api.id}`, windowId: api.windowId, after: api } };
     },
@@ -394,8 +397,8 @@ export const OPERATIONS: Operation[] = [
     roles: ['system_admin', 'window_admin'],
     params: windowIdParam,
     query: z.strictObject({
-      status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }).optional(),
-      limit: z.coerce.number({ error: 'must be a number' }).int().min(1, 'must be at least 1').max(500, 'must be at most 500').default(100),
+      status: z.enum(ENTERPRISE_STATUSES).optional(),
+      limit: z.coerce.number({ error: problemCode('number') }).int().min(1, problemCode('too_small')).max(500, problemCode('too_big')).default(100),
     }),
     run: async ({ who, db, params, query }) => {
       requireWindowScope(who, params.windowId);
@@ -410,13 +413,13 @@ export const OPERATIONS: Operation[] = [
     summary: 'Verify, suspend or reopen an enterprise (a window_admin: only in their windows’ regions)',
     roles: ['system_admin', 'window_admin'],
     params: enterpriseIdParam,
-    body: z.strictObject({ status: z.enum(ENTERPRISE_STATUSES, { error: `must be one of ${ENTERPRISE_STATUSES.join(', ')}` }) }),
+    body: z.strictObject({ status: z.enum(ENTERPRISE_STATUSES) }),
     run: async ({ who, db, params, body }) => {
       const before = await requireEnterprise(db, params.enterpriseId);
       let windowId: number | null = null;
       if (!holds(who, 'system_admin')) {
         const mine = (await listWindows(db)).filter((w) => administersWindow(who.roles, w.id) && w.region && before.region.startsWith(regionPrefix(w.region)));
-        if (mine.length === 0) throw new NotFoundError('enterpriseId', `no enterprise with id ${params.enterpriseId}`);
+        if (mine.length === 0) throw new NotFoundError('enterpriseId', 'enterprise_not_found', { id: params.enterpriseId });
         windowId = mine[0]!.id;
       }
       const after = await setEnterpriseStatus(db, before.id, body.status);
@@ -430,10 +433,10 @@ export const OPERATIONS: Operation[] = [
     path: '/accounts',
     summary: 'Find an account by id, username, phone number or email',
     roles: ['system_admin', 'security_admin'],
-    query: z.strictObject({ q: text({ max: 254, error: 'is required' }).min(1, 'must not be empty') }),
+    query: z.strictObject({ q: text({ max: 254, error: 'required' }).min(1, problemCode('not_empty')) }),
     run: async ({ db, query }) => {
       const account = await findAccountByIdOrUsername(db, query.q);
-      if (!account) throw new NotFoundError('q', `no account "${query.q}"`);
+      if (!account) throw new NotFoundError('q', 'account_not_found_by', { value: query.q });
       const { id, username, displayName, status } = account;
       return { body: { id, username, displayName, status } };
     },
@@ -474,7 +477,7 @@ export const OPERATIONS: Operation[] = [
     transactional: false,
     run: async ({ who, db, services, params }) => {
       const account = await accountOf(db, params.accountId);
-      if (account.id === who.accountId) throw new OwnAccountError('accountId', 'administrators do not disable themselves');
+      if (account.id === who.accountId) throw new OwnAccountError('accountId', 'disable_self');
       await setAccountStatus(db, account.id, 'disabled');
       const ended = await endSessionsOf(services.providers.current, db, account.id, { everything: true });
       return {
@@ -581,7 +584,7 @@ export const OPERATIONS: Operation[] = [
     path: '/keys/rotations',
     summary: 'New signing keys: published now, signing after delaySeconds (default KEY_ROTATION_DELAY)',
     roles: ['security_admin'],
-    body: z.strictObject({ delaySeconds: z.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').min(0, 'must be 0 or more').optional() }).optional(),
+    body: z.strictObject({ delaySeconds: z.number({ error: problemCode('seconds') }).int(problemCode('whole_seconds')).min(0, problemCode('zero_or_more')).optional() }).optional(),
     run: async ({ db, services, body }) => {
       const made = await rotateSigningKeys(db, services.masterKey, body?.delaySeconds ?? services.keyRotationDelaySeconds);
       return { body: made, change: { target: made.map((k) => `key:${k.kid}`).join(' '), after: made } };
@@ -637,7 +640,7 @@ export const OPERATIONS: Operation[] = [
     summary: "A window's back-channel logout deliveries: the delivery rate over the last days, the latest failed attempts, what is still pending",
     roles: ['system_admin', 'audit_admin', 'window_admin'],
     params: windowIdParam,
-    query: z.strictObject({ days: z.coerce.number({ error: 'must be a number of days' }).int('must be a whole number').min(1, 'must be at least 1').max(30, 'must be at most 30').default(7) }),
+    query: z.strictObject({ days: z.coerce.number({ error: problemCode('days') }).int(problemCode('whole_number')).min(1, problemCode('too_small')).max(30, problemCode('too_big')).default(7) }),
     run: async ({ who, db, params, query }) => {
       if (!holds(who, 'audit_admin')) requireWindowScope(who, params.windowId);
       const window = await requireWindow(db, params.windowId);

@@ -37,7 +37,7 @@ function answerErrors(logger: Logger) {
         const [status, error] =
           err instanceof ForbiddenError ? [403, 'forbidden'] : err instanceof NotFoundError ? [404, 'not_found'] : err instanceof ConflictError ? [409, 'conflict'] : [400, 'invalid_request'];
         ctx.status = status;
-        ctx.body = { error, message: err.message, fields: err.issues };
+        ctx.body = { error, code: err.code, message: err.message, fields: err.issues };
       } else if (isClientError(err)) {
         // The body parser's refusals: malformed JSON, too large.
         ctx.status = err.status;

@@ -1,5 +1,4 @@
 import type { Db } from '../../db/connect.ts';
-import type { FieldIssue } from '../../errors.ts';
 import { findAccounts } from '../../accounts/accounts.ts';
 import type { AuditRecord } from '../../audit/trail.ts';
 import { translator, type Lang } from '../../http/i18n.ts';
@@ -83,12 +82,6 @@ export function reasonLabel(lang: Lang, reason: string): string {
 // The event types of the filter, as { value, label }, in the order of the README's table.
 export function eventChoices(lang: Lang): Array<{ value: string; label: string }> {
   return [...RECORDED_EVENTS, ...OPERATIONS.map((op) => `admin.${op.id}`)].map((value) => ({ value, label: eventLabel(lang, value) }));
-}
-
-// A filter the API refused, said in the page's language: which filter, and what it takes.
-export function filterIssues(lang: Lang, issues: FieldIssue[]): FieldIssue[] {
-  const t = translator(lang);
-  return issues.map((i) => ({ field: i.field, message: known(lang, `auditFilterBad_${i.field}`) ? t(`auditFilterBad_${i.field}`) : t('auditFilterUnknown') }));
 }
 
 // Something on record as a person reads it: a name, what tells it apart, and its id.

@@ -17,7 +17,7 @@ import { WINDOW_KINDS } from '../../windows/windows.ts';
 import { ADMIN_ROLES } from '../../accounts/admin-roles.ts';
 import { currentYear, type WindowFigures } from '../../audit/figures.ts';
 import { barChart, labelEvery } from './charts.ts';
-import { auditRows, eventChoices, filterIssues } from './audit-page.ts';
+import { auditRows, eventChoices } from './audit-page.ts';
 import { ADMIN_CONSOLE_CLIENT_ID, adminConsoleSecret, adminConsoleUris } from '../console-client.ts';
 import { invoke, type Input } from '../api/invoke.ts';
 import { operation, type Services } from '../api/operations.ts';
@@ -334,7 +334,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new InputError('jwks', 'is not valid JSON');
+      throw new InputError('jwks', 'not_json');
     }
   };
   const showSecret = (ctx: Context, data: Data) => show(ctx, 'admin-secret', data);
@@ -381,7 +381,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
   );
   const graceHours = (ctx: Context) => {
     const hours = asked(ctx, 'graceHours').trim();
-    if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'must be a number of hours, such as 24');
+    if (hours && !/^\d+(\.\d+)?$/.test(hours)) throw new InputError('graceHours', 'grace_hours');
     return hours;
   };
   const clientNamed = async (ctx: Context) => (await call(ctx, 'getClient', { params: { clientId: ctx.params.clientId! } })).body as { name: string; windowId: number };
@@ -495,10 +495,10 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     '/administrators/revocations',
     async (ctx) => {
       const [account, role, windowId] = [asked(ctx, 'account'), asked(ctx, 'role'), asked(ctx, 'windowId')];
-      if (!(ADMIN_ROLES as readonly string[]).includes(role)) throw new InputError('role', `must be one of ${ADMIN_ROLES.join(', ')}`);
+      if (!(ADMIN_ROLES as readonly string[]).includes(role)) throw new InputError('role', 'one_of', { values: ADMIN_ROLES.join(', ') });
       const administrators = (await call(ctx, 'listAdministrators')).body as Array<{ accountId: string; username: string }>;
       const holder = administrators.find((a) => a.accountId === account || a.username === account);
-      if (!holder) throw new NotFoundError('account', `no administrator "${account}"`);
+      if (!holder) throw new NotFoundError('account', 'administrator_not_found', { value: account });
       return {
         question: 'adminConfirmRevoke',
         effect: 'adminRevokeEffect',
@@ -523,7 +523,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     formBody,
     change(async (ctx) => {
       const delay = field(ctx, 'delaySeconds').trim();
-      if (delay && !/^\d+$/.test(delay)) throw new InputError('delaySeconds', 'must be a whole number of seconds');
+      if (delay && !/^\d+$/.test(delay)) throw new InputError('delaySeconds', 'whole_seconds');
       await call(ctx, 'rotateKeys', { body: delay ? { delaySeconds: Number(delay) } : {} });
       return '/admin/keys';
     }, keysPage),
@@ -533,7 +533,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     async (ctx) => {
       const keys = (await call(ctx, 'listKeys')).body as Array<{ kid: string; retiredAt: Date | null }>;
       const key = keys.find((k) => k.kid === ctx.params.kid && !k.retiredAt);
-      if (!key) throw new NotFoundError('kid', `no live key with kid ${ctx.params.kid}`);
+      if (!key) throw new NotFoundError('kid', 'key_not_live', { kid: ctx.params.kid });
       return { question: 'adminConfirmRetireKey', effect: 'adminRetireKeyEffect', button: 'adminRetireKey', params: { kid: key.kid }, irreversible: true };
     },
     async (ctx) => {
@@ -610,7 +610,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     if (!can(ctx, 'exportAuditEvents')) throw new RoleRequiredError(operation('exportAuditEvents').roles);
     const { format: formatValue, lang: _lang, ...rest } = ctx.query;
     const filter = parseInput(exportFilterSchema, Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== '')));
-    const format = parseInput(z.enum(EXPORT_FORMATS, { error: 'must be csv or jsonl' }), formatValue ?? 'csv');
+    const format = parseInput(z.enum(EXPORT_FORMATS), formatValue ?? 'csv');
     const who = ctx.state.who as Principal;
     const day = (d: Date) => d.toISOString().slice(0, 10);
     ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8';
@@ -641,7 +641,7 @@ export function adminConsoleRoutes(services: Services, issuer: string, selfUrl: 
     } catch (err) {
       // Bad filters are shown with the form; a role without the audit trail is refused (403).
       if (!(err instanceof InputError) || err instanceof ForbiddenError || err instanceof NotFoundError) throw err;
-      return page([], { errors: filterIssues(lang, err.issues) }, 400);
+      return page([], { errors: err.issues }, 400);
     }
     await page(events);
   });
