@@ -8,6 +8,7 @@ import type { DeliverySettings } from './oidc/logout-deliveries.ts';
 import { DEFAULT_BRANDING, icpBeianLink, isTimeZone, publicSecurityBeianLink, servicePhoneLink, type Branding, type Presentation } from './http/presentation.ts';
 import { readLogo } from './http/logo.ts';
 import { text } from './validation/text.ts';
+import { englishOfIssue } from './errors.ts';
 
 // Every setting the server reads, validated once at start. A bad value stops the
 // process with a message that names the variable; nothing else reads process.env.
@@ -158,7 +159,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${englishOfIssue(i)}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;

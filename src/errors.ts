@@ -91,6 +91,11 @@ function allParams(issue: z.core.$ZodIssue): Params {
   }
 }
 
+// A zod issue in English: a catalogue problem's text, or the schema's own words (the
+// configuration's, which only operators read).
+export const englishOfIssue = (i: z.core.$ZodIssue): string =>
+  isProblemCode(i.message) ? englishText({ code: i.message, params: issueParams(i.message, i) }) : i.message;
+
 // Every problem zod found, one per field (an unknown member each), as catalogue codes.
 export function issuesOf(error: z.ZodError): FieldIssue[] {
   return error.issues.flatMap((i) => {
