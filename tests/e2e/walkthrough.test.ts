@@ -35,8 +35,10 @@ const WIDTHS = [1280, 390] as const;
 // the test itself typed are allowed without being listed here.
 const LATIN_ALLOWED = new Set([
   ...['Google', 'Microsoft', 'Authenticator', 'FreeOTP'],
-  ...['OpenID', 'Connect', 'OIDC', 'JWT', 'JWKS', 'JSON', 'CSV', 'RFC'],
+  ...['OpenID', 'Connect', 'OIDC', 'JWT', 'JWKS', 'JSON', 'Lines', 'CSV', 'RFC'],
   ...['API', 'ICP', 'ID', 'TOTP', 'URI', 'URL', 'UTC'],
+  // The prefix of a command-line actor's id (cli:<user>), named on the audit filter.
+  'cli',
 ]);
 
 // Pages of the console that are only looked at: [name, path].
@@ -280,7 +282,7 @@ async function walkAsAdministrator(width: number) {
   const admin = await makeAdmin(server, `walk.admin.${width}`, [{ role: 'security_admin' }, { role: 'audit_admin' }, { role: 'window_admin', windowId: zhengzhou.id }]);
   const page = await chinesePage(browser, { viewport: { width, height: 900 } });
   try {
-    const w = walk(page, width, [admin.account.username], 31);
+    const w = walk(page, width, [admin.account.username, 'not a uri'], 31);
     await page.goto(`${server.url}/admin`);
     await page.waitForSelector('#identifier');
     await page.fill('#identifier', admin.account.username);

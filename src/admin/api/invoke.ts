@@ -14,7 +14,10 @@ export async function invoke(services: Services, op: Operation, who: Principal, 
   const { db } = services;
   const event = `admin.${op.id}`;
   const actor = { type: 'account' as const, id: who.accountId };
-  const refused = (reason: string) => recordEvent(db, { actor, ip: input.ip, event, outcome: 'failure', reason });
+  // A refusal keeps its problem (field, code, parameters) beside the English reason, so the
+  // console reads it in the reader's language.
+  const refused = (reason: string, err?: InputError) =>
+    recordEvent(db, { actor, ip: input.ip, event, outcome: 'failure', reason, ...(err && { after: { problem: { field: err.field, code: err.code, params: err.params } } }) });
 
   if (!op.roles.some((role) => who.roles.some((r) => r.role === role))) {
     await refused('forbidden: role');
@@ -43,7 +46,7 @@ export async function invoke(services: Services, op: Operation, who: Principal, 
       return result;
     });
   } catch (err) {
-    if (err instanceof InputError) await refused(`${err instanceof ForbiddenError ? 'forbidden' : 'refused'}: ${err.message}`);
+    if (err instanceof InputError) await refused(`${err instanceof ForbiddenError ? 'forbidden' : 'refused'}: ${err.message}`, err);
     throw err;
   }
 }

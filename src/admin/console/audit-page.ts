@@ -2,6 +2,7 @@ import type { Db } from '../../db/connect.ts';
 import { findAccounts } from '../../accounts/accounts.ts';
 import type { AuditRecord } from '../../audit/trail.ts';
 import { translator, type Lang } from '../../http/i18n.ts';
+import { describeIssue, isProblemCode, type Params, type Problem } from '../../problems.ts';
 import { findClients } from '../../windows/clients.ts';
 import { listWindows } from '../../windows/windows.ts';
 import { OPERATIONS } from '../api/operations.ts';
@@ -68,14 +69,24 @@ export function eventLabel(lang: Lang, event: string): string {
   return known(lang, `auditEvent_${event}`) ? t(`auditEvent_${event}`) : event;
 }
 
-// Fixed reasons read as words; an administrator's refusal names what was refused (the
-// validation's own message); anything else (a delivery's error) is shown as recorded.
-export function reasonLabel(lang: Lang, reason: string): string {
+// The problem a refusal kept (src/admin/api/invoke.ts), when it is one of the catalogue's.
+function keptProblem(after: unknown): (Problem & { field: string }) | undefined {
+  const problem = (after as { problem?: { field?: unknown; code?: unknown; params?: unknown } } | null)?.problem;
+  if (!problem || typeof problem.field !== 'string' || !isProblemCode(problem.code)) return undefined;
+  const params = typeof problem.params === 'object' && problem.params !== null ? (problem.params as Params) : {};
+  return { field: problem.field, code: problem.code, params };
+}
+
+// Fixed reasons read as words; an administrator's refusal names what was refused (in the
+// reader's language when the record kept its problem, else as recorded); anything else
+// (a delivery's error) is shown as recorded.
+export function reasonLabel(lang: Lang, reason: string, after?: unknown): string {
   const t = translator(lang);
   const fixed = REASONS.get(reason);
   if (fixed) return t(fixed);
   const refusal = /^(refused|forbidden): (.+)$/s.exec(reason);
-  if (refusal) return t(refusal[1] === 'refused' ? 'auditRefused' : 'auditForbidden', { detail: refusal[2]! });
+  const problem = keptProblem(after);
+  if (refusal) return t(refusal[1] === 'refused' ? 'auditRefused' : 'auditForbidden', { detail: problem ? describeIssue(problem, lang) : refusal[2]! });
   return reason;
 }
 
@@ -155,7 +166,7 @@ export async function auditRows(db: Db, events: AuditRecord[], lang: Lang): Prom
     ...(e.target !== undefined && { target: targetNamed(e.target) }),
     ...(e.windowId != null && { window: windowNamed(e.windowId) }),
     outcome: { label: t(`auditOutcome_${e.outcome}`), code: e.outcome },
-    ...(e.reason !== undefined && { reason: reasonLabel(lang, e.reason) }),
+    ...(e.reason !== undefined && { reason: reasonLabel(lang, e.reason, e.after) }),
   }));
   return { rows, windows: windowList.map((w) => ({ id: w.id, name: w.name })) };
 }
