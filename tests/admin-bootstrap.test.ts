@@ -8,9 +8,9 @@ import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import type { Db } from '../src/db/connect.ts';
 import { listWindows } from '../src/windows/windows.ts';
 import { browser, type Visit } from './helpers/browser.ts';
-import { runCliInProcess } from './helpers/cli-in-process.ts';
+import { expectRefused, runCliInProcess } from './helpers/cli-in-process.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
-import { runCli, startNode, type CliResult } from './helpers/processes.ts';
+import { runCli, startNode } from './helpers/processes.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { eventually } from './helpers/wait.ts';
 import { windowSite } from './helpers/window-site.ts';
@@ -27,12 +27,7 @@ const rules = { lockout: { threshold: 1000, seconds: 60 }, passwords: PASSWORD_P
 const provinceRoles = async (db: Db) => db('admin_roles').whereIn('role', ['system_admin', 'security_admin', 'audit_admin']).orderBy('id').select('role');
 const accounts = async (db: Db) => Number((await db('accounts').count({ n: '*' }))[0]!.n);
 
-const refused = (r: CliResult, pattern: RegExp) => {
-  expect(r.code).toBe(1);
-  expect(r.stdout).toBe('');
-  expect(r.stderr.trim().split('\n')).toHaveLength(1);
-  expect(r.stderr).toMatch(pattern);
-};
+const refused = expectRefused;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-bootstrap-'));

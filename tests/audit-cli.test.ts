@@ -8,7 +8,7 @@ import { appendEvent, recordEvent, type AuditEvent } from '../src/audit/trail.ts
 import { openPostgres, type Db } from '../src/db/connect.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { EXPORT_COLUMNS } from '../src/audit/export.ts';
-import { runCliInProcess } from './helpers/cli-in-process.ts';
+import { expectRefused, runCliInProcess } from './helpers/cli-in-process.ts';
 import { onPostgres, testDatabase, type TestDatabase } from './helpers/database.ts';
 import { ROOT, type CliResult } from './helpers/processes.ts';
 
@@ -21,11 +21,7 @@ let db: Db;
 let dataDir: string;
 const cli = (args: string[], env: Record<string, string> = {}) => runCliInProcess(db, args, { dir: dataDir, env });
 
-const refused = (r: CliResult, pattern: RegExp, code = 1) => {
-  expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: '' });
-  expect(r.stderr.trim().split('\n')).toHaveLength(1);
-  expect(r.stderr).toMatch(pattern);
-};
+const refused = expectRefused;
 const json = (r: CliResult) => {
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
   return JSON.parse(r.stdout);

@@ -7,9 +7,9 @@ import { signInWithPassword } from '../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../src/accounts/password-policy.ts';
 import { sha256 } from '../src/crypto/secrets.ts';
 import type { Db } from '../src/db/connect.ts';
-import { runCliInProcess } from './helpers/cli-in-process.ts';
+import { expectRefused, runCliInProcess } from './helpers/cli-in-process.ts';
 import { onPostgres, testDatabase, withCliDatabase, type TestDatabase } from './helpers/database.ts';
-import { runCli, startNode, type CliResult } from './helpers/processes.ts';
+import { runCli, startNode } from './helpers/processes.ts';
 
 // The CLI as an operator runs it. Its commands run in this process on the test's
 // database (tests/helpers/cli-in-process.ts); what only a process shows runs as its own
@@ -24,12 +24,7 @@ const cli = (args: string[], stdin?: string) => runCliInProcess(db, args, { dir,
 
 const counts = async () => Object.fromEntries(await Promise.all(['windows', 'clients', 'accounts'].map(async (t) => [t, Number((await db(t).count({ n: '*' }))[0]!.n)])));
 
-const refused = (r: CliResult, pattern: RegExp) => {
-  expect(r.code).toBe(1);
-  expect(r.stdout).toBe('');
-  expect(r.stderr.trim().split('\n')).toHaveLength(1);
-  expect(r.stderr).toMatch(pattern);
-};
+const refused = expectRefused;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-cli-'));

@@ -61,15 +61,7 @@ describe.skipIf(!hasChromium)('the admin console in a browser', () => {
     const page = await chinesePage(browser, { viewport: { width: 1280, height: 900 } });
 
     // Sign in: the console sends the browser to the provider's login, then the TOTP page.
-    await page.goto(`${server.url}/admin`);
-    await page.waitForURL(/\/interaction\//);
-    await page.fill('#identifier', admin.account.username);
-    await page.fill('#password', admin.password);
-    await page.click('button[type=submit]:not(.secondary)');
-    await page.waitForSelector('#code');
-    await page.fill('#code', await generate({ secret: admin.totpSecret, epoch: now() + 30 }));
-    await page.click('button[type=submit]:not(.secondary)');
-    await page.waitForURL(`${server.url}/admin`);
+    await signIn(page, admin);
     expect(await page.locator('main').innerText()).toContain('窗口平台管理员');
 
     // Their window, and a new client for a relying party there.

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { runCliOn } from '../../src/cli.ts';
 import type { Db } from '../../src/db/connect.ts';
 import type { CliResult } from './processes.ts';
@@ -11,4 +12,12 @@ import type { CliResult } from './processes.ts';
 // a real pipe, a bad environment) is tested with processes.ts `runCli`.
 export function runCliInProcess(db: Db, argv: string[], options: { dir: string; env?: Record<string, string>; stdin?: string }): Promise<CliResult> {
   return runCliOn(db, argv, { stdin: options.stdin ?? '', cwd: options.dir, env: { NODE_ENV: 'test', DATA_DIR: options.dir, ...options.env } });
+}
+
+// A refused command: its exit code, nothing on standard output, one line on standard
+// error saying why.
+export function expectRefused(r: CliResult, pattern: RegExp, code = 1): void {
+  expect({ code: r.code, stdout: r.stdout }).toEqual({ code, stdout: '' });
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(pattern);
 }
