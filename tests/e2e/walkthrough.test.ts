@@ -1,5 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { generate } from 'otplib';
 import { chinesePage, hasChromium, launchChromium } from '../helpers/chromium.ts';
 import { makeAdmin } from '../helpers/admin.ts';
+import { runCliInProcess } from '../helpers/cli-in-process.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { createAccount } from '../../src/accounts/accounts.ts';
 import { PASSWORD_POLICIES } from '../../src/accounts/password-policy.ts';
@@ -130,6 +133,9 @@ let browser: Browser;
 let zhengzhou: Window;
 let consentClientId: string;
 const CONSENT_REDIRECT = 'http://127.0.0.1:9/walk-partner/callback';
+// The province's first administrators, as `sme-passport admin bootstrap` printed them.
+let bootstrapped: Array<{ role: string; username: string; one_time_password: string }>;
+let cliDir: string;
 
 beforeAll(async () => {
   if (!hasChromium) return;
@@ -138,12 +144,17 @@ beforeAll(async () => {
   zhengzhou = (await listWindows(server.db)).find((w) => w.region === '410100')!;
   // A third-party site asking for whom the person acts: the chooser, then consent.
   consentClientId = (await createClient(server.db, { windowId: zhengzhou.id, name: '郑州市企业服务合作方', redirectUris: [CONSENT_REDIRECT], thirdParty: true })).clientId;
+  cliDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-walk-'));
+  const made = await runCliInProcess(server.db, ['admin', 'bootstrap', '--json'], { dir: cliDir });
+  expect(made.stderr).toBe('');
+  bootstrapped = JSON.parse(made.stdout).administrators;
   browser = await launchChromium();
 });
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
+  if (cliDir) fs.rmSync(cliDir, { recursive: true, force: true });
 });
 
 const codeFor = async (destination: string) =>
@@ -331,12 +342,52 @@ async function walkAsAdministrator(width: number) {
   }
 }
 
+// A first administrator from bootstrap: the one-time password changed at the first
+// sign-in, an authenticator enrolled there, the recovery codes, the console.
+async function walkAsFirstAdministrator(width: number, role: string) {
+  const first = bootstrapped.find((a) => a.role === role)!;
+  const password = `Songshan-First-${width}`;
+  const page = await chinesePage(browser, { viewport: { width, height: 900 } });
+  try {
+    const w = walk(page, width, [first.username], 51);
+    await page.goto(`${server.url}/admin`);
+    await page.waitForSelector('#identifier');
+    await page.fill('#identifier', first.username);
+    await page.fill('#password', first.one_time_password);
+    await submit(page);
+    await page.waitForSelector('#new_password');
+    await w.look('first-sign-in-new-password');
+    await page.fill('#password', first.one_time_password);
+    await page.fill('#new_password', password);
+    await page.fill('#confirm_password', password);
+    await submit(page);
+    await page.waitForSelector('form[action$="/mfa-enrol"]');
+    await w.look('first-sign-in-enrol');
+    const secret = await page.locator('main p.muted code').innerText();
+    await page.fill('#code', await generate({ secret }));
+    await page.fill('#password', password);
+    await submit(page);
+    await page.waitForSelector('form[action$="/enrolled"]');
+    await w.look('first-sign-in-recovery-codes');
+    await submit(page, 'form[action$="/enrolled"]');
+    await page.waitForURL(`${server.url}/admin`);
+    await w.look('first-console-home');
+    report(`first-${role}`, width, w.findings);
+  } finally {
+    await page.close();
+  }
+}
+
 // A walk took 75 s on a machine at load 17 (two cores): twice the usual ceiling.
 const WALK_TIMEOUT = 240_000;
 
 describe.skipIf(!hasChromium)('every page, walked at two widths', () => {
   for (const width of WIDTHS) {
     it(`a person, ${width} px wide`, () => walkAsPerson(width), WALK_TIMEOUT);
+  }
+  // Each bootstrapped account signs in for the first time once: one per width.
+  for (const [width, role] of [[1280, 'system_admin'], [390, 'security_admin']] as const) {
+    it(`a first administrator from admin bootstrap (${role}), ${width} px wide`, () => walkAsFirstAdministrator(width, role), WALK_TIMEOUT);
   }
   for (const width of WIDTHS) {
     it(`an administrator, ${width} px wide`, () => walkAsAdministrator(width), WALK_TIMEOUT);
