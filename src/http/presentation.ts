@@ -61,9 +61,22 @@ const ZONE_NAMES: Record<Lang, Record<string, string>> = {
   en: { 'Asia/Shanghai': 'Beijing time', UTC: 'UTC' },
 };
 
+type TimeFormat = (at: Date | string | number) => string;
+
+// Made once per language, zone and precision: every page is given one, and making an
+// Intl.DateTimeFormat costs more than rendering the sign-in page.
+const formats = new Map<string, TimeFormat>();
+
 // "2026-11-30 23:31 北京时间": digits in the zone, and the zone named, so nobody has to
 // guess whether a time is UTC. A zone without a name of ours shows its offset (UTC+8).
-export function timeFormatter(lang: Lang, timeZone: string, withSeconds = false): (at: Date | string | number) => string {
+export function timeFormatter(lang: Lang, timeZone: string, withSeconds = false): TimeFormat {
+  const key = `${lang} ${timeZone} ${withSeconds}`;
+  let format = formats.get(key);
+  if (!format) formats.set(key, (format = makeTimeFormat(lang, timeZone, withSeconds)));
+  return format;
+}
+
+function makeTimeFormat(lang: Lang, timeZone: string, withSeconds: boolean): TimeFormat {
   const parts = new Intl.DateTimeFormat('en-CA', {
     timeZone,
     hourCycle: 'h23',
