@@ -293,7 +293,9 @@ async function walkAsAdministrator(width: number) {
   const admin = await makeAdmin(server, `walk.admin.${width}`, [{ role: 'security_admin' }, { role: 'audit_admin' }, { role: 'window_admin', windowId: zhengzhou.id }]);
   const page = await chinesePage(browser, { viewport: { width, height: 900 } });
   try {
-    const w = walk(page, width, [admin.account.username, 'not a uri'], 31);
+    // The bootstrapped administrators' usernames and the command line's user (the actor
+    // of bootstrap) are on the administrators' page and the trail: names, as typed.
+    const w = walk(page, width, [admin.account.username, 'not a uri', ...bootstrapped.map((a) => a.username), os.userInfo().username], 31);
     await page.goto(`${server.url}/admin`);
     await page.waitForSelector('#identifier');
     await page.fill('#identifier', admin.account.username);

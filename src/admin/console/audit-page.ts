@@ -45,6 +45,8 @@ const REASONS = new Map<string, string>([
   ['locked', 'auditReason_locked'],
   ['mfa_failed', 'auditReason_mfa_failed'],
   ['expired', 'auditReason_expired'],
+  ['one_time', 'auditReason_one_time'],
+  ['bootstrap', 'auditReason_bootstrap'],
   ['registration', 'auditReason_registration'],
   ['code sent by sms', 'auditReason_code_sms'],
   ['code sent by email', 'auditReason_code_email'],
