@@ -49,9 +49,9 @@ const envSchema = z.object({
   HOST: z.string().min(1, 'must not be empty').optional(),
   ISSUER: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as https://passport.example.gov.cn' }).optional(),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
-  // The database itself, not a pooler in transaction mode (PgBouncer), where LISTEN
-  // does not hold: each node's one connection for change notifications.
-  DATABASE_LISTEN_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL that reaches PostgreSQL directly' }).optional(),
+  // The database itself, not a pooler in transaction mode (PgBouncer), where a session
+  // does not hold: for what needs one (LISTEN for change notifications).
+  DATABASE_DIRECT_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL that reaches PostgreSQL directly' }).optional(),
   DATA_DIR: z.string().min(1, 'must not be empty').default('data'),
   TRUST_PROXY: bool.default(false),
   MASTER_KEY: z
@@ -115,8 +115,8 @@ export type Config = {
   // Unset: http://localhost:<the port actually bound>, known only once listening.
   issuer: string | undefined;
   databaseUrl: string | undefined;
-  // Where change notifications are listened for; unset: databaseUrl.
-  databaseListenUrl: string | undefined;
+  // PostgreSQL itself, past any pooler, for what needs a session; unset: databaseUrl.
+  databaseDirectUrl: string | undefined;
   dataDir: string;
   trustProxy: boolean;
   masterKey: Buffer | undefined;
@@ -164,7 +164,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
-  if (e.DATABASE_LISTEN_URL && !e.DATABASE_URL) throw new ConfigError('DATABASE_LISTEN_URL: needs DATABASE_URL (the embedded database has no connection to listen on)');
+  if (e.DATABASE_DIRECT_URL && !e.DATABASE_URL) throw new ConfigError('DATABASE_DIRECT_URL: needs DATABASE_URL (the embedded database has no connections)');
   const issuer = e.ISSUER?.replace(/\/+$/, '');
   const issuerUrl = issuer ? new URL(issuer) : undefined;
   if (issuerUrl && (issuerUrl.search || issuerUrl.hash)) throw new ConfigError('ISSUER: must not have a query or fragment');
@@ -189,7 +189,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     issuer,
     databaseUrl: e.DATABASE_URL,
-    databaseListenUrl: e.DATABASE_LISTEN_URL,
+    databaseDirectUrl: e.DATABASE_DIRECT_URL,
     dataDir: path.resolve(e.DATA_DIR),
     trustProxy: e.TRUST_PROXY,
     masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,

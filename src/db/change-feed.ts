@@ -229,7 +229,7 @@ export function nodeChangeFeedOf(db: Db): ChangeFeed | undefined {
 // Resolves once the first connection is up or has failed (the server starts either way:
 // without notifications every read goes to the database, as if nothing were cached).
 export async function startChangeFeed(database: Database, logger: Logger): Promise<ChangeFeed> {
-  const source = database.kind === 'postgres' ? postgresSource(database.listenUrl) : embeddedSource(database.pglite);
+  const source = database.kind === 'postgres' ? postgresSource(database.directUrl) : embeddedSource(database.pglite);
   const feed = runFeed(source, [CHANGES_CHANNEL, FAILURES_CHANNEL], logger);
   const key = nodeKey(database.db);
   feeds.set(key, feed);

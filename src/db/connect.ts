@@ -14,9 +14,10 @@ export type Db = Knex;
 // Every embedded database loads the extensions the migrations create.
 export const PGLITE_OPTIONS: PGliteOptions = { extensions: { pg_trgm } };
 
-// listenUrl: where the node's LISTEN connection goes (change-feed.ts); pglite: the
-// embedded database itself, whose notifications arrive in this process.
-export type Database = { db: Db; close(): Promise<void> } & ({ kind: 'postgres'; listenUrl: string } | { kind: 'embedded'; pglite: PGlite });
+// directUrl: PostgreSQL itself, past any pooler, for what needs a session of its own
+// (LISTEN in change-feed.ts); pglite: the embedded database itself, whose
+// notifications arrive in this process.
+export type Database = { db: Db; close(): Promise<void> } & ({ kind: 'postgres'; directUrl: string } | { kind: 'embedded'; pglite: PGlite });
 
 export class DatabaseInUseError extends Error {}
 
@@ -38,9 +39,9 @@ type PostgresPool = { acquireConnection(): Promise<unknown>; releaseConnection(c
 // knex's pool of PostgreSQL connections, outside a transaction (fixed-statements.ts).
 export const postgresPoolOf = (db: Db): PostgresPool | undefined => (!db.isTransaction && db.client instanceof PostgresClient ? (db.client as PostgresPool) : undefined);
 
-export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger, listenUrl = url): Database {
+export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger, directUrl = url): Database {
   const db = knexFactory({ client: PostgresClient as never, connection: url, pool: { min: 0, max: poolMax }, log: knexLog(logger) });
-  return { db, kind: 'postgres', listenUrl, close: () => db.destroy() };
+  return { db, kind: 'postgres', directUrl, close: () => db.destroy() };
 }
 
 // knex-pglite answers DELETE and UPDATE without RETURNING with something other than the
@@ -119,10 +120,10 @@ export async function openEmbedded(dataDir: string, logger: Logger = consoleLogg
 }
 
 export function openDatabase(
-  config: { databaseUrl: string | undefined; databaseListenUrl?: string | undefined; dataDir: string; databasePoolMax: number },
+  config: { databaseUrl: string | undefined; databaseDirectUrl?: string | undefined; dataDir: string; databasePoolMax: number },
   logger?: Logger,
 ): Promise<Database> {
   return config.databaseUrl
-    ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger, config.databaseListenUrl))
+    ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger, config.databaseDirectUrl))
     : openEmbedded(config.dataDir, logger);
 }

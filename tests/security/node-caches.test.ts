@@ -19,7 +19,7 @@ import { eventually } from '../helpers/wait.ts';
 describe.skipIf(!onPostgres())(`node caches on two nodes${onPostgres() ? '' : ' (skipped: PostgreSQL only: the embedded database belongs to one process)'}`, () => {
   let database: TestDatabase;
   let dataDir: string;
-  // Node B listens for changes as a database role of its own (DATABASE_LISTEN_URL), so
+  // Node B listens for changes as a database role of its own (DATABASE_DIRECT_URL), so
   // the test can end its listening connection and keep it from coming back.
   const listenRole = `sme_passport_listen_${crypto.randomBytes(4).toString('hex')}`;
   let nodes: Node[] = [];
@@ -41,7 +41,7 @@ describe.skipIf(!onPostgres())(`node caches on two nodes${onPostgres() ? '' : ' 
     listenUrl.username = listenRole;
     ports = [await freePort(), await freePort()];
     env = { DATABASE_URL: database.url!, ISSUER: `http://localhost:${ports[0]}`, MASTER_KEY: crypto.randomBytes(32).toString('base64'), DATA_DIR: dataDir, SIGN_IN_RATE_LIMIT: '10000/60' };
-    nodes = await Promise.all([startNode({ ...env, PORT: String(ports[0]) }), startNode({ ...env, PORT: String(ports[1]), DATABASE_LISTEN_URL: listenUrl.href })]);
+    nodes = await Promise.all([startNode({ ...env, PORT: String(ports[0]) }), startNode({ ...env, PORT: String(ports[1]), DATABASE_DIRECT_URL: listenUrl.href })]);
     const target = { url: nodes[0]!.url, db: database.db, masterKey: env.MASTER_KEY! };
     system = await adminToken(target, await makeAdmin(target, 'caches.system', [{ role: 'system_admin' }]));
     security = await adminToken(target, await makeAdmin(target, 'caches.security', [{ role: 'security_admin' }]));

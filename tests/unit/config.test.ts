@@ -25,12 +25,12 @@ describe('configuration from the environment', () => {
     }
   });
 
-  it('listens for changes on DATABASE_LISTEN_URL, else on DATABASE_URL', () => {
+  it('listens for changes on DATABASE_DIRECT_URL, else on DATABASE_URL', () => {
     const url = 'postgres://passport@db.example.cn/passport';
-    expect(loadConfig({ DATABASE_URL: url }).databaseListenUrl).toBeUndefined();
-    expect(loadConfig({ DATABASE_URL: 'postgres://passport@pgbouncer:6432/passport', DATABASE_LISTEN_URL: url }).databaseListenUrl).toBe(url);
-    expect(() => loadConfig({ DATABASE_URL: url, DATABASE_LISTEN_URL: 'mysql://x' })).toThrow(/DATABASE_LISTEN_URL: must be a postgres/);
-    expect(() => loadConfig({ DATABASE_LISTEN_URL: url })).toThrow(/DATABASE_LISTEN_URL: needs DATABASE_URL/);
+    expect(loadConfig({ DATABASE_URL: url }).databaseDirectUrl).toBeUndefined();
+    expect(loadConfig({ DATABASE_URL: 'postgres://passport@pgbouncer:6432/passport', DATABASE_DIRECT_URL: url }).databaseDirectUrl).toBe(url);
+    expect(() => loadConfig({ DATABASE_URL: url, DATABASE_DIRECT_URL: 'mysql://x' })).toThrow(/DATABASE_DIRECT_URL: must be a postgres/);
+    expect(() => loadConfig({ DATABASE_DIRECT_URL: url })).toThrow(/DATABASE_DIRECT_URL: needs DATABASE_URL/);
   });
 
   it('reads the sign-in protection settings', () => {
