@@ -43,7 +43,8 @@ const displayName = (max: number) => text({ max }).min(2, 'must be at least 2 ch
 // The filings' own forms, so a typo is caught at start rather than shown on every page.
 const PROVINCES = '京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼渝川贵云藏陕甘青宁新';
 
-const envSchema = z.object({
+// Exported for the test that keeps README.md's table and deploy/sme-passport.env.example in step.
+export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test'], { error: 'must be development, production or test' }).default('development'),
   PORT: port.default(3000),
   HOST: z.string().min(1, 'must not be empty').optional(),
