@@ -25,9 +25,10 @@ export function formOf(html: string, actionPart: string): { action: string; fiel
   throw new Error(`no form with action containing "${actionPart}" in page:\n${html.slice(0, 2000)}`);
 }
 
-export function browser() {
+// `fetchImpl`: what sends its requests (one that counts them, for a load).
+export function browser(fetchImpl: typeof fetch = fetch) {
   const jar = new CookieJar();
-  const fetchWithCookies = makeFetchCookie(fetch, jar);
+  const fetchWithCookies = makeFetchCookie(fetchImpl, jar);
 
   async function follow(response: Response, from: URL, stopAt: string): Promise<Visit> {
     let res = response;
