@@ -95,6 +95,10 @@ function show(label: string, report: LoadReport, extra: Record<string, unknown> 
   const byKind = Object.fromEntries(KINDS.map((k) => [k, `${report.byKind[k].requests} requests, ${report.byKind[k].flows} flows, ${report.byKind[k].failed} failed`]));
   console.log(`${label}: ${JSON.stringify({ requests: totalRequests(report), failedFlows: totalFailed(report), serverErrors: report.serverErrors, byKind, ...extra }, null, 2)}`);
   if (report.failures.length > 0) console.log(`${label}, failures:\n  ${report.failures.slice(0, 20).join('\n  ')}`);
+  // Where they came from: the nodes' request lines that were not a success, nginx's errors.
+  const nodeLines = ports.flatMap((_, slot) => [...(earlierOutput[slot] ?? []), nodes[slot]!.output()].join('\n').split('\n').filter((l) => /"status":[45]\d\d/.test(l) && !l.includes('"route":"/readyz"')).map((l) => `node ${slot}: ${l}`));
+  const nginxLines = nginx!.output().split('\n').filter((l) => /\[(error|crit|alert|emerg)\]/.test(l));
+  if (nodeLines.length + nginxLines.length > 0) console.log(`${label}, errors logged:\n  ${[...nodeLines, ...nginxLines].slice(-30).join('\n  ')}`);
 }
 
 async function setUp() {
@@ -133,7 +137,7 @@ async function setUp() {
   for (let slot = 0; slot < NODES; slot++) nodes.push(await startNodeOn(slot));
   await eventually(async () => (await Promise.all(ports.map((_, slot) => ready(slot)))).every(Boolean), { every: 200 });
   httpPort = await freePort();
-  nginx = await startNginx({ httpsPort, httpPort, nodes: ports.map((p) => `127.0.0.1:${p}`), certificate }, dir);
+  nginx = await startNginx({ httpsPort, httpPort, nodes: ports.map((p) => `127.0.0.1:${p}`), certificate, dir });
 }
 
 async function tearDown() {
@@ -157,7 +161,8 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
     const discovery = await fetch(`${issuer}/.well-known/openid-configuration`);
     // The node builds its URLs from the Host and scheme nginx passes on; the request id is nginx's.
     expect(await discovery.json()).toMatchObject({ issuer, authorization_endpoint: `${issuer}/auth`, end_session_endpoint: `${issuer}/session/end` });
-    expect(discovery.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
+    const requestId = discovery.headers.get('x-request-id')!;
+    expect(requestId).toMatch(/^[0-9a-f]{32}$/);
     expect(discovery.headers.get('strict-transport-security')).toBe('max-age=63072000');
     // Plain HTTP is sent to HTTPS (on 443, as in production).
     const plain = await fetch(`http://localhost:${httpPort}/account`, { redirect: 'manual' });
@@ -180,6 +185,12 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
     expect(await Promise.all(ports.map((_, slot) => sessionOnNode(you, slot)))).toEqual(['login_required', 'login_required', 'login_required']);
     // And through the balancer: the password again.
     expect((await first.signIn(browser(), credentials)).askedForPassword).toBe(true);
+
+    // One request id in nginx's access log and a node's log line; no query string logged.
+    expect(nginx!.accessLog()).toContain(` ${requestId} `);
+    expect(ports.some((_, slot) => nodes[slot]!.output().includes(`"requestId":"${requestId}"`))).toBe(true);
+    expect(nginx!.accessLog()).toMatch(/"GET \/session\/end HTTP\/1\.1" /);
+    expect(nginx!.accessLog()).not.toContain('?');
 
     const through = ports.map((_, slot) => requestsOn(slot) - before[slot]!);
     console.log(`requests per node through nginx (and the test's direct checks, 2 per node): ${through.join(', ')}`);
@@ -232,7 +243,7 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
       await exited;
       const atKill = totalRequests(load.report());
       // The load goes on over the two others for a while.
-      await eventually(() => totalRequests(load.report()) > atKill + 100, { every: 100 });
+      await eventually(() => totalRequests(load.report()) > atKill + 300, { every: 100 });
     } finally {
       const report = await load.stop();
       show('one node killed under load', report, { users: USERS });

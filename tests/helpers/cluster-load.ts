@@ -66,8 +66,7 @@ export function startLoad(parties: LoadParties, users: number): Load {
       } catch (err) {
         report.byKind[kind].flows++;
         report.byKind[kind].failed++;
-        const e = err as Error & { cause?: { code?: string }; error?: string; status?: number };
-        report.failures.push(`${kind}: ${e.error ?? e.cause?.code ?? ''} ${e.status ?? ''} ${e.message.slice(0, 300)}`);
+        report.failures.push(`${kind}: ${describe(err)}`);
         you = undefined;
         refreshToken = undefined;
       }
@@ -83,6 +82,15 @@ export function startLoad(parties: LoadParties, users: number): Load {
       return report;
     },
   };
+}
+
+// What went wrong, in a line: the status and error of a response, the code of a refused
+// connection, the text of an error page (not its markup).
+function describe(err: unknown): string {
+  const e = err as Error & { cause?: unknown; error?: string; status?: number };
+  const cause = e.cause instanceof Response ? `HTTP ${e.cause.status}` : ((e.cause as { code?: string } | undefined)?.code ?? '');
+  const message = e.message.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+  return [e.error, e.status, cause, message.slice(0, 400)].filter(Boolean).join(' ');
 }
 
 export const totalFailed = (r: LoadReport) => Object.values(r.byKind).reduce((sum, t) => sum + t.failed, 0);

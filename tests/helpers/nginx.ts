@@ -30,7 +30,9 @@ export function trustInThisProcess(certificate: Certificate): void {
   tls.setDefaultCACertificates([...tls.getCACertificates('default'), certificate.pem]);
 }
 
-export type Site = { httpsPort: number; httpPort: number; nodes: string[]; certificate: Certificate };
+// dir: nginx's own folder (configuration, pid, logs, temporary files).
+export type Site = { httpsPort: number; httpPort: number; nodes: string[]; certificate: Certificate; dir: string };
+
 
 // The site file for this machine: every "# EDIT:" line rewritten, the IPv6 listens left out.
 export function renderSite(site: Site): string {
@@ -54,13 +56,15 @@ export function renderSite(site: Site): string {
         return [line.replace(/server_name \S+;/, 'server_name localhost;')];
       case 'certificate':
         return [line.replace(/ssl_certificate \S+;/, `ssl_certificate ${site.certificate.certFile};`)];
+      case 'access log':
+        return [line.replace(/access_log \S+/, `access_log ${site.dir}/sme-passport.access.log`)];
       case 'certificate key':
         return [line.replace(/ssl_certificate_key \S+;/, `ssl_certificate_key ${site.certificate.keyFile};`)];
       default:
         throw new Error(`${SITE_FILE}: unknown "# EDIT: ${mark}"`);
     }
   });
-  const expected = ['node', 'listen https', 'listen http', 'name', 'certificate', 'certificate key'];
+  const expected = ['node', 'listen https', 'listen http', 'name', 'access log', 'certificate', 'certificate key'];
   const missing = expected.filter((mark) => !seen.has(mark));
   if (missing.length > 0) throw new Error(`${SITE_FILE}: no "# EDIT: ${missing.join('", "')}" line`);
   return lines.join('\n');
@@ -70,7 +74,8 @@ export type Nginx = { dir: string; output: () => string; accessLog: () => string
 
 // nginx as this user, everything it writes in its own folder; resolves once it accepts
 // connections on the HTTPS port.
-export async function startNginx(site: Site, dir: string): Promise<Nginx> {
+export async function startNginx(site: Site): Promise<Nginx> {
+  const { dir } = site;
   fs.writeFileSync(path.join(dir, 'sme-passport.conf'), renderSite(site));
   // Debian's nginx.conf, as far as a site relies on it; the paths nginx writes are here.
   const main = `
@@ -103,7 +108,7 @@ http {
   const nginx: Nginx = {
     dir,
     output: () => output + readLog('error.log'),
-    accessLog: () => readLog('access.log'),
+    accessLog: () => readLog('sme-passport.access.log'),
     stop: () => {
       // SIGQUIT: nginx's graceful stop.
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
