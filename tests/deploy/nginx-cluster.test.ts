@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
 import { createAccount } from '../../src/accounts/accounts.ts';
@@ -75,6 +76,17 @@ const parties: LoadParties = {
   service: () => oidc.discovery(new URL(issuer), clients.service.clientId, clients.service.clientSecret),
   person: credentials,
 };
+
+// The TLS version a handshake with nginx settled on, or why there was none.
+function handshake(version: tls.SecureVersion): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(issuer).port), servername: 'localhost', minVersion: version, maxVersion: version, ciphers: 'DEFAULT@SECLEVEL=0' }, () => {
+      resolve(socket.getProtocol() ?? 'none');
+      socket.end();
+    });
+    socket.on('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+  });
+}
 
 // Whether the session in this browser is known to a node asked directly (as nginx would
 // ask it): a silent authorization request gets a code, or login_required.
@@ -167,6 +179,11 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
     // Plain HTTP is sent to HTTPS (on 443, as in production).
     const plain = await fetch(`http://localhost:${httpPort}/account`, { redirect: 'manual' });
     expect([plain.status, plain.headers.get('location')]).toEqual([301, `https://localhost/account`]);
+
+    // TLS 1.2 and 1.3 only.
+    expect(await handshake('TLSv1.3')).toBe('TLSv1.3');
+    expect(await handshake('TLSv1.2')).toBe('TLSv1.2');
+    expect(await handshake('TLSv1.1')).not.toMatch(/^TLS/);
 
     const you = browser();
     const first = await rp('first');
