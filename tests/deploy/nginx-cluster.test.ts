@@ -50,7 +50,12 @@ let clients: Record<'first' | 'second' | 'service', { clientId: string; clientSe
 
 async function startNodeOn(slot: number): Promise<Node> {
   const { started, ...node } = spawnNode({ ...env, PORT: String(ports[slot]) });
-  await started;
+  try {
+    await started;
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
   return { ...node, url: issuer };
 }
 
