@@ -195,6 +195,10 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
     const signedIn = await first.signIn(you, credentials);
     expect(signedIn.askedForPassword).toBe(true);
     expect(signedIn.claims.preferred_username).toBe(person.username);
+    // The node knows it is reached over HTTPS (X-Forwarded-Proto): its cookies are Secure.
+    const cookies = await you.jar.getCookies(issuer);
+    expect(cookies.length).toBeGreaterThan(0);
+    expect(cookies.filter((c) => !c.secure).map((c) => c.key)).toEqual([]);
     const sso = await (await rp('second')).signIn(you, undefined);
     expect(sso.askedForPassword).toBe(false);
     expect(sso.claims.sub).toBe(signedIn.claims.sub);
