@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import http2 from 'node:http2';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oidc from 'openid-client';
@@ -90,6 +91,25 @@ function handshake(version: tls.SecureVersion): Promise<string> {
       socket.end();
     });
     socket.on('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+  });
+}
+
+// A GET over HTTP/2, as browsers send it (the Host is the :authority pseudo-header).
+function getOverHttp2(pathname: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(issuer);
+    session.on('error', reject);
+    const stream = session.request({ ':path': pathname });
+    let status = 0;
+    let body = '';
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => (body += chunk));
+    stream.on('end', () => {
+      session.close();
+      resolve({ status, body });
+    });
+    stream.on('error', reject);
   });
 }
 
@@ -185,6 +205,9 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
     const plain = await fetch(`http://localhost:${httpPort}/account`, { redirect: 'manual' });
     expect([plain.status, plain.headers.get('location')]).toEqual([301, `https://localhost/account`]);
 
+    const overHttp2 = await getOverHttp2('/.well-known/openid-configuration');
+    expect(overHttp2.status).toBe(200);
+    expect(JSON.parse(overHttp2.body)).toMatchObject({ issuer, authorization_endpoint: `${issuer}/auth` });
     // TLS 1.2 and 1.3 only.
     expect(await handshake('TLSv1.3')).toBe('TLSv1.3');
     expect(await handshake('TLSv1.2')).toBe('TLSv1.2');
