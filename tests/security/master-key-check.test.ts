@@ -44,12 +44,14 @@ async function startWith(masterKey: string) {
   await node.stop();
 }
 
-async function refusedStart(masterKey: string) {
-  const node = spawnNode(env(masterKey));
+// masterKey undefined: none given, so the development key in the data folder (made now).
+async function refusedStart(masterKey: string | undefined, message = MISMATCH) {
+  const { MASTER_KEY: _given, ...rest } = env('');
+  const node = spawnNode(masterKey ? env(masterKey) : rest);
   await expect(node.started).rejects.toThrow(/node exited with 2/);
   const output = node.output();
   const lines = output.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; err?: unknown });
-  expect(lines.at(-1)).toMatchObject({ msg: `sme-passport: ${MISMATCH}` });
+  expect(lines.at(-1)).toMatchObject({ msg: `sme-passport: ${message}` });
   expect(lines.at(-1)!.err).toBeUndefined();
   expect(output).not.toContain(' at ');
   for (const key of [rightKey, wrongKey]) expect(output).not.toContain(key);
@@ -57,13 +59,15 @@ async function refusedStart(masterKey: string) {
 }
 
 describe('a master key that does not open the database', () => {
-  it('refuses a node started with another key, in one line with exit 2, writing nothing; the right key starts', async () => {
+  it('refuses a node started with another key (or the development key file), in one line with exit 2, writing nothing; the right key starts', async () => {
     await startWith(rightKey);
     const before = await sealedState();
     expect(before.keys.length).toBeGreaterThanOrEqual(3);
     expect(before.check).toHaveLength(1);
 
     await refusedStart(wrongKey);
+    expect(await sealedState()).toEqual(before);
+    await refusedStart(undefined, MISMATCH.replace('MASTER_KEY', `the master key in ${path.join(dataDir, 'master.key')} (MASTER_KEY is unset)`));
     expect(await sealedState()).toEqual(before);
 
     await startWith(rightKey);
