@@ -63,6 +63,7 @@ const envSchema = z.object({
     .optional(),
   DEMO: bool.optional(),
   PURGE_INTERVAL: seconds.default(600),
+  SHUTDOWN_GRACE_SECONDS: seconds.max(600, 'must be at most 600').default(25),
   DATABASE_POOL_MAX: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(200, 'must be at most 200').default(10),
   LOCKOUT_THRESHOLD: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
   LOCKOUT_SECONDS: seconds.default(900),
@@ -126,6 +127,8 @@ export type Config = {
   masterKey: Buffer | undefined;
   demo: boolean;
   purgeIntervalSeconds: number;
+  // How long a stopping node lets what is in flight finish before cutting it.
+  shutdownGraceSeconds: number;
   // How often a node looks for a changed key set, and how long a rotated key is
   // published before it signs.
   keys: { refreshSeconds: number; rotationDelaySeconds: number };
@@ -203,6 +206,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,
     demo: e.DEMO ?? !production,
     purgeIntervalSeconds: e.PURGE_INTERVAL,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     keys: { refreshSeconds: e.KEYS_REFRESH_SECONDS, rotationDelaySeconds: e.KEY_ROTATION_DELAY },
     databasePoolMax: e.DATABASE_POOL_MAX,
     passwordHashing: { concurrency: e.PASSWORD_HASH_CONCURRENCY ?? defaultHashingConcurrency(), queue: e.PASSWORD_HASH_QUEUE },
