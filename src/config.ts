@@ -53,6 +53,9 @@ export const envSchema = z.object({
   // The database itself, not a pooler in transaction mode (PgBouncer), where a session
   // does not hold: for what needs one (LISTEN for change notifications).
   DATABASE_DIRECT_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL that reaches PostgreSQL directly' }).optional(),
+  // false: the provider's own statements go unnamed, for a pooler in transaction mode
+  // that does not keep named prepared statements (PgBouncer before 1.21).
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   DATA_DIR: z.string().min(1, 'must not be empty').default('data'),
   TRUST_PROXY: bool.default(false),
   MASTER_KEY: z
@@ -119,6 +122,7 @@ export type Config = {
   databaseUrl: string | undefined;
   // PostgreSQL itself, past any pooler, for what needs a session; unset: databaseUrl.
   databaseDirectUrl: string | undefined;
+  databasePreparedStatements: boolean;
   dataDir: string;
   trustProxy: boolean;
   masterKey: Buffer | undefined;
@@ -169,6 +173,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
   if (e.DATABASE_DIRECT_URL && !e.DATABASE_URL) throw new ConfigError('DATABASE_DIRECT_URL: needs DATABASE_URL (the embedded database has no connections)');
+  if (present.DATABASE_PREPARED_STATEMENTS !== undefined && !e.DATABASE_URL) {
+    throw new ConfigError('DATABASE_PREPARED_STATEMENTS: needs DATABASE_URL (the embedded database has no connections)');
+  }
   const issuer = e.ISSUER?.replace(/\/+$/, '');
   const issuerUrl = issuer ? new URL(issuer) : undefined;
   if (issuerUrl && (issuerUrl.search || issuerUrl.hash)) throw new ConfigError('ISSUER: must not have a query or fragment');
@@ -194,6 +201,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     issuer,
     databaseUrl: e.DATABASE_URL,
     databaseDirectUrl: e.DATABASE_DIRECT_URL,
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     dataDir: path.resolve(e.DATA_DIR),
     trustProxy: e.TRUST_PROXY,
     masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,
