@@ -89,7 +89,7 @@ export function startLoad(parties: LoadParties, users: number): Load {
 function describe(err: unknown): string {
   const e = err as Error & { cause?: unknown; error?: string; status?: number };
   const cause = e.cause instanceof Response ? `HTTP ${e.cause.status}` : ((e.cause as { code?: string } | undefined)?.code ?? '');
-  const message = e.message.replace(/<style[\s\S]*?<\/style>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+  const message = e.message.replace(/<head[\s\S]*?<\/head>/g, '').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
   return [e.error, e.status, cause, message.slice(0, 400)].filter(Boolean).join(' ');
 }
 
