@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { DatabaseUnavailable } from './db/connection-errors.ts';
-import { migrate } from './db/migrate.ts';
+import { migrate, WAITING_TO_MIGRATE, type MigrationTarget } from './db/migrate.ts';
 import { InputError, issuesOf, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
@@ -90,13 +90,14 @@ async function refuseStaleSchema(db: Db): Promise<void> {
 const quietDatabaseClient = { error: () => {}, info: () => {} };
 
 // Runs work on the database: the one handed in (the server running a forwarded
-// command on its embedded database), or one this process opens and closes.
-async function withDatabase<T>(io: Io, work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
+// command on its embedded database, which no other process migrates), or one this
+// process opens and closes.
+async function withDatabase<T>(io: Io, work: (database: MigrationTarget) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
   const database = io.db ? undefined : await openDatabase(loadConfig(io.env), quietDatabaseClient);
-  const db = io.db ?? database!.db;
+  const target = database ?? { db: io.db! };
   try {
-    if (!options.migrating) await refuseStaleSchema(db);
-    return await work(db);
+    if (!options.migrating) await refuseStaleSchema(target.db);
+    return await work(target);
   } finally {
     await database?.close();
   }
@@ -178,7 +179,7 @@ const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.s
 export function buildCli(io: Io = processIo): Command {
   const print = (json: boolean | undefined, data: object, human: string) => io.stdout(json ? `${JSON.stringify(data)}\n` : `${human}\n`);
   const cliActor = () => ({ type: 'system' as const, id: `cli:${os.userInfo().username}` });
-  const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io, work, options);
+  const onDb = <T>(work: (db: Db) => Promise<T>) => withDatabase(io, ({ db }) => work(db));
   // A change from the command line goes on record in the transaction that makes it, under
   // the same event names as the admin API's operations.
   const changeOnDb = <T>(event: string, work: (db: Db) => Promise<{ value: T; change: Pick<AuditEvent, 'target' | 'enterpriseId' | 'windowId' | 'before' | 'after'> }>) =>
@@ -202,7 +203,7 @@ export function buildCli(io: Io = processIo): Command {
     .description('apply pending database migrations')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const applied = await onDb((db) => migrate(db), { migrating: true });
+      const applied = await withDatabase(io, (database) => migrate(database, { onWait: () => io.stderr(`${WAITING_TO_MIGRATE}\n`) }), { migrating: true });
       print(o.json, { applied }, applied.length ? `applied: ${applied.join(', ')}` : 'the schema is up to date');
     });
 
