@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { DatabaseUnavailable } from './db/connection-errors.ts';
-import { migrate, WAITING_TO_MIGRATE, type MigrationTarget } from './db/migrate.ts';
+import { migrate, pendingMigrations, UnknownMigrations, WAITING_TO_MIGRATE, type MigrationTarget } from './db/migrate.ts';
 import { InputError, issuesOf, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
@@ -77,12 +77,10 @@ const processIo: Io = {
   },
 };
 
-const MIGRATIONS = new URL('../migrations', import.meta.url).pathname;
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 async function refuseStaleSchema(db: Db): Promise<void> {
-  const [, pending] = (await db.migrate.list({ directory: MIGRATIONS, loadExtensions: ['.ts'] })) as [unknown[], unknown[]];
-  if (pending.length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
+  if ((await pendingMigrations(db)).length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
 }
 
 // The database client's own warnings are about connections, which a command that
@@ -847,7 +845,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
       io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers\n`);
       return EXIT.failure;
     }
-    if (err instanceof Failed) {
+    if (err instanceof Failed || err instanceof UnknownMigrations) {
       io.stderr(`error: ${err.message}\n`);
       return EXIT.failure;
     }

@@ -1,9 +1,16 @@
+import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import type { Database } from './connect.ts';
+import type { Database, Db } from './connect.ts';
 
 const directory = fileURLToPath(new URL('../../migrations', import.meta.url));
-const config = { directory, loadExtensions: ['.ts'] };
+// knex refuses to run when the database has a migration its directory lacks; so would a
+// node of the release before, restarted in the middle of a rolling upgrade, on the
+// schema the new release has expanded. checkApplied() allows exactly that case.
+const config = { directory, loadExtensions: ['.ts'], disableMigrationsListValidation: true };
+
+// Applied migrations this code does not have and that are not a later release's.
+export class UnknownMigrations extends Error {}
 
 // Nodes starting together and the command line all migrate; on PostgreSQL one at a time,
 // under this session-level advisory lock: the others wait for it, then find nothing to
@@ -47,7 +54,27 @@ export async function migrate(database: MigrationTarget, options: { onWait?: () 
   }
 }
 
+// The migrations of this code not applied yet, by file name.
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  await checkApplied(db);
+  const [, pending] = (await db.migrate.list(config)) as [unknown, Array<{ file: string }>];
+  return pending.map((m) => m.file);
+}
+
 async function latest({ db }: MigrationTarget): Promise<string[]> {
+  await checkApplied(db);
   const [, applied] = (await db.migrate.latest(config)) as [number, string[]];
   return applied;
+}
+
+// Migrations newer than this code's newest are a later release's, which only add to the
+// schema (README, "Upgrades"): this code runs on it. One older than that which this code
+// lacks is a migration directory out of step with the database.
+async function checkApplied(db: Db): Promise<void> {
+  if (!(await db.schema.hasTable('knex_migrations'))) return;
+  const known = fs.readdirSync(directory).filter((f) => f.endsWith('.ts'));
+  const newest = known.toSorted().at(-1)!;
+  const applied: string[] = await db('knex_migrations').pluck('name');
+  const unknown = applied.filter((name) => name < newest && !known.includes(name));
+  if (unknown.length > 0) throw new UnknownMigrations(`the database has migrations this code lacks: ${unknown.join(', ')} (not a later release's: their names sort before ${newest})`);
 }
