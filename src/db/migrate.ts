@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Database, Db } from './connect.ts';
+import { DatabaseUnavailable, isConnectionError } from './connection-errors.ts';
 
 const directory = fileURLToPath(new URL('../../migrations', import.meta.url));
 // knex refuses to run when the database has a migration its directory lacks; so would a
@@ -37,12 +38,12 @@ export async function migrate(database: MigrationTarget, options: { onWait?: () 
   // the one transaction a batch of transactional migrations runs in, still keeps the two
   // batches apart.
   session.on('error', () => {});
-  await session.connect();
+  await session.connect().catch(unavailable);
   try {
-    const { rows } = await session.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [MIGRATION_LOCK]);
+    const { rows } = await session.query<{ locked: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS locked', [MIGRATION_LOCK]).catch(unavailable);
     if (!rows[0]!.locked) {
       options.onWait?.();
-      await session.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATION_LOCK]);
+      await session.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATION_LOCK]).catch(unavailable);
     }
     // No one else is migrating: a knex lock still set is a dead migrator's.
     await database.db.migrate.forceFreeMigrationsLock(config);
@@ -53,6 +54,11 @@ export async function migrate(database: MigrationTarget, options: { onWait?: () 
     await session.end();
   }
 }
+
+// The lock's session failing for want of a database is an outage, as the pool's are.
+const unavailable = (err: unknown): never => {
+  throw isConnectionError(err) ? new DatabaseUnavailable(err) : err;
+};
 
 // The migrations of this code not applied yet, by file name.
 export async function pendingMigrations(db: Db): Promise<string[]> {
