@@ -52,6 +52,9 @@ const envSchema = z.object({
   // The database itself, not a pooler in transaction mode (PgBouncer), where a session
   // does not hold: for what needs one (LISTEN for change notifications).
   DATABASE_DIRECT_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL that reaches PostgreSQL directly' }).optional(),
+  // false: the provider's own statements go unnamed, for a pooler in transaction mode
+  // that does not keep named prepared statements (PgBouncer before 1.21).
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   DATA_DIR: z.string().min(1, 'must not be empty').default('data'),
   TRUST_PROXY: bool.default(false),
   MASTER_KEY: z
@@ -60,6 +63,7 @@ const envSchema = z.object({
     .optional(),
   DEMO: bool.optional(),
   PURGE_INTERVAL: seconds.default(600),
+  SHUTDOWN_GRACE_SECONDS: seconds.max(600, 'must be at most 600').default(25),
   DATABASE_POOL_MAX: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(200, 'must be at most 200').default(10),
   LOCKOUT_THRESHOLD: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
   LOCKOUT_SECONDS: seconds.default(900),
@@ -117,11 +121,14 @@ export type Config = {
   databaseUrl: string | undefined;
   // PostgreSQL itself, past any pooler, for what needs a session; unset: databaseUrl.
   databaseDirectUrl: string | undefined;
+  databasePreparedStatements: boolean;
   dataDir: string;
   trustProxy: boolean;
   masterKey: Buffer | undefined;
   demo: boolean;
   purgeIntervalSeconds: number;
+  // How long a stopping node lets what is in flight finish before cutting it.
+  shutdownGraceSeconds: number;
   // How often a node looks for a changed key set, and how long a rotated key is
   // published before it signs.
   keys: { refreshSeconds: number; rotationDelaySeconds: number };
@@ -165,6 +172,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
   if (e.DATABASE_DIRECT_URL && !e.DATABASE_URL) throw new ConfigError('DATABASE_DIRECT_URL: needs DATABASE_URL (the embedded database has no connections)');
+  if (present.DATABASE_PREPARED_STATEMENTS !== undefined && !e.DATABASE_URL) {
+    throw new ConfigError('DATABASE_PREPARED_STATEMENTS: needs DATABASE_URL (the embedded database has no connections)');
+  }
   const issuer = e.ISSUER?.replace(/\/+$/, '');
   const issuerUrl = issuer ? new URL(issuer) : undefined;
   if (issuerUrl && (issuerUrl.search || issuerUrl.hash)) throw new ConfigError('ISSUER: must not have a query or fragment');
@@ -190,11 +200,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     issuer,
     databaseUrl: e.DATABASE_URL,
     databaseDirectUrl: e.DATABASE_DIRECT_URL,
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     dataDir: path.resolve(e.DATA_DIR),
     trustProxy: e.TRUST_PROXY,
     masterKey: e.MASTER_KEY ? Buffer.from(e.MASTER_KEY, 'base64') : undefined,
     demo: e.DEMO ?? !production,
     purgeIntervalSeconds: e.PURGE_INTERVAL,
+    shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     keys: { refreshSeconds: e.KEYS_REFRESH_SECONDS, rotationDelaySeconds: e.KEY_ROTATION_DELAY },
     databasePoolMax: e.DATABASE_POOL_MAX,
     passwordHashing: { concurrency: e.PASSWORD_HASH_CONCURRENCY ?? defaultHashingConcurrency(), queue: e.PASSWORD_HASH_QUEUE },

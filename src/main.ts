@@ -31,12 +31,15 @@ try {
   logger = createLogger({ level: config.logLevel });
   const running = await startServer(config, { logger });
   // Before anything is said to be running: a signal from then on shuts down cleanly.
+  // SIGTERM (systemd, an orchestrator) first makes the balancer move away; SIGINT (a
+  // terminal's Ctrl-C) stops listening at once. Both let requests in flight finish.
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (signal: 'SIGINT' | 'SIGTERM') => {
     if (stopping) return;
     stopping = true;
     logger.info(`sme-passport: ${signal} received, shutting down`);
-    await running.close();
+    await running.close({ drain: signal === 'SIGTERM' });
+    logger.info('sme-passport: stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
@@ -7,7 +7,8 @@ import { startChangeFeed, type ChangeFeed } from './db/change-feed.ts';
 import { resolveMasterKey } from './crypto/master-key.ts';
 import type { Logger } from './http/errors.ts';
 import { createLogger } from './http/logging.ts';
-import { answerWhileStarting } from './http/starting.ts';
+import { answerNotServing } from './http/not-serving.ts';
+import { stoppableServer, type StopOptions } from './http/shutdown.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { purgeExpired } from './purge.ts';
 import { startLogoutDeliveries } from './oidc/logout-deliveries.ts';
@@ -26,7 +27,10 @@ import { runCliOn } from './cli.ts';
 import { cliSocketPath, serveCliRelay } from './cli-relay.ts';
 
 // url: the issuer; port: where this process listens (behind a proxy the two differ).
-export type RunningServer = { url: string; port: number; database: Database; close(): Promise<void> };
+// close: stop listening at once, let what is in flight finish within the grace period
+// (SHUTDOWN_GRACE_SECONDS), then stop the rest; with drain, first make a balancer move
+// away (http/shutdown.ts).
+export type RunningServer = { url: string; port: number; database: Database; close(options?: { drain?: boolean }): Promise<void> };
 
 // This process as reached from itself: a wildcard address is reached on loopback.
 function selfUrl({ address, port, family }: AddressInfo): string {
@@ -43,8 +47,8 @@ export async function startServer(config: Config, options: { database?: Database
   setHashingLimits(config.passwordHashing);
   const database = options.database ?? (await openDatabase(config, logger));
   const { db } = database;
-  let handle: http.RequestListener = answerWhileStarting;
-  const server = http.createServer((req, res) => handle(req, res));
+  let handle: http.RequestListener = (req, res) => answerNotServing('starting', req, res);
+  const { server, stop } = stoppableServer((req, res) => handle(req, res));
   let feed: ChangeFeed | undefined;
   try {
     await migrate(database, { onWait: () => logger.info(WAITING_TO_MIGRATE) });
@@ -118,12 +122,13 @@ export async function startServer(config: Config, options: { database?: Database
       url: issuer,
       port: (server.address() as AddressInfo).port,
       database,
-      async close() {
+      async close({ drain = false } = {}) {
+        const stopOptions: StopOptions = { drain, graceMs: config.shutdownGraceSeconds * 1000 };
+        const { cut } = await stop(stopOptions);
+        if (cut > 0) logger.error(`shutdown: ${cut} requests still in flight after ${config.shutdownGraceSeconds} s (SHUTDOWN_GRACE_SECONDS) were cut`);
         clearInterval(purge);
         clearInterval(keyWatch);
         await relay?.close();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
         await deliveries.stop();
         await counts.stop();
         await feed?.close();

@@ -15,8 +15,8 @@ export type Db = Knex;
 export const PGLITE_OPTIONS: PGliteOptions = { extensions: { pg_trgm } };
 
 // directUrl: PostgreSQL itself, past any pooler, for what needs a session of its own
-// (LISTEN in change-feed.ts); pglite: the embedded database itself, whose
-// notifications arrive in this process.
+// (LISTEN in change-feed.ts, the migrations' lock in migrate.ts); pglite: the embedded
+// database itself, whose notifications arrive in this process.
 export type Database = { db: Db; close(): Promise<void> } & ({ kind: 'postgres'; directUrl: string } | { kind: 'embedded'; pglite: PGlite });
 
 export class DatabaseInUseError extends Error {}
@@ -36,11 +36,26 @@ const PostgresClient = withStatementFailures(require('knex/lib/dialects/postgres
 
 type PostgresPool = { acquireConnection(): Promise<unknown>; releaseConnection(connection: unknown): Promise<void>; listenerCount(event: string): number; emit(event: string, data: unknown): boolean };
 
-// knex's pool of PostgreSQL connections, outside a transaction (fixed-statements.ts).
-export const postgresPoolOf = (db: Db): PostgresPool | undefined => (!db.isTransaction && db.client instanceof PostgresClient ? (db.client as PostgresPool) : undefined);
+// The knex clients opened with DATABASE_PREPARED_STATEMENTS=false.
+const unnamedOnly = new WeakSet<object>();
 
-export function openPostgres(url: string, poolMax = 10, logger: Logger = consoleLogger, directUrl = url): Database {
+// knex's pool of PostgreSQL connections, outside a transaction, and whether statements
+// sent on them may be named prepared statements (fixed-statements.ts).
+export function postgresPoolOf(db: Db): { pool: PostgresPool; prepared: boolean } | undefined {
+  if (db.isTransaction || !(db.client instanceof PostgresClient)) return undefined;
+  return { pool: db.client as PostgresPool, prepared: !unnamedOnly.has(db.client) };
+}
+
+// directUrl: PostgreSQL past any pooler; preparedStatements: false behind a pooler in
+// transaction mode that does not keep them (README, "Running on PostgreSQL").
+export function openPostgres(
+  url: string,
+  poolMax = 10,
+  logger: Logger = consoleLogger,
+  { directUrl = url, preparedStatements = true }: { directUrl?: string | undefined; preparedStatements?: boolean } = {},
+): Database {
   const db = knexFactory({ client: PostgresClient as never, connection: url, pool: { min: 0, max: poolMax }, log: knexLog(logger) });
+  if (!preparedStatements) unnamedOnly.add(db.client);
   return { db, kind: 'postgres', directUrl, close: () => db.destroy() };
 }
 
@@ -120,10 +135,15 @@ export async function openEmbedded(dataDir: string, logger: Logger = consoleLogg
 }
 
 export function openDatabase(
-  config: { databaseUrl: string | undefined; databaseDirectUrl?: string | undefined; dataDir: string; databasePoolMax: number },
+  config: { databaseUrl: string | undefined; databaseDirectUrl?: string | undefined; databasePreparedStatements?: boolean; dataDir: string; databasePoolMax: number },
   logger?: Logger,
 ): Promise<Database> {
   return config.databaseUrl
-    ? Promise.resolve(openPostgres(config.databaseUrl, config.databasePoolMax, logger, config.databaseDirectUrl))
+    ? Promise.resolve(
+        openPostgres(config.databaseUrl, config.databasePoolMax, logger, {
+          directUrl: config.databaseDirectUrl,
+          preparedStatements: config.databasePreparedStatements,
+        }),
+      )
     : openEmbedded(config.dataDir, logger);
 }

@@ -7,9 +7,11 @@ import { DatabaseUnavailable, unavailableIfLost } from './connection-errors.ts';
 // connection of knex's pool past knex's query building and statement runner: on these
 // that machinery costs more of the node's CPU than sending the statement (bench). Each
 // is a named prepared statement, parsed and planned once per connection rather than
-// once per request, which is most of what they cost PostgreSQL (so a pooler in front
-// of PostgreSQL must keep prepared statements: PgBouncer 1.21 or later with
-// max_prepared_statements, README).
+// once per request, which is most of what they cost PostgreSQL. A pooler in
+// transaction mode that does not keep prepared statements (PgBouncer before 1.21)
+// hands each statement to whichever server connection is free, where that name is
+// unknown or already taken: with DATABASE_PREPARED_STATEMENTS=false they go unnamed,
+// parsed and planned at every request (README, "Running on PostgreSQL").
 // They fail as they would through knex (statement-failures.ts): a lost database is
 // DatabaseUnavailable, and a read on its own whose pooled connection died runs once
 // more on a fresh one. knex's 'query' event is emitted for them too. In a transaction
@@ -35,13 +37,15 @@ export function fixedStatement<Row>(text: string, reads: boolean): FixedStatemen
   // Named after the text: one name, one statement, on every connection and node.
   const name = `sme_passport_${crypto.createHash('sha256').update(numbered).digest('hex').slice(0, 24)}`;
   return async (db, values) => {
-    const pool = postgresPoolOf(db);
-    if (!pool) return ((await db.raw(text, values.map(throughKnex))) as { rows: Row[] }).rows;
+    const postgres = postgresPoolOf(db);
+    if (!postgres) return ((await db.raw(text, values.map(throughKnex))) as { rows: Row[] }).rows;
+    const { pool, prepared } = postgres;
     if (pool.listenerCount('query') > 0) pool.emit('query', { method: 'raw', sql: text, bindings: values });
+    const statement = prepared ? { name, text: numbered, values } : { text: numbered, values };
     for (let attempt = 1; ; attempt++) {
       const connection = (await pool.acquireConnection()) as pg.Client;
       try {
-        return (await connection.query<Row & pg.QueryResultRow>({ name, text: numbered, values })).rows;
+        return (await connection.query<Row & pg.QueryResultRow>(statement)).rows;
       } catch (err) {
         const failure = unavailableIfLost(err);
         if (!(reads && attempt === 1 && failure instanceof DatabaseUnavailable)) throw failure;

@@ -33,6 +33,20 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ DATABASE_DIRECT_URL: url })).toThrow(/DATABASE_DIRECT_URL: needs DATABASE_URL/);
   });
 
+  it('sends named prepared statements unless DATABASE_PREPARED_STATEMENTS=false', () => {
+    const url = 'postgres://passport@pgbouncer:6432/passport';
+    expect(loadConfig({ DATABASE_URL: url }).databasePreparedStatements).toBe(true);
+    expect(loadConfig({ DATABASE_URL: url, DATABASE_PREPARED_STATEMENTS: 'false' }).databasePreparedStatements).toBe(false);
+    expect(() => loadConfig({ DATABASE_URL: url, DATABASE_PREPARED_STATEMENTS: 'unnamed' })).toThrow(/DATABASE_PREPARED_STATEMENTS: must be one of true\/false/);
+    expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' })).toThrow(/DATABASE_PREPARED_STATEMENTS: needs DATABASE_URL/);
+  });
+
+  it('reads SHUTDOWN_GRACE_SECONDS: 25 unless set, whole seconds up to 600', () => {
+    expect(loadConfig({}).shutdownGraceSeconds).toBe(25);
+    expect(loadConfig({ SHUTDOWN_GRACE_SECONDS: '5' }).shutdownGraceSeconds).toBe(5);
+    for (const bad of ['0', '-1', '1.5', 'soon', '601']) expect(() => loadConfig({ SHUTDOWN_GRACE_SECONDS: bad })).toThrow(/SHUTDOWN_GRACE_SECONDS: must/);
+  });
+
   it('reads the sign-in protection settings', () => {
     expect(loadConfig({ SIGN_IN_RATE_LIMIT: '10/60', LOCKOUT_THRESHOLD: '3', SESSION_IDLE_TIMEOUT: '600' }).security).toMatchObject({
       lockout: { threshold: 3, seconds: 900 },
