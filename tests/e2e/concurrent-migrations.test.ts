@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MIGRATION_LOCK } from '../../src/db/migrate.ts';
+import { MIGRATION_APPLICATION_NAME, MIGRATION_LOCK } from '../../src/db/migrate.ts';
 import { emptyPostgresDatabase, onPostgres, testDatabase } from '../helpers/database.ts';
 import { freePort, ROOT, runCli, spawnNode, startNode, type CliResult } from '../helpers/processes.ts';
 import { eventually } from '../helpers/wait.ts';
@@ -97,7 +97,7 @@ describe.skipIf(!onPostgres())(`several migrators on one database${onPostgres() 
       const run = runCli(['migrate', '--json'], { DATABASE_URL: fresh.url, DATA_DIR: dataDir }).finally(() => (finished = true));
       // The command's session waits for the lock the test holds.
       await eventually(async () => {
-        const { rows } = await holder.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())");
+        const { rows } = await holder.query("SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = $1", [MIGRATION_APPLICATION_NAME]);
         return rows[0].n === 1;
       });
       expect(finished).toBe(false);
