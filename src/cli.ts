@@ -18,7 +18,7 @@ import { ADMIN_ROLES, grantRole, revokeRole, rolesOf, type AdminRole } from './a
 import { AdministratorsExist, BOOTSTRAP_DEFAULTS, bootstrapAdministrators, PROVINCE_ROLES, type BootstrapPerson, type ProvinceRole } from './accounts/bootstrap.ts';
 import { standaloneProvider } from './oidc/standalone.ts';
 import { listKeys, retireKey, rotateSigningKeys } from './oidc/keys.ts';
-import { resolveMasterKey } from './crypto/master-key.ts';
+import { MasterKeyMismatch, openMasterKey } from './crypto/key-check.ts';
 import { consoleLogger } from './http/errors.ts';
 import { AUTH_METHODS, createClient, getClient, listClients, parseGrantTypes, type Client } from './windows/clients.ts';
 import { createWindow, listWindows, requireWindow, WINDOW_KINDS } from './windows/windows.ts';
@@ -379,9 +379,10 @@ export function buildCli(io: Io = processIo): Command {
     .option('--json', 'print JSON')
     .action(async (who: string, o: { json?: boolean }) => {
       const done = await onDb(async (db) => {
+        // First: a wrong master key is refused before anything changes.
+        const provider = await standaloneProvider(db, loadConfig(io.env), consoleLogger);
         const found = await requireAccount(db, who);
         await setAccountStatus(db, found.id, 'disabled');
-        const provider = await standaloneProvider(db, loadConfig(io.env), consoleLogger);
         const ended = await endSessionsOf(provider, db, found.id, { everything: true });
         await recordEvent(db, { actor: cliActor(), event: 'admin.disableAccount', outcome: 'success', target: `account:${found.id}`, before: { status: found.status }, after: { status: 'disabled' } });
         return { account: found, ...ended };
@@ -641,7 +642,7 @@ export function buildCli(io: Io = processIo): Command {
       const config = loadConfig(io.env);
       const delay = o.delay ?? config.keys.rotationDelaySeconds;
       const made = await changeOnDb('admin.rotateKeys', async (db) => {
-        const keys = await rotateSigningKeys(db, resolveMasterKey(config.masterKey, config.dataDir), delay);
+        const keys = await rotateSigningKeys(db, await openMasterKey(db, config), delay);
         return { value: keys, change: { target: keys.map((k) => `key:${k.kid}`).join(' '), after: keys } };
       });
       print(o.json, { keys: made }, made.map(describeKey).join('\n'));
@@ -837,7 +838,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
       io.stderr(`error: ${err.message}\n`);
       return EXIT.refused;
     }
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof MasterKeyMismatch) {
       io.stderr(`error: ${err.message}\n`);
       return EXIT.usage;
     }

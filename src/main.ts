@@ -2,6 +2,7 @@ import './memory-settings.ts';
 import { format } from 'node:util';
 import { provinceAdministrators } from './accounts/bootstrap.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { MasterKeyMismatch } from './crypto/key-check.ts';
 import { DatabaseInUseError } from './db/connect.ts';
 import { DEMO_ACCOUNT, DEMO_SITES } from './demo/seed.ts';
 import { createLogger, scrub } from './http/logging.ts';
@@ -59,6 +60,6 @@ try {
     logger.info(`demo: sign in as "${DEMO_ACCOUNT.username}" with password "${DEMO_ACCOUNT.password}"`);
   }
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof DatabaseInUseError) fail(`sme-passport: ${err.message}`, undefined, 2);
+  if (err instanceof ConfigError || err instanceof DatabaseInUseError || err instanceof MasterKeyMismatch) fail(`sme-passport: ${err.message}`, undefined, 2);
   else fail('sme-passport: could not start', err);
 }

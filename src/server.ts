@@ -4,7 +4,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
 import { migrate, WAITING_TO_MIGRATE } from './db/migrate.ts';
 import { startChangeFeed, type ChangeFeed } from './db/change-feed.ts';
-import { resolveMasterKey } from './crypto/master-key.ts';
+import { openMasterKey } from './crypto/key-check.ts';
 import type { Logger } from './http/errors.ts';
 import { createLogger } from './http/logging.ts';
 import { answerNotServing } from './http/not-serving.ts';
@@ -38,8 +38,8 @@ function selfUrl({ address, port, family }: AddressInfo): string {
   return family === 'IPv6' || host.includes(':') ? `http://[${host}]:${port}` : `http://${host}:${port}`;
 }
 
-// config -> database -> migrations -> keys -> listening (answering "starting", 503) ->
-// first-start seed -> app, which answers from then on.
+// config -> database -> migrations -> master key check -> keys -> listening (answering
+// "starting", 503) -> first-start seed -> app, which answers from then on.
 // A caller may hand in an open database (tests hand in a fresh copy).
 export async function startServer(config: Config, options: { database?: Database; logger?: Logger } = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
@@ -52,9 +52,9 @@ export async function startServer(config: Config, options: { database?: Database
   let feed: ChangeFeed | undefined;
   try {
     await migrate(database, { onWait: () => logger.info(WAITING_TO_MIGRATE) });
+    const masterKey = await openMasterKey(db, config);
     // What this node caches is dropped when another changes it (src/db/cache.ts).
     feed = await startChangeFeed(database, logger);
-    const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
     await ensureKeys(db, masterKey);
     await seedWindowRegistry(db);
 

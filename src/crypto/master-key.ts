@@ -7,6 +7,9 @@ import path from 'node:path';
 
 export type MasterKey = Buffer;
 
+// A sealed value that does not open under the key given: sealed under another one (or changed).
+export class SealedWithAnotherKey extends Error {}
+
 // In development the key is generated once and kept beside the embedded database;
 // production refuses to start without MASTER_KEY (config.ts).
 export function resolveMasterKey(configured: Buffer | undefined, dataDir: string): MasterKey {
@@ -40,6 +43,6 @@ export function unseal(key: MasterKey, sealed: string, context: string): string 
   try {
     return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
   } catch {
-    throw new Error(`cannot decrypt ${context}: the master key is not the one it was sealed with`);
+    throw new SealedWithAnotherKey(`cannot decrypt ${context}: the master key is not the one it was sealed with`);
   }
 }
