@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { cliSocketPath, relayToServer, type CliOutcome } from './cli-relay.ts';
 import { DatabaseInUseError, embeddedDatabaseOwner, openDatabase, type Db } from './db/connect.ts';
 import { DatabaseUnavailable } from './db/connection-errors.ts';
-import { migrate } from './db/migrate.ts';
+import { migrate, pendingMigrations, UnknownMigrations, WAITING_TO_MIGRATE, type MigrationTarget } from './db/migrate.ts';
 import { InputError, issuesOf, NotFoundError, parseInput } from './errors.ts';
 import { createAccount, findAccountByIdOrUsername, setAccountStatus } from './accounts/accounts.ts';
 import { endSessionsOf } from './oidc/sessions.ts';
@@ -77,12 +77,10 @@ const processIo: Io = {
   },
 };
 
-const MIGRATIONS = new URL('../migrations', import.meta.url).pathname;
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 async function refuseStaleSchema(db: Db): Promise<void> {
-  const [, pending] = (await db.migrate.list({ directory: MIGRATIONS, loadExtensions: ['.ts'] })) as [unknown[], unknown[]];
-  if (pending.length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
+  if ((await pendingMigrations(db)).length > 0) throw new Refused('the database schema is not up to date: run `sme-passport migrate` first');
 }
 
 // The database client's own warnings are about connections, which a command that
@@ -90,13 +88,14 @@ async function refuseStaleSchema(db: Db): Promise<void> {
 const quietDatabaseClient = { error: () => {}, info: () => {} };
 
 // Runs work on the database: the one handed in (the server running a forwarded
-// command on its embedded database), or one this process opens and closes.
-async function withDatabase<T>(io: Io, work: (db: Db) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
+// command on its embedded database, which no other process migrates), or one this
+// process opens and closes.
+async function withDatabase<T>(io: Io, work: (database: MigrationTarget) => Promise<T>, options: { migrating?: boolean } = {}): Promise<T> {
   const database = io.db ? undefined : await openDatabase(loadConfig(io.env), quietDatabaseClient);
-  const db = io.db ?? database!.db;
+  const target = database ?? { db: io.db! };
   try {
-    if (!options.migrating) await refuseStaleSchema(db);
-    return await work(db);
+    if (!options.migrating) await refuseStaleSchema(target.db);
+    return await work(target);
   } finally {
     await database?.close();
   }
@@ -178,7 +177,7 @@ const flagFor = (field: string) => FLAG_OF[field.split('.')[0]!] ?? `--${field.s
 export function buildCli(io: Io = processIo): Command {
   const print = (json: boolean | undefined, data: object, human: string) => io.stdout(json ? `${JSON.stringify(data)}\n` : `${human}\n`);
   const cliActor = () => ({ type: 'system' as const, id: `cli:${os.userInfo().username}` });
-  const onDb = <T>(work: (db: Db) => Promise<T>, options?: { migrating?: boolean }) => withDatabase(io, work, options);
+  const onDb = <T>(work: (db: Db) => Promise<T>) => withDatabase(io, ({ db }) => work(db));
   // A change from the command line goes on record in the transaction that makes it, under
   // the same event names as the admin API's operations.
   const changeOnDb = <T>(event: string, work: (db: Db) => Promise<{ value: T; change: Pick<AuditEvent, 'target' | 'enterpriseId' | 'windowId' | 'before' | 'after'> }>) =>
@@ -202,7 +201,7 @@ export function buildCli(io: Io = processIo): Command {
     .description('apply pending database migrations')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const applied = await onDb((db) => migrate(db), { migrating: true });
+      const applied = await withDatabase(io, (database) => migrate(database, { onWait: () => io.stderr(`${WAITING_TO_MIGRATE}\n`) }), { migrating: true });
       print(o.json, { applied }, applied.length ? `applied: ${applied.join(', ')}` : 'the schema is up to date');
     });
 
@@ -847,7 +846,7 @@ export async function runCli(argv: string[], io: Io = processIo): Promise<number
       io.stderr(`error: the database cannot be reached (${err.reason}); try again when it answers\n`);
       return EXIT.failure;
     }
-    if (err instanceof Failed) {
+    if (err instanceof Failed || err instanceof UnknownMigrations) {
       io.stderr(`error: ${err.message}\n`);
       return EXIT.failure;
     }

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import { openDatabase, type Database } from './db/connect.ts';
-import { migrate } from './db/migrate.ts';
+import { migrate, WAITING_TO_MIGRATE } from './db/migrate.ts';
 import { startChangeFeed, type ChangeFeed } from './db/change-feed.ts';
 import { openMasterKey } from './crypto/key-check.ts';
 import type { Logger } from './http/errors.ts';
@@ -51,7 +51,7 @@ export async function startServer(config: Config, options: { database?: Database
   const { server, stop } = stoppableServer((req, res) => handle(req, res));
   let feed: ChangeFeed | undefined;
   try {
-    await migrate(db);
+    await migrate(database, { onWait: () => logger.info(WAITING_TO_MIGRATE) });
     const masterKey = await openMasterKey(db, config);
     // What this node caches is dropped when another changes it (src/db/cache.ts).
     feed = await startChangeFeed(database, logger);

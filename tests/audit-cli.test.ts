@@ -184,7 +184,7 @@ describe.skipIf(!onPostgres())('the database roles of the README', () => {
     try {
       for (const s of statements) await db.raw(s);
 
-      expect(await migrate(asServer.db)).toEqual([]);
+      expect(await migrate(asServer)).toEqual([]);
       await recordEvent(asServer.db, event(1));
       await expect(asServer.db('audit_events').update({ reason: 'x' })).rejects.toThrow(/permission denied/);
       await expect(asServer.db('audit_events').delete()).rejects.toThrow(/permission denied/);

@@ -15,8 +15,8 @@ export type Db = Knex;
 export const PGLITE_OPTIONS: PGliteOptions = { extensions: { pg_trgm } };
 
 // directUrl: PostgreSQL itself, past any pooler, for what needs a session of its own
-// (LISTEN in change-feed.ts); pglite: the embedded database itself, whose
-// notifications arrive in this process.
+// (LISTEN in change-feed.ts, the migrations' lock in migrate.ts); pglite: the embedded
+// database itself, whose notifications arrive in this process.
 export type Database = { db: Db; close(): Promise<void> } & ({ kind: 'postgres'; directUrl: string } | { kind: 'embedded'; pglite: PGlite });
 
 export class DatabaseInUseError extends Error {}

@@ -291,7 +291,7 @@ describe.skipIf(!onPostgres())('two nodes delivering from one queue', () => {
   beforeAll(async () => {
     database = await testDatabase();
     nodeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-nodes-'));
-    await migrate(database.db);
+    await migrate(database);
     await seedWindowRegistry(database.db);
     const [first] = await listWindows(database.db);
     window = await logoutReceiver();

@@ -32,7 +32,7 @@ describe.skipIf(!onPostgres())('two nodes on one database', () => {
   beforeAll(async () => {
     database = await testDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-nodes-'));
-    await migrate(database.db);
+    await migrate(database);
     await seedWindowRegistry(database.db);
     const [first] = await listWindows(database.db);
     client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes', redirectUris: [redirectUri] });

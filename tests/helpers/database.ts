@@ -44,6 +44,24 @@ export async function testDatabase(): Promise<TestDatabase> {
   };
 }
 
+// An empty PostgreSQL database of the test's own, nothing migrated (a first start);
+// drop() removes it, whoever is still connected.
+export async function emptyPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const pg = inject('postgres')!;
+  const name = `sme_passport_empty_${crypto.randomBytes(6).toString('hex')}`;
+  const admin = openPostgres(pg.url, 1);
+  await admin.db.raw(`CREATE DATABASE ${name}`);
+  const url = new URL(pg.url);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    async drop() {
+      await admin.db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.close();
+    },
+  };
+}
+
 // The database the command line works on in a test: the PostgreSQL copy, or the embedded
 // one in DATA_DIR, which the CLI holds while it runs, so a test opens it between commands.
 export async function withCliDatabase<T>(dataDir: string, database: TestDatabase | undefined, work: (db: Database['db']) => Promise<T>): Promise<T> {

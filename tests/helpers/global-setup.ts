@@ -28,7 +28,7 @@ export default async function setup(project: TestProject) {
     const templateUrl = new URL(url);
     templateUrl.pathname = `/${template}`;
     const tpl = openPostgres(templateUrl.href);
-    await migrate(tpl.db);
+    await migrate(tpl);
     await tpl.close();
     project.provide('postgres', { url, template });
     project.provide('pgliteDump', null);
@@ -39,7 +39,7 @@ export default async function setup(project: TestProject) {
   }
   const pglite = await PGlite.create(PGLITE_OPTIONS);
   const db = knexOverPglite(pglite);
-  await migrate(db);
+  await migrate({ db });
   const dump = await pglite.dumpDataDir('none');
   await db.destroy();
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-test-')), 'migrated.tar');

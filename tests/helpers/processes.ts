@@ -15,16 +15,16 @@ export async function freePort(): Promise<number> {
 export type Node = { url: string; process: ChildProcess; output: () => string; stop(): Promise<void> };
 
 // `node src/main.ts` as its own process, as an operator would run it; resolves when it
-// says it is listening.
-export async function startNode(env: Record<string, string>): Promise<Node> {
-  const { started, ...node } = spawnNode(env);
+// says it is listening. `cwd`: another checkout of the code (an older release).
+export async function startNode(env: Record<string, string>, options: { cwd?: string } = {}): Promise<Node> {
+  const { started, ...node } = spawnNode(env, options);
   return { ...node, url: await started };
 }
 
 // The same, not waited for: `started` resolves with its URL once it says it is ready.
-export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { started: Promise<string> } {
+export function spawnNode(env: Record<string, string>, options: { cwd?: string } = {}): Omit<Node, 'url'> & { started: Promise<string> } {
   const child = spawn(process.execPath, ['src/main.ts'], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DEMO: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -61,9 +61,9 @@ export function spawnNode(env: Record<string, string>): Omit<Node, 'url'> & { st
 
 export type CliResult = { code: number; stdout: string; stderr: string };
 
-export function runCli(args: string[], env: Record<string, string>, stdin?: string): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string>, stdin?: string, options: { cwd?: string } = {}): Promise<CliResult> {
   const child = spawn(process.execPath, ['bin/sme-passport.js', ...args], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

@@ -76,8 +76,10 @@ describe('telling a lost database from a failed statement', () => {
 describe('the command line without its database', () => {
   it('says in one line that the database cannot be reached, prints nothing else, and exits with 3', async () => {
     const nowhere = await freePort();
-    const result = await runCli(['window', 'list'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${nowhere}/none` });
-    expect(result).toEqual({ code: 3, stdout: '', stderr: 'error: the database cannot be reached (ECONNREFUSED); try again when it answers\n' });
+    for (const command of [['window', 'list'], ['migrate']]) {
+      const result = await runCli(command, { DATABASE_URL: `postgres://postgres@127.0.0.1:${nowhere}/none` });
+      expect(result).toEqual({ code: 3, stdout: '', stderr: 'error: the database cannot be reached (ECONNREFUSED); try again when it answers\n' });
+    }
   });
 });
 

@@ -64,9 +64,10 @@ describe.skipIf(why !== undefined)(`a PostgreSQL restart under load${why ? ` (sk
   beforeAll(async () => {
     cluster = await privateCluster('sme_passport');
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-fault-'));
-    const { db, close } = openPostgres(cluster.url);
+    const database = openPostgres(cluster.url);
+    const { db, close } = database;
     try {
-      await migrate(db);
+      await migrate(database);
       await seedWindowRegistry(db);
       const [window] = await listWindows(db);
       const machine = await createClient(db, { windowId: window!.id, name: 'fault service', redirectUris: [], grantTypes: ['client_credentials'] });

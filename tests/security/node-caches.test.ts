@@ -34,7 +34,7 @@ describe.skipIf(!onPostgres())(`node caches on two nodes${onPostgres() ? '' : ' 
   beforeAll(async () => {
     database = await testDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-node-caches-'));
-    await migrate(database.db);
+    await migrate(database);
     await seedWindowRegistry(database.db);
     await database.db.raw(`CREATE ROLE ${listenRole} LOGIN`);
     const listenUrl = new URL(database.url!);

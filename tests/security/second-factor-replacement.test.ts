@@ -173,7 +173,7 @@ describe.skipIf(!onPostgres())('the enrolment step on two nodes', () => {
   beforeAll(async () => {
     database = await testDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-nodes-'));
-    await migrate(database.db);
+    await migrate(database);
     await seedWindowRegistry(database.db);
     const [first] = await listWindows(database.db);
     const client = await createClient(database.db, { windowId: first!.id, name: 'two-nodes-mfa', redirectUris: [redirectUri] });
