@@ -141,7 +141,7 @@ function show(label: string, report: LoadReport, extra: Record<string, unknown> 
 async function setUp() {
   database = await testDatabase();
   dir = tempDir('sme-passport-nginx-');
-  await migrate(database.db);
+  await migrate(database);
   await seedWindowRegistry(database.db);
   const [first, second] = await listWindows(database.db);
   clients = {
