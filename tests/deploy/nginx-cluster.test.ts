@@ -247,6 +247,7 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
   });
 
   it('serves a load without one failed request while the nodes are restarted one at a time (SIGTERM, exit 0, start, ready)', { timeout: 600_000 }, async () => {
+    const nginxCpuBefore = nginx!.cpuSeconds();
     const load = startLoad(parties, USERS);
     const restarts: Array<{ node: number; stopMs: number; exitCode: number | null; startMs: number; servingAgainMs: number }> = [];
     try {
@@ -272,7 +273,9 @@ describe.runIf(present)('three nodes behind nginx with deploy/nginx/sme-passport
       }
     } finally {
       const report = await load.stop();
-      show('rolling restart under load', report, { users: USERS, restarts });
+      // What TLS and proxying cost nginx per request (docs/capacity.md sizes the balancer with it).
+      const nginxCpuMsPerRequest = Number((((nginx!.cpuSeconds() - nginxCpuBefore) * 1000) / Math.max(1, totalRequests(report))).toFixed(3));
+      show('rolling restart under load', report, { users: USERS, restarts, nginxCpuMsPerRequest });
     }
     const report = load.report();
     expect(report.failures).toEqual([]);

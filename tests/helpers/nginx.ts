@@ -70,7 +70,27 @@ export function renderSite(site: Site): string {
   return lines.join('\n');
 }
 
-export type Nginx = { dir: string; output: () => string; accessLog: () => string; stop(): Promise<void> };
+// cpuSeconds: the CPU time nginx's processes (master and workers) have used so far.
+export type Nginx = { dir: string; output: () => string; accessLog: () => string; cpuSeconds: () => number; stop(): Promise<void> };
+
+// utime + stime of a process and of its children still running, from /proc (Linux; ticks of 1/100 s).
+function processTreeCpuSeconds(pid: number): number {
+  const stat = (p: string) => {
+    try {
+      // The fields after the command name, which is in parentheses and may hold spaces.
+      return fs.readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    } catch {
+      return undefined;
+    }
+  };
+  let ticks = 0;
+  for (const p of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    const fields = stat(p);
+    // fields[1] is the parent's pid; [11] and [12] are utime and stime.
+    if (fields && (Number(p) === pid || Number(fields[1]) === pid)) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100;
+}
 
 // nginx as this user, everything it writes in its own folder; resolves once it accepts
 // connections on the HTTPS port.
@@ -109,6 +129,7 @@ http {
     dir,
     output: () => output + readLog('error.log'),
     accessLog: () => readLog('sme-passport.access.log'),
+    cpuSeconds: () => processTreeCpuSeconds(child.pid!),
     stop: () => {
       // SIGQUIT: nginx's graceful stop.
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
