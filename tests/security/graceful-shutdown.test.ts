@@ -90,6 +90,8 @@ describe('stopping a node with SIGTERM', () => {
     const base = `http://127.0.0.1:${port}`;
     const inFlight = await slowTokenRequest(port);
     node.process.kill('SIGTERM');
+    // A second signal (an impatient operator, systemd and a script at once) changes nothing.
+    node.process.kill('SIGTERM');
 
     // Requests keep coming (as from a balancer that has not yet moved away): the node
     // keeps its port open while they do.
@@ -133,6 +135,7 @@ describe('stopping a node with SIGTERM', () => {
     expect(node.output()).toMatch(/SIGTERM received, shutting down/);
     expect(node.output()).toMatch(/sme-passport: stopped/);
     expect(node.output()).not.toMatch(/were cut/);
+    expect(node.output().match(/SIGTERM received/g)).toHaveLength(1);
   });
 
   it('closes idle kept-alive connections rather than waiting for them', async () => {
