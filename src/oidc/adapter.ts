@@ -1,5 +1,6 @@
+import crypto from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import Provider, { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/connect.ts';
 import { fixedStatement } from '../db/fixed-statements.ts';
 import { groupedWrites } from '../db/grouped-writes.ts';
@@ -106,11 +107,18 @@ const sameButStamps = (a: string, b: string) => {
 };
 
 // A code, marked consumed as it is read, with the session and grant the token endpoint
-// reads next, in one statement. Expired or consumed: no row.
+// reads next, in one statement; only by a request that presents what the code is bound
+// to (its client, redirect_uri and PKCE challenge, as the library then checks them), so
+// that a redemption bound to fail (someone who has the code but not its verifier) never
+// holds the code, even for a moment: a right one racing it would find it consumed and
+// the library would revoke the grant. Expired, consumed or not matching: no row.
 const REDEEM_CODE = fixedStatement<RedeemedRow>(`
   WITH code AS (
     UPDATE oidc_artifacts SET consumed_at = now()
      WHERE model = 'AuthorizationCode' AND id = ? AND consumed_at IS NULL AND ${LIVE}
+       AND payload->>'clientId' = ? AND payload->>'redirectUri' = ?
+       AND (CASE WHEN payload->>'codeChallenge' IS NULL THEN ?::text IS NULL
+                 ELSE payload->>'codeChallengeMethod' = 'S256' AND payload->>'codeChallenge' = ? END)
     RETURNING id, payload, grant_id, expires_at)
   SELECT code.id, code.payload, code.expires_at,
          s.id AS session_id, s.payload AS session_payload, s.expires_at AS session_expires_at, s.consumed_at AS session_consumed_at,
@@ -139,7 +147,10 @@ type RedeemedRow = {
 // UPDATE matches; the other reads the consumed code as before, and the library revokes
 // the grant.
 async function redeemCode(db: Db, id: string): Promise<Payload | undefined> {
-  const [row] = await REDEEM_CODE(db, [id]);
+  const presented = presentedForCode();
+  if (!presented) return undefined;
+  const { clientId, redirectUri, challenge } = presented;
+  const [row] = await REDEEM_CODE(db, [id, clientId, redirectUri, challenge, challenge]);
   if (!row) return undefined;
   consumedWhenRead(id);
   const sessionUid = row.payload.sessionUid as string | undefined;
@@ -154,8 +165,21 @@ async function redeemCode(db: Db, id: string): Promise<Payload | undefined> {
   return { ...row.payload };
 }
 
-// A failed redemption (wrong redirect_uri, PKCE, client) changes nothing, as in the
-// library: the codes it marked consumed are given back.
+// What the token request being handled presents for a code: its client (authenticated
+// by then), redirect_uri (the one registered filled in where it may be left out) and
+// the S256 challenge of its code_verifier (null without one).
+function presentedForCode(): { clientId: string; redirectUri: string; challenge: string | null } | undefined {
+  const oidc = Provider.ctx?.oidc;
+  const clientId = oidc?.client?.clientId;
+  const redirectUri = oidc?.params?.redirect_uri;
+  const verifier = oidc?.params?.code_verifier;
+  if (typeof clientId !== 'string' || typeof redirectUri !== 'string') return undefined;
+  return { clientId, redirectUri, challenge: typeof verifier === 'string' && verifier ? crypto.hash('sha256', verifier, 'base64url') : null };
+}
+
+// A redemption that fails after the code was consumed (its grant gone, a DPoP or
+// certificate binding) changes nothing, as in the library: the codes it marked
+// consumed are given back.
 export async function giveBackCodes(db: Db, ids: string[]): Promise<void> {
   await db(TABLE).where({ model: 'AuthorizationCode' }).whereIn('id', ids).update({ consumed_at: null });
 }

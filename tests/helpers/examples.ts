@@ -71,8 +71,11 @@ export function requireTools(tools: Record<string, string>) {
 export type ExampleProcess = { output: () => string; stop(): Promise<void> };
 
 // Starts a command and waits until readyUrl answers. `as`: a user to run it as (uid, gid).
+// In a process group of its own: Apache stopping signals its whole group, which would
+// otherwise be the test runner's, and so every process of that user in it (another
+// test's PgBouncer, run as nobody as well, went down that way).
 export async function startExample(command: string, args: string[], env: Record<string, string>, readyUrl: string, as: { uid?: number; gid?: number } = {}): Promise<ExampleProcess> {
-  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+  const child = spawn(command, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', LANG: 'C.UTF-8', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...as });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
