@@ -65,7 +65,7 @@ const oursEnv = (dataDir: string, databaseUrl?: string) => ({
   ...specEnv,
   BENCH_OURS_DATA_DIR: path.join(dir, dataDir),
   BENCH_MASTER_KEY: masterKey,
-  ...(databaseUrl && { BENCH_OURS_DATABASE_URL: databaseUrl }),
+  ...(databaseUrl && { BENCH_OURS_DATABASE_URL: databaseUrl, BENCH_OURS_PREPARED_STATEMENTS: String(settings.preparedStatements) }),
 });
 const startOursOnPostgres = (name: string, extra: Record<string, string> = {}) => startServer(name, './serve-ours.ts', { ...oursEnv(name, database.url), ...extra });
 const targetOn = (server: Server, pg: BenchDatabase | undefined): Target => ({

@@ -19,6 +19,7 @@ const config = loadConfig({
   PORT: '0',
   // Unset: the embedded database in DATA_DIR.
   DATABASE_URL: process.env.BENCH_OURS_DATABASE_URL,
+  DATABASE_PREPARED_STATEMENTS: process.env.BENCH_OURS_PREPARED_STATEMENTS,
   DATA_DIR: process.env.BENCH_OURS_DATA_DIR,
   DEMO: 'false',
   MASTER_KEY: process.env.BENCH_MASTER_KEY,

@@ -25,6 +25,7 @@ const schema = z.object({
     .default([...SCENARIOS]),
   BENCH_MIXED_SECONDS: seconds(0).default(0),
   BENCH_SCALE: z.enum(['0', '1'], { error: 'must be 0 (off) or 1 (registry and audit trail at scale)' }).default('0').transform((v) => v === '1'),
+  BENCH_PREPARED_STATEMENTS: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true').transform((v) => v === 'true'),
   BENCH_REGISTRY_ROWS: whole(0).default(1_000_000),
   BENCH_AUDIT_ROWS: whole(0).default(1_000_000),
 });
@@ -40,6 +41,8 @@ export type Settings = {
   connections: number;
   scenarios: ScenarioName[];
   mixedSeconds: number;
+  // Ours on PostgreSQL with DATABASE_PREPARED_STATEMENTS as a pooler such as PgBouncer 1.18 needs it.
+  preparedStatements: boolean;
   scale: { registryRows: number; auditRows: number } | undefined;
 };
 
@@ -68,6 +71,7 @@ export function readSettings(env: Record<string, string | undefined>): Settings 
     connections: e.BENCH_CONNECTIONS,
     scenarios: e.BENCH_SCENARIOS,
     mixedSeconds: e.BENCH_MIXED_SECONDS,
+    preparedStatements: e.BENCH_PREPARED_STATEMENTS,
     scale: e.BENCH_SCALE ? { registryRows: e.BENCH_REGISTRY_ROWS, auditRows: e.BENCH_AUDIT_ROWS } : undefined,
   };
 }

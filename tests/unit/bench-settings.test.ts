@@ -3,7 +3,12 @@ import { readSettings, SettingsError } from '../../bench/settings.ts';
 
 describe('npm run bench settings', () => {
   it('has defaults that take a few minutes: 5 rounds of 3 s, no mixed load, nothing at scale', () => {
-    expect(readSettings({})).toMatchObject({ databaseName: undefined, serverUrl: 'postgres://postgres@127.0.0.1:5432/postgres', rounds: 5, roundSeconds: 3, mixedSeconds: 0, scale: undefined });
+    expect(readSettings({})).toMatchObject({ databaseName: undefined, serverUrl: 'postgres://postgres@127.0.0.1:5432/postgres', rounds: 5, roundSeconds: 3, mixedSeconds: 0, preparedStatements: true, scale: undefined });
+  });
+
+  it('sends ours its statements unnamed with BENCH_PREPARED_STATEMENTS=false, and takes nothing else there', () => {
+    expect(readSettings({ BENCH_PREPARED_STATEMENTS: 'false' }).preparedStatements).toBe(false);
+    expect(() => readSettings({ BENCH_PREPARED_STATEMENTS: 'no' })).toThrow(/BENCH_PREPARED_STATEMENTS: must be true or false \(got "no"\)/);
   });
 
   it('creates its database on the server of DATABASE_URL', () => {
