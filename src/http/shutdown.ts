@@ -64,8 +64,13 @@ export function stoppableServer(serve: http.RequestListener): StoppableServer {
       const timers = new AbortController();
       try {
         if (drain) {
-          while (performance.now() - lastArrival < QUIET_MS && performance.now() - started < graceMs / 2) {
+          for (;;) {
             await delay(50, undefined, { signal: timers.signal });
+            // A timer runs before the event loop takes what has arrived: after a stall
+            // (a long GC, a starved CPU) requests may be waiting unseen. Let it take
+            // them first, then judge the quiet.
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            if (performance.now() - lastArrival >= QUIET_MS || performance.now() - started >= graceMs / 2) break;
           }
         }
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));

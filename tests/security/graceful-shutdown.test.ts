@@ -96,9 +96,11 @@ describe('stopping a node with SIGTERM', () => {
     // Requests keep coming (as from a balancer that has not yet moved away): the node
     // keeps its port open while they do.
     let keepComing = true;
-    const visitor = (async () => {
-      while (keepComing) await fetch(`${base}/healthz`).then((r) => r.arrayBuffer()).catch(() => undefined);
-    })();
+    const visitors = Promise.all(
+      [1, 2, 3].map(async () => {
+        while (keepComing) await fetch(`${base}/healthz`).then((r) => r.arrayBuffer()).catch(() => undefined);
+      }),
+    );
     try {
       const ready = await eventually(async () => {
         const r = await fetch(`${base}/readyz`);
@@ -121,7 +123,7 @@ describe('stopping a node with SIGTERM', () => {
       expect(node.process.exitCode).toBeNull();
     } finally {
       keepComing = false;
-      await visitor;
+      await visitors;
     }
 
     // Once nothing comes, the port closes; the request in flight is still answered.
