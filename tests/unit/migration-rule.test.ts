@@ -28,6 +28,11 @@ const DESTRUCTIVE_SQL: [RegExp, string][] = [
   [/\bALTER\s+(COLUMN\s+)?[\w"]+\s+(SET\s+DATA\s+)?TYPE\b/, 'ALTER ... TYPE'],
   [/\bSET\s+NOT\s+NULL\b/, 'SET NOT NULL'],
 ];
+// A constraint added to a table that exists: the old nodes' writes may break it.
+const ADD_CONSTRAINT = /\bADD\s+(CONSTRAINT|UNIQUE|CHECK|FOREIGN\s+KEY|PRIMARY\s+KEY|EXCLUDE)\b/;
+// knex's table-level constraints, called on the table builder itself (t.unique([...])),
+// not on a new column (t.text('x').unique(), which old nodes never write).
+const TABLE_CONSTRAINT = new Set(['unique', 'foreign', 'primary', 'check']);
 // An ADD COLUMN clause (up to the next comma) that is NOT NULL without a DEFAULT.
 const ADD_COLUMN = /\bADD\s+(?:COLUMN\s+)?(?!CONSTRAINT\b)[^,;]*/g;
 
@@ -68,23 +73,38 @@ function upFunction(program: Node): Node | undefined {
 function destructiveSteps(source: string): string[] {
   const up = upFunction(parseAst(source, { lang: 'ts' }) as unknown as Node);
   if (!up) return ['no exported function up()'];
+  // Tables this migration creates: what it does to them next cannot break an old node.
+  const created = new Set<string>();
+  for (const [node] of walk(up)) {
+    const first = node.type === 'CallExpression' ? (node.arguments as Node[])[0] : undefined;
+    if (first?.type === 'Literal' && /^createTable/.test(propertyName(node.callee as Node) ?? '')) created.add(String(first.value).toUpperCase());
+    const text = node.type === 'Literal' && typeof node.value === 'string' ? node.value : node.type === 'TemplateElement' ? (node.value as { cooked: string }).cooked : '';
+    for (const [, name] of text.toUpperCase().matchAll(/\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"?(\w+)/g)) created.add(name!);
+  }
   const found: string[] = [];
   for (const [node] of walk(up)) {
     const method = propertyName(node);
     if (method && DESTRUCTIVE_METHOD.test(method)) found.push(`${method}()`);
     // A column added to a table that exists: NOT NULL needs a default, or the old nodes'
     // inserts, which do not know the column, fail.
-    if (node.type === 'CallExpression' && ['alterTable', 'table'].includes(propertyName(node.callee as Node) ?? '')) {
+    const table = node.type === 'CallExpression' ? (node.arguments as Node[])[0] : undefined;
+    const isNew = table?.type === 'Literal' && created.has(String(table.value).toUpperCase());
+    if (node.type === 'CallExpression' && !isNew && ['alterTable', 'table'].includes(propertyName(node.callee as Node) ?? '')) {
       for (const [call, parent] of walk(node)) {
         const whole = call.type === 'CallExpression' && !(parent?.type === 'MemberExpression' && parent.object === call);
         const methods = whole ? chainMethods(call) : [];
         if (methods.includes('notNullable') && !methods.includes('defaultTo')) found.push('notNullable() without defaultTo() on an existing table');
+        const callee = call.type === 'CallExpression' ? (call.callee as Node) : undefined;
+        const constraint = callee ? propertyName(callee) : undefined;
+        if (constraint && TABLE_CONSTRAINT.has(constraint) && isNode(callee!.object) && callee!.object.type === 'Identifier') found.push(`${constraint}() on an existing table`);
       }
     }
     const texts = node.type === 'Literal' && typeof node.value === 'string' ? [node.value] : node.type === 'TemplateElement' ? [(node.value as { cooked: string }).cooked] : [];
     for (const text of texts) {
       const sql = text.toUpperCase().replace(/\s+/g, ' ');
       for (const [pattern, label] of DESTRUCTIVE_SQL) if (pattern.test(sql)) found.push(label);
+      const altered = /\bALTER\s+TABLE\s+(?:ONLY\s+)?(?:IF\s+EXISTS\s+)?"?(\w+)/.exec(sql)?.[1];
+      if (altered && !created.has(altered) && ADD_CONSTRAINT.test(sql)) found.push('a constraint added to an existing table');
       for (const [clause] of sql.matchAll(ADD_COLUMN)) if (/\bNOT NULL\b/.test(clause) && !/\bDEFAULT\b/.test(clause)) found.push('ADD COLUMN ... NOT NULL without DEFAULT');
     }
   }
@@ -118,11 +138,14 @@ describe('migrations after the baseline only add (README, "Upgrades")', () => {
       "  await knex.raw('ALTER TABLE accounts ADD COLUMN note text, ADD COLUMN seen boolean NOT NULL DEFAULT false');",
       "  await knex.raw(`CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'`);\n  // a comment that says DROP TABLE changes nothing",
       "  await knex.raw('CREATE TRIGGER t_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON t FOR EACH STATEMENT EXECUTE FUNCTION f()');",
+      "  await knex.schema.createTable('t', (t) => {\n    t.text('a');\n    t.text('b');\n    t.unique(['a', 'b']);\n  });",
+      "  await knex.schema.alterTable('accounts', (t) => {\n    t.integer('region_id').references('id').inTable('regions');\n    t.text('code').unique();\n  });",
+      "  await knex.schema.createTable('one_row', (t) => {\n    t.boolean('one').primary();\n  });\n  await knex.raw('ALTER TABLE one_row ADD CONSTRAINT one_row_one CHECK (one)');",
     ];
     expect(additive.map((up) => destructiveSteps(migration(up)))).toEqual(additive.map(() => []));
   });
 
-  it('catches what takes away or changes: drops, renames, type changes, new NOT NULL without a default', () => {
+  it('catches what takes away or changes: drops, renames, type changes, new NOT NULL without a default, constraints on existing tables', () => {
     const cases: [string, string[]][] = [
       ["  await knex.schema.alterTable('accounts', (t) => t.dropColumn('email'));", ['dropColumn()']],
       ["  await knex.schema.dropTable('outbox');", ['dropTable()']],
@@ -140,6 +163,11 @@ describe('migrations after the baseline only add (README, "Upgrades")', () => {
       ["  await knex.raw('ALTER TABLE accounts ALTER COLUMN phone SET NOT NULL');", ['SET NOT NULL']],
       ["  await knex.raw('ALTER TABLE accounts ADD COLUMN region text NOT NULL');", ['ADD COLUMN ... NOT NULL without DEFAULT']],
       ["  await knex.raw('TRUNCATE outbox');", ['TRUNCATE']],
+      ["  await knex.schema.alterTable('accounts', (t) => t.unique(['email']));", ['unique() on an existing table']],
+      ["  await knex.schema.alterTable('memberships', (t) => {\n    t.foreign('account_id').references('accounts.id');\n  });", ['foreign() on an existing table']],
+      ["  await knex.schema.alterTable('accounts', (t) => t.check('length(username) > 2'));", ['check() on an existing table']],
+      ["  await knex.raw('ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email)');", ['a constraint added to an existing table']],
+      ["  await knex.raw('alter table accounts add check (length(username) > 2)');", ['a constraint added to an existing table']],
     ];
     expect(cases.map(([up]) => destructiveSteps(migration(up)))).toEqual(cases.map(([, found]) => found));
   });
