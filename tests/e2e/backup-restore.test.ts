@@ -8,7 +8,7 @@ import * as oidc from 'openid-client';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { openPostgres } from '../../src/db/connect.ts';
 import { browser } from '../helpers/browser.ts';
-import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
+import { onPostgres } from '../helpers/database.ts';
 import { missingTools, toolsPresent } from '../helpers/examples.ts';
 import { freePort, ROOT, runCli, spawnNode, startNode, type Node } from '../helpers/processes.ts';
 import { relyingParty } from '../helpers/window-site.ts';
@@ -155,35 +155,45 @@ async function drill(store: Store, watch: ReturnType<typeof stopwatch>, nodes: S
 const present = onPostgres() && toolsPresent(import.meta.filename, missingTools(TOOLS));
 it.runIf(present)('has its tools installed (PostgreSQL)', () => expect(missingTools(TOOLS)).toEqual([]));
 
+// As the README has it: everything, the node included, as the role that owns the tables,
+// which may create databases and is not a superuser.
 describe.runIf(present)(`the restore drill on PostgreSQL${onPostgres() ? '' : ' (skipped: PostgreSQL only)'}`, () => {
   const watch = stopwatch('restore drill, PostgreSQL (pg_dump, createdb, pg_restore)');
   const nodes: Stoppable[] = [];
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-drill-'));
-  const restoredName = `sme_passport_test_${crypto.randomBytes(6).toString('hex')}`;
-  let database: TestDatabase | undefined;
+  const suffix = crypto.randomBytes(6).toString('hex');
+  const owner = `sme_passport_drill_${suffix}`;
+  const originalName = `sme_passport_test_${suffix}`;
+  const restoredName = `sme_passport_test_${suffix}_restored`;
+  const admin = () => openPostgres(inject('postgres')!.url);
+  const asOwner = (database: string) => Object.assign(new URL(inject('postgres')!.url), { username: owner, password: '', pathname: `/${database}` }).href;
 
   afterAll(async () => {
     watch.print();
     for (const node of nodes) await node.stop();
-    await database?.close();
-    const admin = openPostgres(inject('postgres')!.url);
-    await admin.db.raw(`DROP DATABASE IF EXISTS ${restoredName} WITH (FORCE)`);
-    await admin.close();
+    const server = admin();
+    for (const name of [originalName, restoredName]) await server.db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await server.db.raw(`DROP ROLE IF EXISTS ${owner}`);
+    await server.close();
     fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   it('restores a database whose sessions, refresh tokens, keys and audit trail carry on, and refuses another key', async () => {
-    database = await testDatabase();
-    const serverUrl = inject('postgres')!.url;
-    const restoredUrl = Object.assign(new URL(serverUrl), { pathname: `/${restoredName}` }).href;
+    const server = admin();
+    try {
+      await server.db.raw(`CREATE ROLE ${owner} LOGIN CREATEDB`);
+      await server.db.raw(`CREATE DATABASE ${originalName} OWNER ${owner}`);
+    } finally {
+      await server.close();
+    }
     const dataDir = path.join(workDir, 'data');
     await drill(
       {
-        original: { DATABASE_URL: database.url!, DATA_DIR: dataDir },
-        restored: { DATABASE_URL: restoredUrl, DATA_DIR: dataDir },
+        original: { DATABASE_URL: asOwner(originalName), DATA_DIR: dataDir },
+        restored: { DATABASE_URL: asOwner(restoredName), DATA_DIR: dataDir },
         stopFirst: false,
-        backup: (cwd) => shell(readmeBlock('pg_dump'), cwd, { OWNER_URL: database!.url! }),
-        restore: (cwd) => shell(readmeBlock('pg_restore').replaceAll(RESTORED_NAME, restoredName), cwd, { SERVER_URL: serverUrl, RESTORED_URL: restoredUrl }),
+        backup: (cwd) => shell(readmeBlock('pg_dump'), cwd, { OWNER_URL: asOwner(originalName) }),
+        restore: (cwd) => shell(readmeBlock('pg_restore').replaceAll(RESTORED_NAME, restoredName), cwd, { SERVER_URL: asOwner('postgres'), RESTORED_URL: asOwner(restoredName) }),
       },
       watch,
       nodes,
