@@ -10,6 +10,7 @@ import { openPostgres } from '../../src/db/connect.ts';
 import { browser } from '../helpers/browser.ts';
 import { onPostgres } from '../helpers/database.ts';
 import { missingTools, toolsPresent } from '../helpers/examples.ts';
+import { privateCluster, whyNoPrivateCluster, type PostgresCluster } from '../helpers/postgres-cluster.ts';
 import { freePort, ROOT, runCli, spawnNode, startNode, type Node } from '../helpers/processes.ts';
 import { relyingParty } from '../helpers/window-site.ts';
 
@@ -156,50 +157,76 @@ const present = onPostgres() && toolsPresent(import.meta.filename, missingTools(
 it.runIf(present)('has its tools installed (PostgreSQL)', () => expect(missingTools(TOOLS)).toEqual([]));
 
 // As the README has it: everything, the node included, as the role that owns the tables,
-// which may create databases and is not a superuser.
-describe.runIf(present)(`the restore drill on PostgreSQL${onPostgres() ? '' : ' (skipped: PostgreSQL only)'}`, () => {
-  const watch = stopwatch('restore drill, PostgreSQL (pg_dump, createdb, pg_restore)');
+// which may create databases and is not a superuser. Restored on the same PostgreSQL
+// server, and on another one (a cluster of the test's own) where the role is created
+// first, as the README says.
+function postgresDrill(elsewhere: boolean) {
+  const watch = stopwatch(`restore drill, PostgreSQL (pg_dump, createdb, pg_restore)${elsewhere ? ', to another server' : ''}`);
   const nodes: Stoppable[] = [];
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-drill-'));
   const suffix = crypto.randomBytes(6).toString('hex');
   const owner = `sme_passport_drill_${suffix}`;
   const originalName = `sme_passport_test_${suffix}`;
   const restoredName = `sme_passport_test_${suffix}_restored`;
-  const admin = () => openPostgres(inject('postgres')!.url);
-  const asOwner = (database: string) => Object.assign(new URL(inject('postgres')!.url), { username: owner, password: '', pathname: `/${database}` }).href;
+  const shared = () => inject('postgres')!.url;
+  let other: PostgresCluster | undefined;
+  const asOwner = (server: string, database: string) => Object.assign(new URL(server), { username: owner, password: '', pathname: `/${database}` }).href;
+  const createOwner = async (server: string) => {
+    const admin = openPostgres(server);
+    try {
+      await admin.db.raw(`CREATE ROLE ${owner} LOGIN CREATEDB`);
+    } finally {
+      await admin.close();
+    }
+  };
 
   afterAll(async () => {
     watch.print();
     for (const node of nodes) await node.stop();
-    const server = admin();
-    for (const name of [originalName, restoredName]) await server.db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await server.db.raw(`DROP ROLE IF EXISTS ${owner}`);
-    await server.close();
+    await other?.drop();
+    const admin = openPostgres(shared());
+    for (const name of [originalName, restoredName]) await admin.db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.db.raw(`DROP ROLE IF EXISTS ${owner}`);
+    await admin.close();
     fs.rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('restores a database whose sessions, refresh tokens, keys and audit trail carry on, and refuses another key', async () => {
-    const server = admin();
+  return async () => {
+    await createOwner(shared());
+    const admin = openPostgres(shared());
     try {
-      await server.db.raw(`CREATE ROLE ${owner} LOGIN CREATEDB`);
-      await server.db.raw(`CREATE DATABASE ${originalName} OWNER ${owner}`);
+      await admin.db.raw(`CREATE DATABASE ${originalName} OWNER ${owner}`);
     } finally {
-      await server.close();
+      await admin.close();
     }
+    if (elsewhere) {
+      other = await privateCluster('postgres_spare');
+      await createOwner(other.url);
+    }
+    const target = other?.url ?? shared();
     const dataDir = path.join(workDir, 'data');
     await drill(
       {
-        original: { DATABASE_URL: asOwner(originalName), DATA_DIR: dataDir },
-        restored: { DATABASE_URL: asOwner(restoredName), DATA_DIR: dataDir },
+        original: { DATABASE_URL: asOwner(shared(), originalName), DATA_DIR: dataDir },
+        restored: { DATABASE_URL: asOwner(target, restoredName), DATA_DIR: dataDir },
         stopFirst: false,
-        backup: (cwd) => shell(readmeBlock('pg_dump'), cwd, { OWNER_URL: asOwner(originalName) }),
-        restore: (cwd) => shell(readmeBlock('pg_restore').replaceAll(RESTORED_NAME, restoredName), cwd, { SERVER_URL: asOwner('postgres'), RESTORED_URL: asOwner(restoredName) }),
+        backup: (cwd) => shell(readmeBlock('pg_dump'), cwd, { OWNER_URL: asOwner(shared(), originalName) }),
+        restore: (cwd) => shell(readmeBlock('pg_restore').replaceAll(RESTORED_NAME, restoredName), cwd, { SERVER_URL: asOwner(target, 'postgres'), RESTORED_URL: asOwner(target, restoredName) }),
       },
       watch,
       nodes,
       workDir,
     );
-  });
+  };
+}
+
+describe.runIf(present)(`the restore drill on PostgreSQL${onPostgres() ? '' : ' (skipped: PostgreSQL only)'}`, () => {
+  it('restores a database whose sessions, refresh tokens, keys and audit trail carry on, and refuses another key', postgresDrill(false));
+});
+
+const noCluster = whyNoPrivateCluster();
+describe.runIf(present && !noCluster)(`the restore drill to another PostgreSQL server${noCluster ? ` (skipped: ${noCluster})` : ''}`, () => {
+  it('restores onto another server where the owner role was made first, and everything carries on there', postgresDrill(true));
 });
 
 describe.skipIf(onPostgres())(`the restore drill on the embedded database${onPostgres() ? ' (skipped: runs without TEST_DATABASE_URL)' : ''}`, () => {
