@@ -163,7 +163,8 @@ it.runIf(present)('has its tools installed (PostgreSQL)', () => expect(missingTo
 function postgresDrill(elsewhere: boolean) {
   const watch = stopwatch(`restore drill, PostgreSQL (pg_dump, createdb, pg_restore)${elsewhere ? ', to another server' : ''}`);
   const nodes: Stoppable[] = [];
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-drill-'));
+  // Made when the drill runs: a suite that is skipped still has its body read.
+  let workDir: string | undefined;
   const suffix = crypto.randomBytes(6).toString('hex');
   const owner = `sme_passport_drill_${suffix}`;
   const originalName = `sme_passport_test_${suffix}`;
@@ -188,10 +189,11 @@ function postgresDrill(elsewhere: boolean) {
     for (const name of [originalName, restoredName]) await admin.db.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.db.raw(`DROP ROLE IF EXISTS ${owner}`);
     await admin.close();
-    fs.rmSync(workDir, { recursive: true, force: true });
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   return async () => {
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-drill-'));
     await createOwner(shared());
     const admin = openPostgres(shared());
     try {
@@ -232,15 +234,16 @@ describe.runIf(present && !noCluster)(`the restore drill to another PostgreSQL s
 describe.skipIf(onPostgres())(`the restore drill on the embedded database${onPostgres() ? ' (skipped: runs without TEST_DATABASE_URL)' : ''}`, () => {
   const watch = stopwatch('restore drill, embedded database (stop, tar, untar)');
   const nodes: Stoppable[] = [];
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-drill-'));
+  let workDir: string | undefined;
 
   afterAll(async () => {
     watch.print();
     for (const node of nodes) await node.stop();
-    fs.rmSync(workDir, { recursive: true, force: true });
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
   it('restores a data folder whose sessions, refresh tokens, keys and audit trail carry on, and refuses another key', async () => {
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sme-passport-drill-'));
     const original = path.join(workDir, 'original');
     const restored = path.join(workDir, 'restored');
     await drill(
