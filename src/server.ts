@@ -8,7 +8,7 @@ import { openMasterKey } from './crypto/key-check.ts';
 import type { Logger } from './http/errors.ts';
 import { createLogger } from './http/logging.ts';
 import { answerNotServing } from './http/not-serving.ts';
-import { stoppableServer, type StopOptions } from './http/shutdown.ts';
+import { stoppableServer } from './http/shutdown.ts';
 import { ensureKeys, loadKeys } from './oidc/keys.ts';
 import { purgeExpired } from './purge.ts';
 import { startLogoutDeliveries } from './oidc/logout-deliveries.ts';
@@ -123,8 +123,7 @@ export async function startServer(config: Config, options: { database?: Database
       port: (server.address() as AddressInfo).port,
       database,
       async close({ drain = false } = {}) {
-        const stopOptions: StopOptions = { drain, graceMs: config.shutdownGraceSeconds * 1000 };
-        const { cut } = await stop(stopOptions);
+        const { cut } = await stop({ drain, graceMs: config.shutdownGraceSeconds * 1000 });
         if (cut > 0) logger.error(`shutdown: ${cut} requests still in flight after ${config.shutdownGraceSeconds} s (SHUTDOWN_GRACE_SECONDS) were cut`);
         clearInterval(purge);
         clearInterval(keyWatch);

@@ -21,7 +21,7 @@ export const QUIET_MS = 1000;
 // "non-idempotent" methods), so this node serves them to the end.
 const NOT_SENT_AGAIN = new Set(['POST', 'PATCH', 'LOCK']);
 
-export type StopOptions = {
+type StopOptions = {
   // Wait for the balancer to move away first (SIGTERM); without it (SIGINT, tests)
   // the node stops listening at once.
   drain: boolean;

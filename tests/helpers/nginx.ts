@@ -1,10 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { ROOT } from './processes.ts';
+import { portOpen, ROOT } from './processes.ts';
 import { eventually } from './wait.ts';
 
 // Debian's nginx in front of test nodes, configured by deploy/nginx/sme-passport.conf
@@ -139,13 +138,7 @@ http {
   try {
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}`);
-      return new Promise<boolean>((resolve) => {
-        const socket = net.connect(site.httpsPort, '127.0.0.1', () => {
-          socket.end();
-          resolve(true);
-        });
-        socket.on('error', () => resolve(false));
-      });
+      return portOpen(site.httpsPort);
     });
   } catch (err) {
     await nginx.stop();

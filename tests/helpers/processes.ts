@@ -12,6 +12,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+// Whether something accepts connections on this loopback port now.
+export const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+
 export type Node = { url: string; process: ChildProcess; output: () => string; stop(): Promise<void> };
 
 // `node src/main.ts` as its own process, as an operator would run it; resolves when it

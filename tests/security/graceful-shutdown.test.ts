@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
-import { freePort, startNode, type Node } from '../helpers/processes.ts';
+import { freePort, portOpen, startNode, type Node } from '../helpers/processes.ts';
 import { eventually } from '../helpers/wait.ts';
 
 // A node stopped with SIGTERM (systemd, a rolling restart) as a balancer sees it:
@@ -14,13 +14,6 @@ import { eventually } from '../helpers/wait.ts';
 // coming, a request in flight is answered, idle kept-alive connections are closed, and
 // the process exits 0; what outlives SHUTDOWN_GRACE_SECONDS is cut. (The rolling
 // restart behind nginx is tests/deploy/.)
-
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
 
 type RawConnection = { socket: net.Socket; received: () => string; closed: Promise<void> };
 

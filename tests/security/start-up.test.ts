@@ -1,13 +1,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onPostgres, testDatabase, type TestDatabase } from '../helpers/database.ts';
 import { logContractBreaches } from '../helpers/log-lines.ts';
-import { freePort, spawnNode } from '../helpers/processes.ts';
+import { freePort, portOpen, spawnNode } from '../helpers/processes.ts';
 import { eventually } from '../helpers/wait.ts';
 
 // A node's port opens before it can serve (without ISSUER the issuer is the bound
@@ -22,13 +21,6 @@ import { eventually } from '../helpers/wait.ts';
 
 const ACCOUNT_CENTER_LOCK = 'sme-passport:account-center-client';
 const ANSWER_CEILING_MS = 5000;
-
-const portOpen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => resolve(false));
-  });
 
 describe.skipIf(!onPostgres())(`requests while a node starts${onPostgres() ? '' : ' (skipped: PostgreSQL only, see the comment)'}`, () => {
   let database: TestDatabase;
